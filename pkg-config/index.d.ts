@@ -1,0 +1,131 @@
+// Hand-written types for the g2d-wasm entry point (index.js).
+
+/** Compute backend actually in use. */
+export type Backend = "webgpu" | "cpu";
+
+/** Backend preference: "auto" tries WebGPU and falls back to the CPU. */
+export type BackendPreference = "auto" | "webgpu" | "cpu";
+
+/** Anything `G2D.load` accepts: the bundle's bytes, or a URL to fetch them from. */
+export type BundleSource = Uint8Array | ArrayBuffer | string | URL;
+
+/** What `init` accepts: where to find `g2d_wasm_bg.wasm`, or the module itself. */
+export type InitInput =
+  | RequestInfo
+  | URL
+  | Response
+  | BufferSource
+  | WebAssembly.Module
+  | Promise<RequestInfo | URL | Response | BufferSource | WebAssembly.Module>;
+
+export interface LoadOptions {
+  /** Default "auto". */
+  backend?: BackendPreference;
+}
+
+/**
+ * Called after each sampling step. Returning `false` (or a promise of `false`) stops the
+ * regeneration, which then rejects with an Error whose message contains "cancelled".
+ * Returning a promise also yields to the event loop between steps.
+ */
+export type ProgressCallback = (
+  step: number,
+  total: number,
+) => void | boolean | Promise<void | boolean>;
+
+export interface RegenerateOptions {
+  /** Defaults to the sampler stored in the bundle. */
+  sampler?: "ddim" | "ddpm";
+  /** Number of denoising steps; defaults to the bundle's. */
+  steps?: number;
+  /** DDIM stochasticity (0 = deterministic). */
+  eta?: number;
+  /** Seed for the initial noise; random when omitted. */
+  seed?: number;
+  onProgress?: ProgressCallback;
+}
+
+export interface RegenerateResult {
+  /** The regenerated parameters (flattened, in the bundle's tensor order). */
+  params: Float32Array;
+  /** L1 distance between the regenerated and the original parameters. */
+  l1ToOriginal: number;
+  /** L2 distance between the regenerated and the original parameters. */
+  l2ToOriginal: number;
+  /** Validation accuracy of the regenerated weights, as a fraction in [0, 1]. */
+  valAccuracy: number;
+  /** Validation accuracy of the original weights, as a fraction in [0, 1]. */
+  originalValAccuracy: number;
+  /** Whether the guard accepted the candidate; a rejected one is not installed. */
+  accepted: boolean;
+  backend: Backend;
+  /** Wall-clock time of the regeneration in milliseconds. */
+  ms: number;
+  sampler: string;
+  steps: number;
+}
+
+export interface BundleInfo {
+  formatVersion: number;
+  arch: string;
+  dataset: string;
+  paramCount: number;
+  regeneratedTensors: string[];
+  /** Regularisation weight the diffusion model was trained with. */
+  lambda: number;
+  sampler: string;
+  steps: number;
+  backend: Backend;
+  /** Why this backend was chosen, e.g. why WebGPU was not available. */
+  backendReason: string;
+  /** Description of the WebGPU adapter, if any. */
+  adapter: string;
+  /** Fraction in [0, 1]. */
+  originalValAccuracy: number;
+  valSize: number;
+  /** [height, width] of one input image, e.g. [28, 28]. */
+  imageShape: [number, number];
+  classes: number;
+  /** A few validation images, count × height × width pixels in [0, 1]. */
+  sampleImages: Float32Array;
+  /** Labels of `sampleImages`. */
+  sampleLabels: Uint8Array;
+}
+
+/**
+ * Initialise the WebAssembly module. `G2D.load` does this for you; call it first only to
+ * load the `.wasm` from a custom location. Only the first call's argument is used.
+ */
+export function init(moduleOrPath?: InitInput): Promise<unknown>;
+
+/** A loaded G2D bundle: the classifier, its original weights and the diffusion model. */
+export class G2D {
+  private constructor(inner: unknown);
+
+  /**
+   * Validate and load a `.g2d` bundle. Strings and URLs are fetched (relative URLs resolve
+   * against the document); an HTTP error rejects with an Error naming the URL and status.
+   */
+  static load(source: BundleSource, options?: LoadOptions): Promise<G2D>;
+
+  /** Sample new classifier weights and install them if the guard accepts them. */
+  regenerate(options?: RegenerateOptions): Promise<RegenerateResult>;
+
+  /** n×784 pixels in [0, 1] → n×10 class probabilities, with the current weights. */
+  classify(images: Float32Array | ArrayLike<number>): Promise<Float32Array>;
+
+  /** Like `classify`, with the original (pre-regeneration) weights. */
+  classifyOriginal(images: Float32Array | ArrayLike<number>): Promise<Float32Array>;
+
+  /** FGSM adversarial examples crafted against the original weights. */
+  fgsm(
+    images: Float32Array | ArrayLike<number>,
+    labels: Uint8Array | ArrayLike<number>,
+    epsilon: number,
+  ): Promise<Float32Array>;
+
+  info(): BundleInfo;
+
+  /** Release the wasm-side memory now; the instance is unusable afterwards. */
+  free(): void;
+}

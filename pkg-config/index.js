@@ -1,0 +1,104 @@
+// Entry point of the g2d-wasm package: a thin layer over the wasm-bindgen output
+// (./g2d_wasm.js) that initialises the module once and accepts bundles from URLs.
+
+import initWasm, { G2D as WasmG2D } from "./g2d_wasm.js";
+
+let initPromise = null;
+
+/**
+ * Initialise the WebAssembly module. Called implicitly by `G2D.load`; call it yourself
+ * first only to load the `.wasm` from somewhere else than next to this file.
+ * Only the first call's argument counts; later calls return the same promise.
+ */
+export function init(moduleOrPath) {
+  if (!initPromise) {
+    // wasm-bindgen's init wants `{ module_or_path }`; a bare argument still works but
+    // logs a deprecation warning, and no argument means "next to g2d_wasm.js".
+    const args = moduleOrPath === undefined ? [] : [{ module_or_path: moduleOrPath }];
+    initPromise = initWasm(...args).catch((err) => {
+      initPromise = null; // let a later call retry, e.g. after a transient network error
+      throw err;
+    });
+  }
+  return initPromise;
+}
+
+async function fetchBundle(source) {
+  const url = source instanceof URL ? source.href : source;
+  let response;
+  try {
+    response = await fetch(url);
+  } catch (err) {
+    throw new Error(`Failed to fetch G2D bundle from ${url}: ${err?.message ?? err}`);
+  }
+  if (!response.ok) {
+    const status = `HTTP ${response.status}${response.statusText ? " " + response.statusText : ""}`;
+    // response.url is absolute (and after redirects): clearer than a relative input.
+    throw new Error(`Failed to fetch G2D bundle from ${response.url || url}: ${status}`);
+  }
+  return new Uint8Array(await response.arrayBuffer());
+}
+
+async function toBytes(source) {
+  if (source instanceof Uint8Array) return source;
+  if (source instanceof ArrayBuffer) return new Uint8Array(source);
+  if (ArrayBuffer.isView(source)) {
+    return new Uint8Array(source.buffer, source.byteOffset, source.byteLength);
+  }
+  if (typeof source === "string" || source instanceof URL) return fetchBundle(source);
+  throw new TypeError("G2D.load: expected a Uint8Array, ArrayBuffer, URL or URL string");
+}
+
+// The wasm side takes exactly these array types; plain arrays are accepted for convenience.
+const asF32 = (x) => (x instanceof Float32Array ? x : Float32Array.from(x));
+const asU8 = (x) => (x instanceof Uint8Array ? x : Uint8Array.from(x));
+
+/** A loaded G2D bundle: the classifier, its original weights and the diffusion model. */
+export class G2D {
+  #inner;
+
+  /** @internal Use `G2D.load`. */
+  constructor(inner) {
+    if (!(inner instanceof WasmG2D)) throw new TypeError("use G2D.load() to create a G2D");
+    this.#inner = inner;
+  }
+
+  /** Validate and load a `.g2d` bundle, given as bytes or as a URL to fetch. */
+  static async load(source, options = {}) {
+    await init();
+    const bytes = await toBytes(source);
+    return new G2D(await WasmG2D.load(bytes, options ?? {}));
+  }
+
+  // After free() the wasm object is gone; say so instead of failing on `undefined`.
+  get #live() {
+    if (!this.#inner) throw new Error("this G2D instance has been freed");
+    return this.#inner;
+  }
+
+  async regenerate(options = {}) {
+    return this.#live.regenerate(options ?? {});
+  }
+
+  async classify(images) {
+    return this.#live.classify(asF32(images));
+  }
+
+  async classifyOriginal(images) {
+    return this.#live.classifyOriginal(asF32(images));
+  }
+
+  async fgsm(images, labels, epsilon) {
+    return this.#live.fgsm(asF32(images), asU8(labels), epsilon);
+  }
+
+  info() {
+    return this.#live.info();
+  }
+
+  /** Release the wasm-side memory now instead of waiting for garbage collection. */
+  free() {
+    this.#inner?.free();
+    this.#inner = undefined;
+  }
+}

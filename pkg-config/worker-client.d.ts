@@ -1,0 +1,62 @@
+// Hand-written types for g2d-wasm/worker-client.
+
+import type {
+  BundleInfo,
+  BundleSource,
+  LoadOptions,
+  RegenerateResult,
+} from "./index.js";
+
+export type { Backend, BundleInfo, BundleSource, LoadOptions, RegenerateResult } from "./index.js";
+
+export interface WorkerRegenerateOptions {
+  sampler?: "ddim" | "ddpm";
+  steps?: number;
+  eta?: number;
+  seed?: number;
+  /** Called for each progress message; the return value is ignored (use `cancel()`). */
+  onProgress?: (step: number, total: number) => void;
+}
+
+/** One G2D instance running in a module Web Worker (worker.js). */
+export class G2DWorker {
+  private constructor(worker: Worker);
+
+  /**
+   * Start the worker and load a bundle in it. Relative URL strings resolve against the
+   * page. `workerUrl` defaults to worker.js next to worker-client.js. Rejects (and stops
+   * the worker) if the bundle cannot be loaded.
+   */
+  static create(
+    bundle: BundleSource,
+    options?: LoadOptions,
+    workerUrl?: string | URL,
+  ): Promise<G2DWorker>;
+
+  /**
+   * Regenerate the weights. Rejects with an Error named "AbortError" if `cancel()` stops it.
+   * Calls are queued in the worker: classify calls made meanwhile run after it.
+   */
+  regenerate(options?: WorkerRegenerateOptions): Promise<RegenerateResult>;
+
+  /** Stop the running regeneration and any queued ones. */
+  cancel(): void;
+
+  /** n×784 pixels in [0, 1] → n×10 probabilities with the current weights. */
+  classify(images: Float32Array | ArrayLike<number>): Promise<Float32Array>;
+
+  /** Like `classify`, with the original weights. */
+  classifyOriginal(images: Float32Array | ArrayLike<number>): Promise<Float32Array>;
+
+  /** FGSM adversarial examples against the original weights. */
+  fgsm(
+    images: Float32Array | ArrayLike<number>,
+    labels: Uint8Array | ArrayLike<number>,
+    epsilon: number,
+  ): Promise<Float32Array>;
+
+  info(): Promise<BundleInfo>;
+
+  /** Stop the worker at once; pending calls reject. */
+  terminate(): void;
+}

@@ -1,0 +1,100 @@
+//! White-box evasion attacks on the classifier (L∞): FGSM and PGD with a random start. Examples
+//! are crafted against one set of weights (θ_orig) and then evaluated on others, which is what a
+//! moving target has to survive.
+
+use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
+use serde::{Deserialize, Serialize};
+
+use crate::classifier::{Classifier, CLASSES};
+use crate::rng::G2dRng;
+
+/// An L∞ attack's settings.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LinfAttack {
+    /// Radius of the L∞ ball around the clean image.
+    pub epsilon: f32,
+    /// Step size α (PGD only).
+    pub step_size: f32,
+    /// Number of steps; 1 with `step_size = epsilon` and no random start is FGSM.
+    pub steps: usize,
+    pub random_start: bool,
+}
+
+impl LinfAttack {
+    pub fn fgsm(epsilon: f32) -> Self {
+        Self {
+            epsilon,
+            step_size: epsilon,
+            steps: 1,
+            random_start: false,
+        }
+    }
+
+    /// PGD with the usual MNIST step size of ε/4 (at least 0.01).
+    pub fn pgd(epsilon: f32, steps: usize) -> Self {
+        Self {
+            epsilon,
+            step_size: (epsilon / 4.0).max(0.01),
+            steps,
+            random_start: true,
+        }
+    }
+}
+
+/// Mean cross-entropy of `logits` against `labels`.
+pub fn cross_entropy(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1> {
+    let [batch, _] = logits.dims();
+    let picked = log_softmax(logits, 1).gather(1, labels.reshape([batch, 1]));
+    -picked.mean()
+}
+
+/// The gradient of the cross-entropy loss with respect to the input images.
+///
+/// # Shapes
+///   - images [batch, 784], labels [batch] → gradient [batch, 784]
+pub fn input_gradient(model: &Classifier, images: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<2> {
+    let device = images.device();
+    let ad_device = device.clone().autodiff();
+    let model = model.clone().to_device(&ad_device);
+    let x = images.to_device(&ad_device).require_grad();
+    let loss = cross_entropy(model.forward(x.clone()), labels.to_device(&ad_device));
+    let grads = loss.backward();
+    x.grad(&grads)
+        .expect("input gradient")
+        .to_device(&device)
+}
+
+/// Crafts adversarial examples against `model`, staying in the ε-ball and in [0, 1].
+pub fn craft(
+    model: &Classifier,
+    images: Tensor<2>,
+    labels: Tensor<1, Int>,
+    attack: &LinfAttack,
+    rng: &mut G2dRng,
+) -> Tensor<2> {
+    let clean = images.clone();
+    let mut x = images;
+    if attack.random_start {
+        let n: usize = x.dims().iter().product();
+        let start: Vec<f32> = (0..n)
+            .map(|_| (rng.uniform() * 2.0 - 1.0) * attack.epsilon)
+            .collect();
+        let start = Tensor::<1>::from_floats(start.as_slice(), &x.device()).reshape(x.dims());
+        x = (x + start).clamp(0.0, 1.0);
+    }
+    for _ in 0..attack.steps {
+        let grad = input_gradient(model, x.clone(), labels.clone());
+        x = x + grad.sign() * attack.step_size;
+        // Project onto the ε-ball around the clean image, then onto the valid pixel range.
+        let lower = clean.clone() - attack.epsilon;
+        let upper = clean.clone() + attack.epsilon;
+        x = x.max_pair(lower).min_pair(upper).clamp(0.0, 1.0);
+    }
+    x
+}
+
+/// One-hot helper for score-based attacks and tests.
+pub fn num_classes() -> usize {
+    CLASSES
+}

@@ -1,0 +1,143 @@
+//! Stage 2, the parameter autoencoder: a 1D convolutional encoder/decoder over the normalised
+//! parameter vector. Training adds Gaussian noise to its input and to its latent, blended as
+//! p-diff does (`x·(1−f) + f·ε`), and minimises the MSE of the reconstruction.
+
+use burn::nn::conv::{Conv1d, Conv1dConfig, ConvTranspose1d, ConvTranspose1dConfig};
+use burn::nn::PaddingConfig1d;
+use burn::prelude::*;
+use burn::tensor::activation::silu;
+use burn::tensor::ops::PadMode;
+
+/// Shape of the autoencoder. The vector is zero-padded to a multiple of `2^stages`; each stage
+/// halves its length, so the latent is `[latent_channels, padded_len / 2^stages]`.
+#[derive(Config, Debug, PartialEq)]
+pub struct AutoencoderConfig {
+    /// Length of the parameter vector θ.
+    pub param_len: usize,
+    #[config(default = "vec![8, 16, 32, 32]")]
+    pub channels: Vec<usize>,
+    #[config(default = 4)]
+    pub latent_channels: usize,
+    /// p-diff's noise factor on the input parameters.
+    #[config(default = 0.001)]
+    pub input_noise_factor: f32,
+    /// p-diff's noise factor on the latent.
+    #[config(default = 0.1)]
+    pub latent_noise_factor: f32,
+}
+
+impl AutoencoderConfig {
+    pub fn stages(&self) -> usize {
+        self.channels.len()
+    }
+
+    pub fn padded_len(&self) -> usize {
+        let unit = 1 << self.stages();
+        self.param_len.div_ceil(unit) * unit
+    }
+
+    pub fn latent_len(&self) -> usize {
+        self.padded_len() >> self.stages()
+    }
+
+    /// Number of values in one latent.
+    pub fn latent_size(&self) -> usize {
+        self.latent_channels * self.latent_len()
+    }
+
+    pub fn init_encoder(&self, device: &Device) -> Encoder {
+        let mut downs = Vec::new();
+        let mut c_in = 1;
+        for &c in &self.channels {
+            downs.push(
+                Conv1dConfig::new(c_in, c, 5)
+                    .with_stride(2)
+                    .with_padding(PaddingConfig1d::Explicit(2, 2))
+                    .init(device),
+            );
+            c_in = c;
+        }
+        Encoder {
+            downs,
+            to_latent: Conv1dConfig::new(c_in, self.latent_channels, 3)
+                .with_padding(PaddingConfig1d::Explicit(1, 1))
+                .init(device),
+            padded_len: self.padded_len(),
+        }
+    }
+
+    pub fn init_decoder(&self, device: &Device) -> Decoder {
+        let top = *self.channels.last().expect("at least one stage");
+        let from_latent = Conv1dConfig::new(self.latent_channels, top, 3)
+            .with_padding(PaddingConfig1d::Explicit(1, 1))
+            .init(device);
+        let mut ups = Vec::new();
+        let mut c_in = top;
+        for &c in self.channels.iter().rev() {
+            // kernel 4, stride 2, padding 1 doubles the length exactly.
+            ups.push(
+                ConvTranspose1dConfig::new([c_in, c], 4)
+                    .with_stride(2)
+                    .with_padding(1)
+                    .init(device),
+            );
+            c_in = c;
+        }
+        Decoder {
+            from_latent,
+            ups,
+            to_params: Conv1dConfig::new(c_in, 1, 5)
+                .with_padding(PaddingConfig1d::Explicit(2, 2))
+                .init(device),
+            param_len: self.param_len,
+        }
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct Encoder {
+    downs: Vec<Conv1d>,
+    to_latent: Conv1d,
+    padded_len: usize,
+}
+
+impl Encoder {
+    /// # Shapes
+    ///   - params [batch, param_len] (normalised) → latent [batch, latent_channels, latent_len]
+    pub fn forward(&self, params: Tensor<2>) -> Tensor<3> {
+        let [batch, len] = params.dims();
+        let x = params.pad([(0, self.padded_len - len)], PadMode::Constant(0.0)); // [batch, padded_len]
+        let mut x = x.reshape([batch, 1, self.padded_len]);
+        for conv in &self.downs {
+            x = silu(conv.forward(x)); // length halves
+        }
+        self.to_latent.forward(x)
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct Decoder {
+    from_latent: Conv1d,
+    ups: Vec<ConvTranspose1d>,
+    to_params: Conv1d,
+    param_len: usize,
+}
+
+impl Decoder {
+    /// # Shapes
+    ///   - latent [batch, latent_channels, latent_len] → params [batch, param_len] (normalised)
+    pub fn forward(&self, latent: Tensor<3>) -> Tensor<2> {
+        let mut x = silu(self.from_latent.forward(latent));
+        for up in &self.ups {
+            x = silu(up.forward(x)); // length doubles
+        }
+        let x = self.to_params.forward(x); // [batch, 1, padded_len]
+        let [batch, _, padded] = x.dims();
+        x.reshape([batch, padded]).slice([0..batch, 0..self.param_len])
+    }
+}
+
+/// The p-diff noise blend `x·(1−f) + f·ε`, with `noise` = ε drawn by the caller.
+pub fn blend_noise<const D: usize>(x: Tensor<D>, noise: Tensor<D>, factor: f32) -> Tensor<D> {
+    x * (1.0 - factor) + noise * factor
+}

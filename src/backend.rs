@@ -1,0 +1,89 @@
+//! Where tensors run. The CPU backend is chosen here and nowhere else; burn-wgpu is the GPU
+//! backend natively (feature `wgpu`) and in the browser (WebGPU).
+
+use burn::prelude::Device;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{G2dError, Result};
+
+/// The backends G2D runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// burn's CPU backend (flex: pure Rust, SIMD and threads natively, plain on wasm32).
+    Cpu,
+    /// burn-wgpu: Vulkan/Metal/DX12 natively, WebGPU in the browser.
+    Wgpu,
+}
+
+impl std::str::FromStr for BackendKind {
+    type Err = G2dError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "cpu" => Ok(BackendKind::Cpu),
+            "wgpu" | "webgpu" => Ok(BackendKind::Wgpu),
+            other => Err(G2dError::config(
+                "backend",
+                format!("expected cpu or wgpu, got {other:?}"),
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BackendKind::Cpu => "cpu",
+            #[cfg(target_arch = "wasm32")]
+            BackendKind::Wgpu => "webgpu",
+            #[cfg(not(target_arch = "wasm32"))]
+            BackendKind::Wgpu => "wgpu",
+        })
+    }
+}
+
+/// The CPU device. flex was measured against ndarray on this pipeline (`g2d bench`); flex won
+/// and is the one burn maintains, so it is the only CPU backend used.
+pub fn cpu_device() -> Device {
+    Device::flex()
+}
+
+/// Initialises burn-wgpu natively, failing cleanly where no adapter exists.
+#[cfg(all(feature = "wgpu", not(target_arch = "wasm32")))]
+pub fn wgpu_device() -> Result<Device> {
+    Device::wgpu_options()
+        .init()
+        .map_err(|e| G2dError::Backend {
+            backend: "wgpu".into(),
+            reason: e.to_string(),
+        })
+}
+
+/// Initialises WebGPU in the browser (async, once, before the first tensor).
+#[cfg(target_arch = "wasm32")]
+pub async fn webgpu_device() -> Result<Device> {
+    Device::wgpu_options()
+        .init_async()
+        .await
+        .map_err(|e| G2dError::Backend {
+            backend: "webgpu".into(),
+            reason: e.to_string(),
+        })
+}
+
+/// A native device for `kind`.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn native_device(kind: BackendKind) -> Result<Device> {
+    match kind {
+        BackendKind::Cpu => Ok(cpu_device()),
+        #[cfg(feature = "wgpu")]
+        BackendKind::Wgpu => wgpu_device(),
+        #[cfg(not(feature = "wgpu"))]
+        BackendKind::Wgpu => Err(G2dError::Backend {
+            backend: "wgpu".into(),
+            reason: "this binary was built without the `wgpu` feature \
+                     (cargo build --features wgpu)"
+                .into(),
+        }),
+    }
+}

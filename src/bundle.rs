@@ -1,0 +1,364 @@
+//! The bundle: one versioned file that carries everything generation needs, for the browser and
+//! the CLI alike.
+//!
+//! ```text
+//! offset  size  field
+//! 0       8     magic "G2DBNDL\0"
+//! 8       4     format version, u32 little-endian
+//! 12      8     metadata length M, u64 LE
+//! 20      8     section data length S, u64 LE
+//! 28      M     metadata, UTF-8 JSON (BundleMeta)
+//! 28+M    S     sections, in the order metadata lists them (f32 LE or u8)
+//! 28+M+S  32    SHA-256 of every byte before it
+//! ```
+//!
+//! Sections: decoder and denoiser weights, the classifier's fixed (not regenerated) weights,
+//! θ_orig, the parameter and latent normalisations, and a validation slice for the guard.
+//! Loading checks length, magic, version, checksum, metadata, every section's length against the
+//! architecture it claims, finiteness, and θ_orig's SHA-256, in that order, and fails on the first
+//! problem with a message that names it.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::autoencoder::AutoencoderConfig;
+use crate::classifier::{Arch, Classifier, IMAGE_PIXELS};
+use crate::data::Images;
+use crate::diffusion::denoiser::DenoiserConfig;
+use crate::diffusion::sampler::SamplerConfig;
+use crate::diffusion::schedule::ScheduleConfig;
+use crate::error::{ensure_finite, G2dError, Result};
+use crate::normalize::Normalizer;
+use crate::params::{Manifest, Scope};
+
+pub const MAGIC: &[u8; 8] = b"G2DBNDL\0";
+pub const FORMAT_VERSION: u32 = 1;
+const HEADER_LEN: usize = 28;
+const CHECKSUM_LEN: usize = 32;
+
+/// What a bundle says about itself (the JSON part).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BundleMeta {
+    pub arch: Arch,
+    pub scope: Scope,
+    pub dataset: String,
+    /// The regenerated tensors: θ's layout.
+    pub regenerated: Manifest,
+    /// The tensors that stay as trained.
+    pub fixed: Manifest,
+    pub autoencoder: AutoencoderConfig,
+    pub denoiser: DenoiserConfig,
+    pub schedule: ScheduleConfig,
+    /// Default sampler for regeneration.
+    pub sampler: SamplerConfig,
+    pub lambda_l1: f32,
+    /// A candidate is installed only if its validation accuracy ≥ original − `guard_delta`.
+    pub guard_delta: f32,
+    /// Bound on x̂₀ in the standardised latent space.
+    pub latent_clip: f32,
+    /// Hex SHA-256 of θ_orig's little-endian bytes.
+    pub theta_orig_sha256: String,
+    /// The configuration of the run that produced the bundle.
+    pub training: serde_json::Value,
+    pub sections: Vec<Section>,
+}
+
+/// One data section.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Section {
+    pub name: String,
+    pub dtype: String,
+    pub len: usize,
+}
+
+/// A decoded bundle.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Bundle {
+    pub meta: BundleMeta,
+    pub decoder: Vec<f32>,
+    pub denoiser: Vec<f32>,
+    pub fixed: Vec<f32>,
+    pub theta_orig: Vec<f32>,
+    pub param_norm: Normalizer,
+    pub latent_norm: Normalizer,
+    /// Validation images for the guard in the browser.
+    pub validation: Images,
+}
+
+const F32_SECTIONS: [&str; 9] = [
+    "decoder",
+    "denoiser",
+    "fixed",
+    "theta_orig",
+    "param_mean",
+    "param_std",
+    "latent_mean",
+    "latent_std",
+    "validation_images",
+];
+
+fn bad(reason: impl Into<String>) -> G2dError {
+    G2dError::Bundle(reason.into())
+}
+
+/// Hex SHA-256 of a vector's little-endian bytes.
+pub fn sha256_hex(values: &[f32]) -> String {
+    let mut h = Sha256::new();
+    for v in values {
+        h.update(v.to_le_bytes());
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Bundle {
+    fn f32_sections(&self) -> [(&'static str, &[f32]); 9] {
+        [
+            ("decoder", &self.decoder),
+            ("denoiser", &self.denoiser),
+            ("fixed", &self.fixed),
+            ("theta_orig", &self.theta_orig),
+            ("param_mean", &self.param_norm.mean),
+            ("param_std", &self.param_norm.std),
+            ("latent_mean", &self.latent_norm.mean),
+            ("latent_std", &self.latent_norm.std),
+            ("validation_images", &self.validation.pixels),
+        ]
+    }
+
+    /// Encodes the bundle. The section table in the metadata is rewritten to match the data.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut meta = self.meta.clone();
+        meta.sections = self
+            .f32_sections()
+            .iter()
+            .map(|(name, v)| Section {
+                name: name.to_string(),
+                dtype: "f32".into(),
+                len: v.len(),
+            })
+            .chain(std::iter::once(Section {
+                name: "validation_labels".into(),
+                dtype: "u8".into(),
+                len: self.validation.labels.len(),
+            }))
+            .collect();
+        let json = serde_json::to_vec(&meta).expect("metadata serialises");
+        let mut data = Vec::new();
+        for (_, values) in self.f32_sections() {
+            for v in values {
+                data.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        data.extend_from_slice(&self.validation.labels);
+
+        let mut out = Vec::with_capacity(HEADER_LEN + json.len() + data.len() + CHECKSUM_LEN);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+        out.extend_from_slice(&(data.len() as u64).to_le_bytes());
+        out.extend_from_slice(&json);
+        out.extend_from_slice(&data);
+        let digest = Sha256::digest(&out);
+        out.extend_from_slice(&digest);
+        out
+    }
+
+    /// Decodes and validates a bundle.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Bundle> {
+        if bytes.len() < HEADER_LEN + CHECKSUM_LEN {
+            return Err(bad(format!(
+                "truncated: {} bytes is shorter than the {}-byte header and checksum",
+                bytes.len(),
+                HEADER_LEN + CHECKSUM_LEN
+            )));
+        }
+        if &bytes[..8] != MAGIC {
+            return Err(bad("bad magic: this is not a G2D bundle (expected \"G2DBNDL\\0\")"));
+        }
+        let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap());
+        let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
+        if version != FORMAT_VERSION {
+            return Err(bad(format!(
+                "unsupported format version {version} (this build reads version {FORMAT_VERSION})"
+            )));
+        }
+        let (meta_len, data_len) = (u64_at(12), u64_at(20));
+        let expected = (HEADER_LEN as u64)
+            .checked_add(meta_len)
+            .and_then(|v| v.checked_add(data_len))
+            .and_then(|v| v.checked_add(CHECKSUM_LEN as u64))
+            .ok_or_else(|| bad("header lengths overflow"))?;
+        if (bytes.len() as u64) < expected {
+            return Err(bad(format!(
+                "truncated: header says {expected} bytes, file has {}",
+                bytes.len()
+            )));
+        }
+        if (bytes.len() as u64) > expected {
+            return Err(bad(format!(
+                "{} unexpected bytes after the checksum",
+                bytes.len() as u64 - expected
+            )));
+        }
+        let body_end = bytes.len() - CHECKSUM_LEN;
+        if Sha256::digest(&bytes[..body_end]).as_slice() != &bytes[body_end..] {
+            return Err(bad(
+                "checksum mismatch: the file is corrupt (SHA-256 of the content differs from the stored one)",
+            ));
+        }
+        let meta_end = HEADER_LEN + meta_len as usize;
+        let meta: BundleMeta = serde_json::from_slice(&bytes[HEADER_LEN..meta_end])
+            .map_err(|e| bad(format!("metadata: {e}")))?;
+        let sections = read_sections(&meta, &bytes[meta_end..body_end])?;
+        let take = |name: &str| sections.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+        let f32s = |name: &str| -> Result<Vec<f32>> {
+            match take(name) {
+                Some(SectionData::F32(v)) => Ok(v),
+                _ => Err(bad(format!("section {name} missing or not f32"))),
+            }
+        };
+        let labels = match take("validation_labels") {
+            Some(SectionData::U8(v)) => v,
+            _ => return Err(bad("section validation_labels missing or not u8")),
+        };
+        let bundle = Bundle {
+            decoder: f32s("decoder")?,
+            denoiser: f32s("denoiser")?,
+            fixed: f32s("fixed")?,
+            theta_orig: f32s("theta_orig")?,
+            param_norm: Normalizer {
+                mean: f32s("param_mean")?,
+                std: f32s("param_std")?,
+            },
+            latent_norm: Normalizer {
+                mean: f32s("latent_mean")?,
+                std: f32s("latent_std")?,
+            },
+            validation: Images {
+                pixels: f32s("validation_images")?,
+                labels,
+                rows: 28,
+                cols: 28,
+            },
+            meta,
+        };
+        bundle.validate()?;
+        Ok(bundle)
+    }
+
+    /// Checks the sections against the architecture and configurations the metadata claims.
+    pub fn validate(&self) -> Result<()> {
+        let m = &self.meta;
+        let device = crate::backend::cpu_device();
+        let classifier = Classifier::new(m.arch, &device);
+        let expect_manifest = |what: &str, claimed: &Manifest, actual: Manifest| {
+            if *claimed != actual {
+                Err(bad(format!(
+                    "{what} manifest does not match a {} with scope {}: expected tensors {:?}, bundle lists {:?}",
+                    m.arch,
+                    m.scope,
+                    actual.names(),
+                    claimed.names()
+                )))
+            } else {
+                Ok(())
+            }
+        };
+        expect_manifest("regenerated", &m.regenerated, Manifest::regenerated(&classifier, m.arch, m.scope))?;
+        expect_manifest("fixed", &m.fixed, Manifest::fixed(&classifier, m.arch, m.scope))?;
+        if m.autoencoder.param_len != m.regenerated.len() {
+            return Err(G2dError::shape(
+                "bundle autoencoder.param_len",
+                m.regenerated.len(),
+                m.autoencoder.param_len,
+            ));
+        }
+        let lens = [
+            ("decoder", Manifest::full(&m.autoencoder.init_decoder(&device)).len(), self.decoder.len()),
+            ("denoiser", Manifest::full(&m.denoiser.init(&device)).len(), self.denoiser.len()),
+            ("fixed", m.fixed.len(), self.fixed.len()),
+            ("theta_orig", m.regenerated.len(), self.theta_orig.len()),
+            ("param_mean", m.regenerated.len(), self.param_norm.mean.len()),
+            ("param_std", m.regenerated.len(), self.param_norm.std.len()),
+            ("latent_mean", m.autoencoder.latent_size(), self.latent_norm.mean.len()),
+            ("latent_std", m.autoencoder.latent_size(), self.latent_norm.std.len()),
+            (
+                "validation_images",
+                self.validation.labels.len() * IMAGE_PIXELS,
+                self.validation.pixels.len(),
+            ),
+        ];
+        for (name, expected, got) in lens {
+            if expected != got {
+                return Err(G2dError::shape(format!("bundle section {name}"), expected, got));
+            }
+        }
+        for (name, values) in self.f32_sections() {
+            ensure_finite(&format!("bundle section {name}"), values)?;
+        }
+        if self.param_norm.std.iter().chain(&self.latent_norm.std).any(|s| *s <= 0.0) {
+            return Err(bad("normalisation has a non-positive standard deviation"));
+        }
+        if self.validation.is_empty() || self.validation.labels.iter().any(|&l| l > 9) {
+            return Err(bad("validation slice is empty or has labels outside 0-9"));
+        }
+        let sha = sha256_hex(&self.theta_orig);
+        if sha != m.theta_orig_sha256 {
+            return Err(bad(format!(
+                "theta_orig SHA-256 is {sha}, metadata says {}",
+                m.theta_orig_sha256
+            )));
+        }
+        if !(m.latent_clip > 0.0 && m.guard_delta >= 0.0 && m.lambda_l1.is_finite()) {
+            return Err(bad("latent_clip, guard_delta or lambda_l1 out of range"));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone)]
+enum SectionData {
+    F32(Vec<f32>),
+    U8(Vec<u8>),
+}
+
+fn read_sections(meta: &BundleMeta, data: &[u8]) -> Result<Vec<(String, SectionData)>> {
+    let mut at = 0usize;
+    let mut out = Vec::new();
+    for s in &meta.sections {
+        let width = match s.dtype.as_str() {
+            "f32" => 4,
+            "u8" => 1,
+            other => return Err(bad(format!("section {}: unknown dtype {other:?}", s.name))),
+        };
+        let expected_dtype = if F32_SECTIONS.contains(&s.name.as_str()) { 4 } else { 1 };
+        if width != expected_dtype {
+            return Err(bad(format!("section {} has dtype {}", s.name, s.dtype)));
+        }
+        let end = s
+            .len
+            .checked_mul(width)
+            .and_then(|n| n.checked_add(at))
+            .filter(|&end| end <= data.len())
+            .ok_or_else(|| bad(format!("section {} runs past the end of the data", s.name)))?;
+        let raw = &data[at..end];
+        let values = if width == 4 {
+            SectionData::F32(
+                raw.chunks_exact(4)
+                    .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                    .collect(),
+            )
+        } else {
+            SectionData::U8(raw.to_vec())
+        };
+        out.push((s.name.clone(), values));
+        at = end;
+    }
+    if at != data.len() {
+        return Err(bad(format!(
+            "sections cover {at} bytes but the header declares {}",
+            data.len()
+        )));
+    }
+    Ok(out)
+}

@@ -1,0 +1,102 @@
+//! The ε-prediction network: a 1D convolutional residual stack over the latent, conditioned on
+//! each sample's own timestep (p-diff broadcast the first sample's timestep to the whole batch).
+
+use burn::nn::conv::{Conv1d, Conv1dConfig};
+use burn::nn::{Linear, LinearConfig, PaddingConfig1d};
+use burn::prelude::*;
+use burn::tensor::activation::silu;
+
+#[derive(Config, Debug, PartialEq)]
+pub struct DenoiserConfig {
+    pub latent_channels: usize,
+    #[config(default = 64)]
+    pub channels: usize,
+    #[config(default = 3)]
+    pub blocks: usize,
+    #[config(default = 64)]
+    pub time_dim: usize,
+}
+
+impl DenoiserConfig {
+    pub fn init(&self, device: &Device) -> Denoiser {
+        let conv = |c_in, c_out| {
+            Conv1dConfig::new(c_in, c_out, 3)
+                .with_padding(PaddingConfig1d::Explicit(1, 1))
+                .init(device)
+        };
+        Denoiser {
+            conv_in: conv(self.latent_channels, self.channels),
+            time_in: LinearConfig::new(self.time_dim, self.channels).init(device),
+            time_out: LinearConfig::new(self.channels, self.channels).init(device),
+            blocks: (0..self.blocks)
+                .map(|_| ResBlock {
+                    conv1: conv(self.channels, self.channels),
+                    conv2: conv(self.channels, self.channels),
+                    time: LinearConfig::new(self.channels, self.channels).init(device),
+                })
+                .collect(),
+            conv_out: conv(self.channels, self.latent_channels),
+            time_dim: self.time_dim,
+        }
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct ResBlock {
+    conv1: Conv1d,
+    conv2: Conv1d,
+    time: Linear,
+}
+
+impl ResBlock {
+    /// # Shapes
+    ///   - x [batch, channels, len], time [batch, channels] → [batch, channels, len]
+    fn forward(&self, x: Tensor<3>, time: Tensor<2>) -> Tensor<3> {
+        let h = self.conv1.forward(silu(x.clone()));
+        let h = h + self.time.forward(time).unsqueeze_dim::<3>(2); // timestep per sample
+        let h = self.conv2.forward(silu(h));
+        x + h
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct Denoiser {
+    conv_in: Conv1d,
+    time_in: Linear,
+    time_out: Linear,
+    blocks: Vec<ResBlock>,
+    conv_out: Conv1d,
+    time_dim: usize,
+}
+
+impl Denoiser {
+    /// Predicts the noise ε in `x_t`.
+    ///
+    /// # Shapes
+    ///   - x_t [batch, latent_channels, len], t [batch] (timestep indices as floats)
+    ///   - output [batch, latent_channels, len]
+    pub fn forward(&self, x_t: Tensor<3>, t: Tensor<1>) -> Tensor<3> {
+        let time = timestep_embedding(t, self.time_dim); // [batch, time_dim]
+        let time = self.time_out.forward(silu(self.time_in.forward(time))); // [batch, channels]
+        let time = silu(time);
+        let mut h = self.conv_in.forward(x_t); // [batch, channels, len]
+        for block in &self.blocks {
+            h = block.forward(h, time.clone());
+        }
+        self.conv_out.forward(silu(h))
+    }
+}
+
+/// Transformer-style sinusoidal embedding of each sample's timestep.
+///
+/// # Shapes
+///   - t [batch] → [batch, dim]
+pub fn timestep_embedding(t: Tensor<1>, dim: usize) -> Tensor<2> {
+    let half = dim / 2;
+    let freqs: Vec<f32> = (0..half)
+        .map(|i| (-(10_000f32.ln()) * i as f32 / half as f32).exp())
+        .collect();
+    let freqs = Tensor::<1>::from_floats(freqs.as_slice(), &t.device()).unsqueeze_dim::<2>(0); // [1, half]
+    let args = t.unsqueeze_dim::<2>(1) * freqs; // [batch, half]
+    Tensor::cat(vec![args.clone().sin(), args.cos()], 1)
+}

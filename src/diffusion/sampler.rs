@@ -1,0 +1,225 @@
+//! Reverse diffusion: DDPM ancestral sampling over all T steps, or DDIM over a subset with
+//! stochasticity η. Both are written as one update, `x_prev = a·x̂₀ + b·x_t + σ·z`, whose
+//! coefficients come from the host schedule, so the loop enqueues device work only and the
+//! caller reads the result back once at the end. Gaussian noise is drawn by the host RNG, which
+//! makes a seeded run identical on every backend.
+
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::denoiser::Denoiser;
+use super::schedule::Schedule;
+use crate::error::{G2dError, Result};
+use crate::rng::G2dRng;
+
+/// Which sampler, and how many denoiser evaluations it makes.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum SamplerConfig {
+    /// DDPM ancestral sampling over every timestep.
+    Ddpm,
+    /// DDIM over `steps` evenly spaced timesteps; η = 0 is deterministic, η = 1 with all
+    /// steps is DDPM.
+    Ddim { steps: usize, eta: f64 },
+}
+
+impl Default for SamplerConfig {
+    fn default() -> Self {
+        SamplerConfig::Ddim {
+            steps: 50,
+            eta: 0.0,
+        }
+    }
+}
+
+impl SamplerConfig {
+    /// Parses `ddpm` or `ddim` with its options.
+    pub fn parse(kind: &str, steps: Option<usize>, eta: Option<f64>) -> Result<Self> {
+        match kind {
+            "ddpm" => Ok(SamplerConfig::Ddpm),
+            "ddim" => {
+                let steps = steps.unwrap_or(50);
+                if steps == 0 {
+                    return Err(G2dError::config("steps", "DDIM needs at least one step"));
+                }
+                let eta = eta.unwrap_or(0.0);
+                if !(0.0..=1.0).contains(&eta) {
+                    return Err(G2dError::config("eta", format!("must lie in [0, 1], got {eta}")));
+                }
+                Ok(SamplerConfig::Ddim { steps, eta })
+            }
+            other => Err(G2dError::config(
+                "sampler",
+                format!("expected ddpm or ddim, got {other:?}"),
+            )),
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            SamplerConfig::Ddpm => "ddpm",
+            SamplerConfig::Ddim { .. } => "ddim",
+        }
+    }
+
+    /// The host-side coefficients of every step, highest timestep first.
+    pub fn plan(&self, schedule: &Schedule) -> Vec<Step> {
+        let ts: Vec<usize> = match self {
+            SamplerConfig::Ddpm => (0..schedule.timesteps()).rev().collect(),
+            SamplerConfig::Ddim { steps, .. } => schedule.ddim_timesteps(*steps),
+        };
+        ts.iter()
+            .enumerate()
+            .map(|(i, &t)| {
+                let prev = ts.get(i + 1).copied();
+                let (coef_x0, coef_xt, sigma) = match self {
+                    SamplerConfig::Ddpm => {
+                        let (a, b, var) = schedule.posterior(t);
+                        (a, b, var.sqrt())
+                    }
+                    SamplerConfig::Ddim { eta, .. } => schedule.ddim(t, prev, *eta),
+                };
+                let ab = schedule.alpha_bars[t];
+                Step {
+                    t,
+                    sqrt_alpha_bar: ab.sqrt() as f32,
+                    sqrt_one_minus_alpha_bar: (1.0 - ab).sqrt() as f32,
+                    coef_x0: coef_x0 as f32,
+                    coef_xt: coef_xt as f32,
+                    sigma: sigma as f32,
+                }
+            })
+            .collect()
+    }
+}
+
+/// One reverse step's constants.
+#[derive(Clone, Copy, Debug)]
+pub struct Step {
+    pub t: usize,
+    pub sqrt_alpha_bar: f32,
+    pub sqrt_one_minus_alpha_bar: f32,
+    pub coef_x0: f32,
+    pub coef_xt: f32,
+    pub sigma: f32,
+}
+
+/// A reverse-diffusion run that its driver advances one step at a time: natively in a plain
+/// loop, in the browser with an `await` between steps so the page stays responsive and a
+/// worker can cancel.
+pub struct ReverseDiffusion<'a> {
+    denoiser: &'a Denoiser,
+    steps: Vec<Step>,
+    done: usize,
+    x: Tensor<3>,
+    clip: f32,
+    rng: G2dRng,
+}
+
+impl<'a> ReverseDiffusion<'a> {
+    /// Starts from x_T ~ N(0, I) of shape `[batch, channels, len]`. `clip` bounds x̂₀ to the
+    /// range the standardised training latents occupy.
+    pub fn new(
+        denoiser: &'a Denoiser,
+        steps: Vec<Step>,
+        shape: [usize; 3],
+        clip: f32,
+        mut rng: G2dRng,
+        device: &Device,
+    ) -> Self {
+        let x = noise(&mut rng, shape, device);
+        Self {
+            denoiser,
+            steps,
+            done: 0,
+            x,
+            clip,
+            rng,
+        }
+    }
+
+    pub fn total(&self) -> usize {
+        self.steps.len()
+    }
+
+    pub fn done(&self) -> usize {
+        self.done
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.done == self.steps.len()
+    }
+
+    /// Enqueues one denoising step on the device.
+    pub fn step(&mut self) {
+        let s = self.steps[self.done];
+        let x = self.x.clone();
+        let [batch, _, _] = x.dims();
+        let device = x.device();
+        let t = Tensor::<1>::full([batch], s.t as f32, &device);
+        let eps = self.denoiser.forward(x.clone(), t);
+        let x0 = predict_x0(x.clone(), eps, s.sqrt_alpha_bar, s.sqrt_one_minus_alpha_bar)
+            .clamp(-self.clip, self.clip);
+        let mut next = x0 * s.coef_x0 + x * s.coef_xt;
+        if s.sigma > 0.0 {
+            next = next + noise(&mut self.rng, self.x.dims(), &device) * s.sigma;
+        }
+        self.x = next;
+        self.done += 1;
+    }
+
+    /// Runs the remaining steps.
+    pub fn run(mut self) -> Tensor<3> {
+        while !self.is_finished() {
+            self.step();
+        }
+        self.x
+    }
+
+    /// The sample x₀ (standardised latent space).
+    pub fn finish(self) -> Tensor<3> {
+        assert!(self.is_finished(), "finish called before the last step");
+        self.x
+    }
+}
+
+/// x̂₀ = (x_t − √(1−ᾱ_t)·ε̂) / √ᾱ_t.
+pub fn predict_x0<const D: usize>(
+    x_t: Tensor<D>,
+    eps: Tensor<D>,
+    sqrt_alpha_bar: impl Into<ScaleLike<D>>,
+    sqrt_one_minus_alpha_bar: impl Into<ScaleLike<D>>,
+) -> Tensor<D> {
+    let num = match sqrt_one_minus_alpha_bar.into() {
+        ScaleLike::Scalar(s) => x_t - eps * s,
+        ScaleLike::Tensor(s) => x_t - eps * s,
+    };
+    match sqrt_alpha_bar.into() {
+        ScaleLike::Scalar(s) => num / s,
+        ScaleLike::Tensor(s) => num / s,
+    }
+}
+
+/// A per-run scalar (sampling) or a per-sample tensor broadcast over the batch (training).
+pub enum ScaleLike<const D: usize> {
+    Scalar(f32),
+    Tensor(Tensor<D>),
+}
+
+impl<const D: usize> From<f32> for ScaleLike<D> {
+    fn from(v: f32) -> Self {
+        ScaleLike::Scalar(v)
+    }
+}
+
+impl<const D: usize> From<Tensor<D>> for ScaleLike<D> {
+    fn from(v: Tensor<D>) -> Self {
+        ScaleLike::Tensor(v)
+    }
+}
+
+/// Standard normal noise of `shape`, drawn on the host and uploaded.
+pub fn noise<const D: usize>(rng: &mut G2dRng, shape: [usize; D], device: &Device) -> Tensor<D> {
+    let n = shape.iter().product();
+    Tensor::<1>::from_floats(rng.normal_vec(n).as_slice(), device).reshape(shape)
+}

@@ -1,0 +1,145 @@
+//! Stage 4, generation and guard: random noise → reverse diffusion → decoder → new parameters,
+//! inserted into the classifier only if the guard accepts them. The same code runs in the CLI
+//! and in the browser; only the readback (sync natively, async on wasm) is the caller's.
+
+use burn::prelude::*;
+
+use crate::autoencoder::Decoder;
+use crate::bundle::Bundle;
+use crate::classifier::{images_tensor, Classifier};
+use crate::data::Images;
+use crate::diffusion::denoiser::Denoiser;
+use crate::diffusion::sampler::{ReverseDiffusion, SamplerConfig};
+use crate::diffusion::schedule::Schedule;
+use crate::diffusion::LatentSpace;
+use crate::error::Result;
+use crate::params::Manifest;
+use crate::rng::G2dRng;
+
+/// Everything needed to regenerate parameters, on one device.
+pub struct G2dModel {
+    pub bundle_meta: crate::bundle::BundleMeta,
+    pub device: Device,
+    pub denoiser: Denoiser,
+    pub decoder: Decoder,
+    pub latent_space: LatentSpace,
+    pub schedule: Schedule,
+    /// Parameter normalisation as `[1, param_len]` tensors.
+    param_mean: Tensor<2>,
+    param_std: Tensor<2>,
+    pub theta_orig: Vec<f32>,
+    /// The deployed classifier (fixed weights + θ_orig).
+    pub original: Classifier,
+}
+
+impl G2dModel {
+    /// Builds the networks of a validated bundle on `device`.
+    pub fn from_bundle(bundle: &Bundle, device: &Device) -> Result<G2dModel> {
+        let meta = &bundle.meta;
+        let ae = &meta.autoencoder;
+        let decoder = ae.init_decoder(device);
+        let decoder = Manifest::full(&decoder).unflatten(decoder, &bundle.decoder)?;
+        let denoiser = meta.denoiser.init(device);
+        let denoiser = Manifest::full(&denoiser).unflatten(denoiser, &bundle.denoiser)?;
+        let classifier = Classifier::new(meta.arch, device);
+        let classifier = meta.fixed.unflatten(classifier, &bundle.fixed)?;
+        let original = meta.regenerated.unflatten(classifier, &bundle.theta_orig)?;
+        let row = |v: &[f32]| Tensor::<1>::from_floats(v, device).unsqueeze_dim::<2>(0);
+        Ok(G2dModel {
+            latent_space: LatentSpace::new(
+                &bundle.latent_norm,
+                ae.latent_channels,
+                ae.latent_len(),
+                device,
+            ),
+            schedule: Schedule::new(&meta.schedule),
+            param_mean: row(&bundle.param_norm.mean),
+            param_std: row(&bundle.param_norm.std),
+            theta_orig: bundle.theta_orig.clone(),
+            bundle_meta: meta.clone(),
+            device: device.clone(),
+            denoiser,
+            decoder,
+            original,
+        })
+    }
+
+    /// Starts sampling `count` latents.
+    pub fn sample(&self, count: usize, sampler: &SamplerConfig, rng: G2dRng) -> ReverseDiffusion<'_> {
+        let ae = &self.bundle_meta.autoencoder;
+        ReverseDiffusion::new(
+            &self.denoiser,
+            sampler.plan(&self.schedule),
+            [count, ae.latent_channels, ae.latent_len()],
+            self.bundle_meta.latent_clip,
+            rng,
+            &self.device,
+        )
+    }
+
+    /// Decodes sampled latents (standardised space) to parameter vectors.
+    ///
+    /// # Shapes
+    ///   - z0 [count, latent_channels, latent_len] → θ [count, param_len]
+    pub fn decode(&self, z0: Tensor<3>) -> Tensor<2> {
+        let theta = self.decoder.forward(self.latent_space.to_latent(z0));
+        theta * self.param_std.clone() + self.param_mean.clone()
+    }
+
+    /// The classifier with `theta` (still on the device) in place of θ_orig.
+    pub fn candidate(&self, theta: Tensor<1>) -> Result<Classifier> {
+        self.bundle_meta
+            .regenerated
+            .unflatten_device(self.original.clone(), theta)
+    }
+
+    /// The classifier with a host vector in place of θ_orig.
+    pub fn with_theta(&self, theta: &[f32]) -> Result<Classifier> {
+        self.bundle_meta
+            .regenerated
+            .unflatten(self.original.clone(), theta)
+    }
+}
+
+/// The guard: a candidate is installed only if its accuracy on the validation split is at least
+/// the original's minus `delta`. The test split never takes part.
+pub struct Guard {
+    images: Tensor<2>,
+    labels: Tensor<1, Int>,
+    pub delta: f32,
+}
+
+impl Guard {
+    pub fn new(validation: &Images, delta: f32, device: &Device) -> Guard {
+        let labels: Vec<i64> = validation.labels.iter().map(|&l| l as i64).collect();
+        Guard {
+            images: images_tensor(&validation.pixels, device),
+            labels: Tensor::<1, Int>::from_ints(labels.as_slice(), device),
+            delta,
+        }
+    }
+
+    /// Validation accuracy of `model` as a one-element tensor (not yet read back).
+    pub fn accuracy(&self, model: &Classifier) -> Tensor<1> {
+        let predictions = model.forward(self.images.clone()).argmax(1).flatten::<1>(0, 1);
+        let [n] = self.labels.dims();
+        predictions.equal(self.labels.clone()).float().sum() / n as f32
+    }
+
+    pub fn accepts(&self, accuracy: f32, original_accuracy: f32) -> bool {
+        accuracy.is_finite() && accuracy >= original_accuracy - self.delta
+    }
+}
+
+/// Predicted classes of `model` on host images (native, synchronous readback).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn predict(model: &Classifier, images: &Images, device: &Device) -> Vec<u8> {
+    let mut out = Vec::with_capacity(images.len());
+    let p = images.pixels_per_image();
+    for chunk in images.pixels.chunks(2048 * p) {
+        let logits = model.forward(images_tensor(chunk, device));
+        let classes = logits.argmax(1).into_data();
+        out.extend(classes.iter::<i64>().map(|c| c as u8));
+    }
+    out
+}

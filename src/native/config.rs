@@ -1,0 +1,241 @@
+//! The run configuration: every knob of every stage, saved beside the artifacts it produced.
+//! A JSON file (`--config`) sets any subset; command-line flags override it.
+
+use serde::{Deserialize, Serialize};
+
+use super::sources::DataSource;
+use crate::backend::BackendKind;
+use crate::classifier::Arch;
+use crate::diffusion::sampler::SamplerConfig;
+use crate::diffusion::schedule::ScheduleConfig;
+use crate::error::{G2dError, Result};
+use crate::params::Scope;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunConfig {
+    pub seed: u64,
+    pub backend: BackendKind,
+    pub data: DataConfig,
+    pub collect: CollectConfig,
+    pub autoencoder: AutoencoderTraining,
+    pub diffusion: DiffusionTraining,
+    pub generate: GenerateConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataConfig {
+    pub source: DataSource,
+    pub dir: Option<std::path::PathBuf>,
+    /// Training images carved off for validation (default: 1,000 embedded, 5,000 full).
+    pub validation_size: Option<usize>,
+    /// Validation images shipped in the bundle for the browser's guard.
+    pub bundle_validation_size: usize,
+}
+
+/// Stage 1: train the target, then keep training only the regenerated tensors and save K
+/// checkpoints.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CollectConfig {
+    pub arch: Arch,
+    pub scope: Scope,
+    /// Epochs of full training before collection starts.
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    /// K, the number of checkpoints.
+    pub checkpoints: usize,
+    /// Optimizer steps between two checkpoints.
+    pub save_every: usize,
+    /// Learning rate while only the regenerated tensors train.
+    pub collect_lr: f64,
+    /// Runs the K checkpoints are spread over; run s > 0 re-initialises the regenerated
+    /// tensors from seed + s before training them (the fixed tensors stay shared).
+    pub seeds: usize,
+}
+
+/// Stage 2: the parameter autoencoder.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AutoencoderTraining {
+    pub channels: Vec<usize>,
+    pub latent_channels: usize,
+    pub input_noise_factor: f32,
+    pub latent_noise_factor: f32,
+    pub steps: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+}
+
+/// Stage 3: the latent diffusion model with the G2D regulariser.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DiffusionTraining {
+    /// λ in `L = L_diffusion − λ·L1(D(x̂₀), θ_orig)`; 0 is p-diff.
+    pub lambda_l1: f32,
+    /// Also train a λ = 0 model from the same seed, for the comparison table.
+    pub baseline: bool,
+    pub channels: usize,
+    pub blocks: usize,
+    pub time_dim: usize,
+    pub schedule: ScheduleConfig,
+    pub steps: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub ema_decay: f64,
+}
+
+/// Stage 4: generation, guard and evaluation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GenerateConfig {
+    /// N, the number of parameter sets generated for evaluation.
+    pub count: usize,
+    pub sampler: SamplerConfig,
+    /// Guard: accept when validation accuracy ≥ original − delta (a fraction).
+    pub guard_delta: f32,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            seed: 42,
+            backend: BackendKind::Cpu,
+            data: DataConfig::default(),
+            collect: CollectConfig::default(),
+            autoencoder: AutoencoderTraining::default(),
+            diffusion: DiffusionTraining::default(),
+            generate: GenerateConfig::default(),
+        }
+    }
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            source: DataSource::Embedded,
+            dir: None,
+            validation_size: None,
+            bundle_validation_size: 500,
+        }
+    }
+}
+
+impl Default for CollectConfig {
+    fn default() -> Self {
+        Self {
+            arch: Arch::Mlp,
+            scope: Scope::LastTwo,
+            epochs: 4,
+            batch_size: 128,
+            lr: 1e-3,
+            checkpoints: 200,
+            save_every: 10,
+            collect_lr: 1e-3,
+            seeds: 1,
+        }
+    }
+}
+
+impl Default for AutoencoderTraining {
+    fn default() -> Self {
+        Self {
+            channels: vec![8, 16, 32, 32],
+            latent_channels: 4,
+            input_noise_factor: 0.001,
+            latent_noise_factor: 0.1,
+            steps: 1500,
+            batch_size: 50,
+            lr: 1e-3,
+        }
+    }
+}
+
+impl Default for DiffusionTraining {
+    fn default() -> Self {
+        Self {
+            lambda_l1: 0.05,
+            baseline: true,
+            channels: 64,
+            blocks: 2,
+            time_dim: 64,
+            schedule: ScheduleConfig::new(),
+            steps: 2000,
+            batch_size: 50,
+            lr: 1e-3,
+            ema_decay: 0.995,
+        }
+    }
+}
+
+impl Default for GenerateConfig {
+    fn default() -> Self {
+        Self {
+            count: 100,
+            sampler: SamplerConfig::default(),
+            guard_delta: 0.01,
+        }
+    }
+}
+
+impl RunConfig {
+    pub fn from_file(path: &std::path::Path) -> Result<RunConfig> {
+        let text = std::fs::read_to_string(path).map_err(|e| G2dError::io(path, e))?;
+        serde_json::from_str(&text).map_err(|source| G2dError::Json {
+            what: path.display().to_string(),
+            source,
+        })
+    }
+
+    /// Rejects settings no stage can run with.
+    pub fn validate(&self) -> Result<()> {
+        let positive = [
+            ("collect.batch_size", self.collect.batch_size),
+            ("collect.checkpoints", self.collect.checkpoints),
+            ("collect.save_every", self.collect.save_every),
+            ("collect.seeds", self.collect.seeds),
+            ("autoencoder.steps", self.autoencoder.steps),
+            ("autoencoder.batch_size", self.autoencoder.batch_size),
+            ("autoencoder.latent_channels", self.autoencoder.latent_channels),
+            ("diffusion.steps", self.diffusion.steps),
+            ("diffusion.batch_size", self.diffusion.batch_size),
+            ("diffusion.channels", self.diffusion.channels),
+            ("generate.count", self.generate.count),
+            ("data.bundle_validation_size", self.data.bundle_validation_size),
+        ];
+        for (field, v) in positive {
+            if v == 0 {
+                return Err(G2dError::config(field, "must be at least 1"));
+            }
+        }
+        if self.collect.checkpoints < 2 {
+            return Err(G2dError::config("collect.checkpoints", "K must be at least 2"));
+        }
+        if self.collect.seeds > self.collect.checkpoints {
+            return Err(G2dError::config("collect.seeds", "more seeds than checkpoints"));
+        }
+        if self.autoencoder.channels.is_empty() {
+            return Err(G2dError::config("autoencoder.channels", "needs at least one stage"));
+        }
+        if !(self.diffusion.lambda_l1 >= 0.0 && self.diffusion.lambda_l1.is_finite()) {
+            return Err(G2dError::config("diffusion.lambda_l1", "must be a finite λ ≥ 0"));
+        }
+        if !(0.0..1.0).contains(&self.diffusion.ema_decay) {
+            return Err(G2dError::config("diffusion.ema_decay", "must lie in [0, 1)"));
+        }
+        for (field, f) in [
+            ("autoencoder.input_noise_factor", self.autoencoder.input_noise_factor),
+            ("autoencoder.latent_noise_factor", self.autoencoder.latent_noise_factor),
+        ] {
+            if !(0.0..=1.0).contains(&f) {
+                return Err(G2dError::config(field, format!("must lie in [0, 1], got {f}")));
+            }
+        }
+        if self.diffusion.schedule.timesteps < 2 {
+            return Err(G2dError::config("diffusion.schedule.timesteps", "needs at least 2"));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,356 @@
+//! Stage 1b, parameter vectors: which tensors of the classifier are regenerated, and how they
+//! flatten to one vector θ and back. A [`Manifest`] names every tensor with its shape and offset,
+//! so a vector is meaningful only together with the manifest that made it. The same mechanism
+//! stores the decoder and denoiser weights in a bundle.
+
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::classifier::{Arch, Classifier};
+use crate::error::{ensure_finite, G2dError, Result};
+
+/// Which layers of the classifier are regenerated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scope {
+    /// The output layer (weights and bias), as in p-diff's default.
+    Last,
+    /// The two layers closest to the output.
+    LastTwo,
+    /// Every parameter of the network.
+    All,
+}
+
+impl std::str::FromStr for Scope {
+    type Err = G2dError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "last" => Ok(Scope::Last),
+            "last-two" => Ok(Scope::LastTwo),
+            "all" => Ok(Scope::All),
+            other => Err(G2dError::config(
+                "scope",
+                format!("expected last, last-two or all, got {other:?}"),
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Scope::Last => "last",
+            Scope::LastTwo => "last-two",
+            Scope::All => "all",
+        })
+    }
+}
+
+impl Scope {
+    /// The layer names this scope regenerates for `arch`.
+    pub fn layers(self, arch: Arch) -> Vec<&'static str> {
+        let all = Classifier::layer_names(arch);
+        let keep = match self {
+            Scope::Last => 1,
+            Scope::LastTwo => 2,
+            Scope::All => all.len(),
+        };
+        all[all.len() - keep..].to_vec()
+    }
+
+    /// Whether the tensor called `name` (e.g. `fc3.weight`) is regenerated under this scope.
+    pub fn contains(self, arch: Arch, name: &str) -> bool {
+        let layer = name.split('.').next().unwrap_or("");
+        self.layers(arch).contains(&layer)
+    }
+}
+
+/// One tensor inside a flat parameter vector.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TensorEntry {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub offset: usize,
+}
+
+impl TensorEntry {
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Names, shapes and offsets of the tensors in a flat parameter vector.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub tensors: Vec<TensorEntry>,
+}
+
+impl Manifest {
+    /// The manifest of the tensors of `model` selected by `keep(name)`, in module order.
+    pub fn of<M: Module>(model: &M, keep: impl Fn(&str) -> bool) -> Manifest {
+        let mut collector = ShapeCollector::default();
+        model.visit(&mut collector);
+        let mut offset = 0;
+        let tensors = collector
+            .found
+            .into_iter()
+            .filter(|(name, _)| keep(name))
+            .map(|(name, shape)| {
+                let entry = TensorEntry {
+                    name,
+                    shape,
+                    offset,
+                };
+                offset += entry.len();
+                entry
+            })
+            .collect();
+        Manifest { tensors }
+    }
+
+    /// Every tensor of a module.
+    pub fn full<M: Module>(model: &M) -> Manifest {
+        Manifest::of(model, |_| true)
+    }
+
+    /// The regenerated tensors of `scope`.
+    pub fn regenerated(model: &Classifier, arch: Arch, scope: Scope) -> Manifest {
+        Manifest::of(model, |name| scope.contains(arch, name))
+    }
+
+    /// The tensors of the classifier that `scope` leaves fixed.
+    pub fn fixed(model: &Classifier, arch: Arch, scope: Scope) -> Manifest {
+        Manifest::of(model, |name| !scope.contains(arch, name))
+    }
+
+    /// Length of the flat vector.
+    pub fn len(&self) -> usize {
+        self.tensors.iter().map(TensorEntry::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.tensors.iter().map(|t| t.name.clone()).collect()
+    }
+
+    /// Checks a vector against this manifest: right length, every value finite.
+    pub fn check(&self, what: &str, theta: &[f32]) -> Result<()> {
+        if theta.len() != self.len() {
+            return Err(G2dError::shape(what, self.len(), theta.len()));
+        }
+        ensure_finite(what, theta)
+    }
+
+    /// Reads the manifest's tensors out of `model` into one vector (native: synchronous
+    /// readback).
+    pub fn flatten<M: Module>(&self, model: &M) -> Vec<f32> {
+        let mut reader = ValueCollector {
+            manifest: self,
+            path: Vec::new(),
+            out: vec![0.0; self.len()],
+        };
+        model.visit(&mut reader);
+        reader.out
+    }
+
+    /// Writes `theta` into the manifest's tensors of `model`. The vector is checked before the
+    /// model is touched, so a bad vector leaves the caller's model as it was.
+    pub fn unflatten<M: Module>(&self, model: M, theta: &[f32]) -> Result<M> {
+        self.check("parameter vector", theta)?;
+        self.write(model, Source::Host(theta))
+    }
+
+    /// Like [`unflatten`](Self::unflatten) from a vector that is still on the device, so that a
+    /// generated candidate can be evaluated before anything is read back. Finiteness is the
+    /// caller's to check after its readback.
+    pub fn unflatten_device<M: Module>(&self, model: M, theta: Tensor<1>) -> Result<M> {
+        let [len] = theta.dims();
+        if len != self.len() {
+            return Err(G2dError::shape("parameter vector", self.len(), len));
+        }
+        self.write(model, Source::Device(theta))
+    }
+
+    fn write<M: Module>(&self, model: M, source: Source) -> Result<M> {
+        let actual = Manifest::full(&model);
+        for entry in &self.tensors {
+            match actual.tensors.iter().find(|t| t.name == entry.name) {
+                Some(t) if t.shape == entry.shape => {}
+                Some(t) => {
+                    return Err(G2dError::shape(
+                        format!("tensor {}", entry.name),
+                        format!("{:?}", t.shape),
+                        format!("{:?}", entry.shape),
+                    ))
+                }
+                None => {
+                    return Err(G2dError::shape(
+                        "tensor names",
+                        format!("one of {:?}", actual.names()),
+                        &entry.name,
+                    ))
+                }
+            }
+        }
+        let device = model.devices()[0].clone();
+        let mut writer = ValueWriter {
+            manifest: self,
+            source,
+            device,
+            path: Vec::new(),
+        };
+        Ok(model.map(&mut writer))
+    }
+}
+
+/// Tracks the dotted path of the tensor being visited, leaving out enum variant names.
+fn push_path(path: &mut Vec<String>, name: &str, container: &str) {
+    if container.starts_with("Enum:") {
+        path.push(String::new());
+    } else {
+        path.push(name.to_string());
+    }
+}
+
+fn path_name(path: &[String]) -> String {
+    path.iter()
+        .filter(|p| !p.is_empty())
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+#[derive(Default)]
+struct ShapeCollector {
+    path: Vec<String>,
+    found: Vec<(String, Vec<usize>)>,
+}
+
+impl ModuleVisitor for ShapeCollector {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        push_path(&mut self.path, name, container_type);
+    }
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        self.found
+            .push((path_name(&self.path), param.val().dims().to_vec()));
+    }
+}
+
+struct ValueCollector<'a> {
+    manifest: &'a Manifest,
+    path: Vec<String>,
+    out: Vec<f32>,
+}
+
+impl ModuleVisitor for ValueCollector<'_> {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        push_path(&mut self.path, name, container_type);
+    }
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let name = path_name(&self.path);
+        if let Some(entry) = self.manifest.tensors.iter().find(|t| t.name == name) {
+            let values = param.val().into_data().try_to_vec::<f32>().expect("f32 parameters");
+            self.out[entry.offset..entry.offset + entry.len()].copy_from_slice(&values);
+        }
+    }
+}
+
+enum Source<'a> {
+    Host(&'a [f32]),
+    Device(Tensor<1>),
+}
+
+struct ValueWriter<'a> {
+    manifest: &'a Manifest,
+    source: Source<'a>,
+    device: Device,
+    path: Vec<String>,
+}
+
+impl ModuleMapper for ValueWriter<'_> {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        push_path(&mut self.path, name, container_type);
+    }
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let name = path_name(&self.path);
+        let Some(entry) = self.manifest.tensors.iter().find(|t| t.name == name) else {
+            return param;
+        };
+        let range = entry.offset..entry.offset + entry.len();
+        let shape: [usize; D] = entry.shape.clone().try_into().expect("manifest rank");
+        let tensor = match &self.source {
+            Source::Host(theta) => Tensor::<1>::from_floats(&theta[range], &self.device),
+            Source::Device(theta) => theta.clone().slice([range]).to_device(&self.device),
+        }
+        .reshape(shape);
+        param.map(|_| tensor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::cpu_device;
+
+    #[test]
+    fn flatten_unflatten_round_trip_is_exact() {
+        let device = cpu_device();
+        for arch in [Arch::Mlp, Arch::Cnn] {
+            let a = Classifier::new(arch, &device);
+            let b = Classifier::new(arch, &device);
+            for scope in [Scope::Last, Scope::LastTwo, Scope::All] {
+                let m = Manifest::regenerated(&a, arch, scope);
+                let theta = m.flatten(&a);
+                assert_eq!(theta.len(), m.len());
+                let b2 = m.unflatten(b.clone(), &theta).unwrap();
+                assert_eq!(m.flatten(&b2), theta, "{arch} {scope}");
+                // Tensors outside the scope keep b's values.
+                let fixed = Manifest::fixed(&a, arch, scope);
+                assert_eq!(fixed.flatten(&b2), fixed.flatten(&b));
+            }
+        }
+    }
+
+    #[test]
+    fn manifest_names_and_offsets_follow_the_layers() {
+        let model = Classifier::new(Arch::Mlp, &cpu_device());
+        let m = Manifest::regenerated(&model, Arch::Mlp, Scope::LastTwo);
+        let names = m.names();
+        assert_eq!(names, ["fc2.weight", "fc2.bias", "fc3.weight", "fc3.bias"]);
+        assert_eq!(m.tensors[1].offset, 64 * 32);
+        assert_eq!(m.len(), 64 * 32 + 32 + 32 * 10 + 10);
+        assert_eq!(Manifest::full(&model).len(), 784 * 64 + 64 + m.len());
+    }
+
+    #[test]
+    fn bad_vectors_are_rejected_before_touching_the_model() {
+        let model = Classifier::new(Arch::Mlp, &cpu_device());
+        let m = Manifest::regenerated(&model, Arch::Mlp, Scope::Last);
+        let err = m.unflatten(model.clone(), &[0.0; 3]).unwrap_err().to_string();
+        assert!(err.contains("expected 330, got 3"), "{err}");
+        let mut theta = m.flatten(&model);
+        theta[5] = f32::NAN;
+        let err = m.unflatten(model.clone(), &theta).unwrap_err().to_string();
+        assert!(err.contains("1 non-finite"), "{err}");
+        let cnn = Classifier::new(Arch::Cnn, &cpu_device());
+        let err = m.unflatten(cnn, &m.flatten(&model)).unwrap_err().to_string();
+        assert!(err.contains("shape mismatch"), "{err}");
+    }
+}
