@@ -3,10 +3,9 @@
 //! moving target has to survive.
 
 use burn::prelude::*;
-use burn::tensor::activation::log_softmax;
 use serde::{Deserialize, Serialize};
 
-use crate::classifier::{Classifier, CLASSES};
+use crate::classifier::{cross_entropy, Classifier};
 use crate::rng::G2dRng;
 
 /// An L∞ attack's settings.
@@ -42,27 +41,16 @@ impl LinfAttack {
     }
 }
 
-/// Mean cross-entropy of `logits` against `labels`.
-pub fn cross_entropy(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1> {
-    let [batch, _] = logits.dims();
-    let picked = log_softmax(logits, 1).gather(1, labels.reshape([batch, 1]));
-    -picked.mean()
-}
-
 /// The gradient of the cross-entropy loss with respect to the input images.
 ///
 /// # Shapes
 ///   - images [batch, 784], labels [batch] → gradient [batch, 784]
 pub fn input_gradient(model: &Classifier, images: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<2> {
-    let device = images.device();
-    let ad_device = device.clone().autodiff();
-    let model = model.clone().to_device(&ad_device);
-    let x = images.to_device(&ad_device).require_grad();
-    let loss = cross_entropy(model.forward(x.clone()), labels.to_device(&ad_device));
+    // Only the input is tracked: the weights stay constants of the graph.
+    let x = images.autodiff().require_grad();
+    let loss = cross_entropy(model.forward(x.clone()), labels);
     let grads = loss.backward();
-    x.grad(&grads)
-        .expect("input gradient")
-        .to_device(&device)
+    x.grad(&grads).expect("input gradient")
 }
 
 /// Crafts adversarial examples against `model`, staying in the ε-ball and in [0, 1].
@@ -92,9 +80,4 @@ pub fn craft(
         x = x.max_pair(lower).min_pair(upper).clamp(0.0, 1.0);
     }
     x
-}
-
-/// One-hot helper for score-based attacks and tests.
-pub fn num_classes() -> usize {
-    CLASSES
 }

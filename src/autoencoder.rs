@@ -8,13 +8,17 @@ use burn::prelude::*;
 use burn::tensor::activation::silu;
 use burn::tensor::ops::PadMode;
 
-/// Shape of the autoencoder. The vector is zero-padded to a multiple of `2^stages`; each stage
-/// halves its length, so the latent is `[latent_channels, padded_len / 2^stages]`.
+/// Shape of the autoencoder. The vector is zero-padded to a multiple of `fold · 2^stages` and
+/// folded into `fold` channels (consecutive parameters side by side, as p-diff folds its input),
+/// then each stage halves the length, so the latent is
+/// `[latent_channels, padded_len / (fold · 2^stages)]`.
 #[derive(Config, Debug, PartialEq)]
 pub struct AutoencoderConfig {
     /// Length of the parameter vector θ.
     pub param_len: usize,
-    #[config(default = "vec![8, 16, 32, 32]")]
+    #[config(default = 8)]
+    pub fold: usize,
+    #[config(default = "vec![32, 64]")]
     pub channels: Vec<usize>,
     #[config(default = 4)]
     pub latent_channels: usize,
@@ -32,12 +36,12 @@ impl AutoencoderConfig {
     }
 
     pub fn padded_len(&self) -> usize {
-        let unit = 1 << self.stages();
+        let unit = self.fold << self.stages();
         self.param_len.div_ceil(unit) * unit
     }
 
     pub fn latent_len(&self) -> usize {
-        self.padded_len() >> self.stages()
+        self.padded_len() / (self.fold << self.stages())
     }
 
     /// Number of values in one latent.
@@ -47,7 +51,7 @@ impl AutoencoderConfig {
 
     pub fn init_encoder(&self, device: &Device) -> Encoder {
         let mut downs = Vec::new();
-        let mut c_in = 1;
+        let mut c_in = self.fold;
         for &c in &self.channels {
             downs.push(
                 Conv1dConfig::new(c_in, c, 5)
@@ -63,6 +67,7 @@ impl AutoencoderConfig {
                 .with_padding(PaddingConfig1d::Explicit(1, 1))
                 .init(device),
             padded_len: self.padded_len(),
+            fold: self.fold,
         }
     }
 
@@ -86,8 +91,8 @@ impl AutoencoderConfig {
         Decoder {
             from_latent,
             ups,
-            to_params: Conv1dConfig::new(c_in, 1, 5)
-                .with_padding(PaddingConfig1d::Explicit(2, 2))
+            to_params: Conv1dConfig::new(c_in, self.fold, 3)
+                .with_padding(PaddingConfig1d::Explicit(1, 1))
                 .init(device),
             param_len: self.param_len,
         }
@@ -99,6 +104,7 @@ pub struct Encoder {
     downs: Vec<Conv1d>,
     to_latent: Conv1d,
     padded_len: usize,
+    fold: usize,
 }
 
 impl Encoder {
@@ -107,7 +113,8 @@ impl Encoder {
     pub fn forward(&self, params: Tensor<2>) -> Tensor<3> {
         let [batch, len] = params.dims();
         let x = params.pad([(0, self.padded_len - len)], PadMode::Constant(0.0)); // [batch, padded_len]
-        let mut x = x.reshape([batch, 1, self.padded_len]);
+        let folded = self.padded_len / self.fold;
+        let mut x = x.reshape([batch, folded, self.fold]).swap_dims(1, 2); // [batch, fold, padded_len / fold]
         for conv in &self.downs {
             x = silu(conv.forward(x)); // length halves
         }
@@ -131,9 +138,11 @@ impl Decoder {
         for up in &self.ups {
             x = silu(up.forward(x)); // length doubles
         }
-        let x = self.to_params.forward(x); // [batch, 1, padded_len]
-        let [batch, _, padded] = x.dims();
-        x.reshape([batch, padded]).slice([0..batch, 0..self.param_len])
+        let x = self.to_params.forward(x); // [batch, fold, padded_len / fold]
+        let [batch, fold, folded] = x.dims();
+        x.swap_dims(1, 2)
+            .reshape([batch, fold * folded]) // unfold
+            .slice([0..batch, 0..self.param_len])
     }
 }
 

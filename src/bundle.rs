@@ -13,7 +13,8 @@
 //! ```
 //!
 //! Sections: decoder and denoiser weights, the classifier's fixed (not regenerated) weights,
-//! θ_orig, the parameter and latent normalisations, and a validation slice for the guard.
+//! θ_orig, the parameter and latent normalisations (all f32), and a validation slice for the
+//! guard (u8 pixels and labels).
 //! Loading checks length, magic, version, checksum, metadata, every section's length against the
 //! architecture it claims, finiteness, and θ_orig's SHA-256, in that order, and fails on the first
 //! problem with a message that names it.
@@ -85,7 +86,7 @@ pub struct Bundle {
     pub validation: Images,
 }
 
-const F32_SECTIONS: [&str; 9] = [
+const F32_SECTIONS: [&str; 8] = [
     "decoder",
     "denoiser",
     "fixed",
@@ -94,7 +95,6 @@ const F32_SECTIONS: [&str; 9] = [
     "param_std",
     "latent_mean",
     "latent_std",
-    "validation_images",
 ];
 
 fn bad(reason: impl Into<String>) -> G2dError {
@@ -111,7 +111,7 @@ pub fn sha256_hex(values: &[f32]) -> String {
 }
 
 impl Bundle {
-    fn f32_sections(&self) -> [(&'static str, &[f32]); 9] {
+    fn f32_sections(&self) -> [(&'static str, &[f32]); 8] {
         [
             ("decoder", &self.decoder),
             ("denoiser", &self.denoiser),
@@ -121,8 +121,16 @@ impl Bundle {
             ("param_std", &self.param_norm.std),
             ("latent_mean", &self.latent_norm.mean),
             ("latent_std", &self.latent_norm.std),
-            ("validation_images", &self.validation.pixels),
         ]
+    }
+
+    /// Validation pixels as bytes: they are k/255 exactly, so nothing is lost.
+    fn validation_bytes(&self) -> Vec<u8> {
+        self.validation
+            .pixels
+            .iter()
+            .map(|p| (p * 255.0).round().clamp(0.0, 255.0) as u8)
+            .collect()
     }
 
     /// Encodes the bundle. The section table in the metadata is rewritten to match the data.
@@ -136,11 +144,18 @@ impl Bundle {
                 dtype: "f32".into(),
                 len: v.len(),
             })
-            .chain(std::iter::once(Section {
-                name: "validation_labels".into(),
-                dtype: "u8".into(),
-                len: self.validation.labels.len(),
-            }))
+            .chain([
+                Section {
+                    name: "validation_images".into(),
+                    dtype: "u8".into(),
+                    len: self.validation.pixels.len(),
+                },
+                Section {
+                    name: "validation_labels".into(),
+                    dtype: "u8".into(),
+                    len: self.validation.labels.len(),
+                },
+            ])
             .collect();
         let json = serde_json::to_vec(&meta).expect("metadata serialises");
         let mut data = Vec::new();
@@ -149,6 +164,7 @@ impl Bundle {
                 data.extend_from_slice(&v.to_le_bytes());
             }
         }
+        data.extend_from_slice(&self.validation_bytes());
         data.extend_from_slice(&self.validation.labels);
 
         let mut out = Vec::with_capacity(HEADER_LEN + json.len() + data.len() + CHECKSUM_LEN);
@@ -173,7 +189,9 @@ impl Bundle {
             )));
         }
         if &bytes[..8] != MAGIC {
-            return Err(bad("bad magic: this is not a G2D bundle (expected \"G2DBNDL\\0\")"));
+            return Err(bad(
+                "bad magic: this is not a G2D bundle (expected \"G2DBNDL\\0\")",
+            ));
         }
         let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap());
         let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
@@ -210,17 +228,26 @@ impl Bundle {
         let meta: BundleMeta = serde_json::from_slice(&bytes[HEADER_LEN..meta_end])
             .map_err(|e| bad(format!("metadata: {e}")))?;
         let sections = read_sections(&meta, &bytes[meta_end..body_end])?;
-        let take = |name: &str| sections.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+        let take = |name: &str| {
+            sections
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+        };
         let f32s = |name: &str| -> Result<Vec<f32>> {
             match take(name) {
                 Some(SectionData::F32(v)) => Ok(v),
                 _ => Err(bad(format!("section {name} missing or not f32"))),
             }
         };
-        let labels = match take("validation_labels") {
-            Some(SectionData::U8(v)) => v,
-            _ => return Err(bad("section validation_labels missing or not u8")),
+        let u8s = |name: &str| -> Result<Vec<u8>> {
+            match take(name) {
+                Some(SectionData::U8(v)) => Ok(v),
+                _ => Err(bad(format!("section {name} missing or not u8"))),
+            }
         };
+        let labels = u8s("validation_labels")?;
+        let pixels = u8s("validation_images")?;
         let bundle = Bundle {
             decoder: f32s("decoder")?,
             denoiser: f32s("denoiser")?,
@@ -235,7 +262,7 @@ impl Bundle {
                 std: f32s("latent_std")?,
             },
             validation: Images {
-                pixels: f32s("validation_images")?,
+                pixels: pixels.iter().map(|&p| p as f32 / 255.0).collect(),
                 labels,
                 rows: 28,
                 cols: 28,
@@ -264,8 +291,16 @@ impl Bundle {
                 Ok(())
             }
         };
-        expect_manifest("regenerated", &m.regenerated, Manifest::regenerated(&classifier, m.arch, m.scope))?;
-        expect_manifest("fixed", &m.fixed, Manifest::fixed(&classifier, m.arch, m.scope))?;
+        expect_manifest(
+            "regenerated",
+            &m.regenerated,
+            Manifest::regenerated(&classifier, m.arch, m.scope),
+        )?;
+        expect_manifest(
+            "fixed",
+            &m.fixed,
+            Manifest::fixed(&classifier, m.arch, m.scope),
+        )?;
         if m.autoencoder.param_len != m.regenerated.len() {
             return Err(G2dError::shape(
                 "bundle autoencoder.param_len",
@@ -274,14 +309,34 @@ impl Bundle {
             ));
         }
         let lens = [
-            ("decoder", Manifest::full(&m.autoencoder.init_decoder(&device)).len(), self.decoder.len()),
-            ("denoiser", Manifest::full(&m.denoiser.init(&device)).len(), self.denoiser.len()),
+            (
+                "decoder",
+                Manifest::full(&m.autoencoder.init_decoder(&device)).len(),
+                self.decoder.len(),
+            ),
+            (
+                "denoiser",
+                Manifest::full(&m.denoiser.init(&device)).len(),
+                self.denoiser.len(),
+            ),
             ("fixed", m.fixed.len(), self.fixed.len()),
             ("theta_orig", m.regenerated.len(), self.theta_orig.len()),
-            ("param_mean", m.regenerated.len(), self.param_norm.mean.len()),
+            (
+                "param_mean",
+                m.regenerated.len(),
+                self.param_norm.mean.len(),
+            ),
             ("param_std", m.regenerated.len(), self.param_norm.std.len()),
-            ("latent_mean", m.autoencoder.latent_size(), self.latent_norm.mean.len()),
-            ("latent_std", m.autoencoder.latent_size(), self.latent_norm.std.len()),
+            (
+                "latent_mean",
+                m.autoencoder.latent_size(),
+                self.latent_norm.mean.len(),
+            ),
+            (
+                "latent_std",
+                m.autoencoder.latent_size(),
+                self.latent_norm.std.len(),
+            ),
             (
                 "validation_images",
                 self.validation.labels.len() * IMAGE_PIXELS,
@@ -290,13 +345,23 @@ impl Bundle {
         ];
         for (name, expected, got) in lens {
             if expected != got {
-                return Err(G2dError::shape(format!("bundle section {name}"), expected, got));
+                return Err(G2dError::shape(
+                    format!("bundle section {name}"),
+                    expected,
+                    got,
+                ));
             }
         }
         for (name, values) in self.f32_sections() {
             ensure_finite(&format!("bundle section {name}"), values)?;
         }
-        if self.param_norm.std.iter().chain(&self.latent_norm.std).any(|s| *s <= 0.0) {
+        if self
+            .param_norm
+            .std
+            .iter()
+            .chain(&self.latent_norm.std)
+            .any(|s| *s <= 0.0)
+        {
             return Err(bad("normalisation has a non-positive standard deviation"));
         }
         if self.validation.is_empty() || self.validation.labels.iter().any(|&l| l > 9) {
@@ -331,7 +396,11 @@ fn read_sections(meta: &BundleMeta, data: &[u8]) -> Result<Vec<(String, SectionD
             "u8" => 1,
             other => return Err(bad(format!("section {}: unknown dtype {other:?}", s.name))),
         };
-        let expected_dtype = if F32_SECTIONS.contains(&s.name.as_str()) { 4 } else { 1 };
+        let expected_dtype = if F32_SECTIONS.contains(&s.name.as_str()) {
+            4
+        } else {
+            1
+        };
         if width != expected_dtype {
             return Err(bad(format!("section {} has dtype {}", s.name, s.dtype)));
         }

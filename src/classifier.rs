@@ -4,6 +4,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, LinearConfig, Relu};
 use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
 use serde::{Deserialize, Serialize};
 
 /// Which classifier G2D protects.
@@ -76,8 +77,12 @@ impl Cnn {
     pub fn forward(&self, images: Tensor<2>) -> Tensor<2> {
         let [batch, _] = images.dims();
         let x = images.reshape([batch, 1, IMAGE_SIDE, IMAGE_SIDE]);
-        let x = self.pool.forward(self.activation.forward(self.conv1.forward(x))); // [batch, 8, 12, 12]
-        let x = self.pool.forward(self.activation.forward(self.conv2.forward(x))); // [batch, 16, 4, 4]
+        let x = self
+            .pool
+            .forward(self.activation.forward(self.conv1.forward(x))); // [batch, 8, 12, 12]
+        let x = self
+            .pool
+            .forward(self.activation.forward(self.conv2.forward(x))); // [batch, 16, 4, 4]
         self.fc1.forward(x.reshape([batch, 16 * 4 * 4]))
     }
 }
@@ -130,4 +135,17 @@ impl Classifier {
 pub fn images_tensor(pixels: &[f32], device: &Device) -> Tensor<2> {
     let n = pixels.len() / IMAGE_PIXELS;
     Tensor::<1>::from_floats(pixels, device).reshape([n, IMAGE_PIXELS])
+}
+
+/// Builds the label tensor `[n]` from host labels.
+pub fn labels_tensor(labels: &[u8], device: &Device) -> Tensor<1, Int> {
+    let labels: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
+    Tensor::<1, Int>::from_ints(labels.as_slice(), device)
+}
+
+/// Mean cross-entropy of `logits` against `labels`.
+pub fn cross_entropy(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1> {
+    let [batch, _] = logits.dims();
+    let picked = log_softmax(logits, 1).gather(1, labels.reshape([batch, 1]));
+    -picked.mean()
 }

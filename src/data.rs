@@ -251,20 +251,36 @@ mod tests {
     fn bad_magic_is_named() {
         let mut bytes = encode_idx_images(&tiny());
         bytes[3] = 0x01;
-        let err = parse_idx_images(&bytes, "train-images").unwrap_err().to_string();
-        assert!(err.contains("train-images") && err.contains("bad magic number 0x00000801"), "{err}");
-        let err = parse_idx_labels(&encode_idx_images(&tiny()), "labels").unwrap_err().to_string();
+        let err = parse_idx_images(&bytes, "train-images")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("train-images") && err.contains("bad magic number 0x00000801"),
+            "{err}"
+        );
+        let err = parse_idx_labels(&encode_idx_images(&tiny()), "labels")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("bad magic"), "{err}");
     }
 
     #[test]
     fn truncated_files_are_rejected() {
         let bytes = encode_idx_images(&tiny());
-        let err = parse_idx_images(&bytes[..bytes.len() - 1], "imgs").unwrap_err().to_string();
-        assert!(err.contains("truncated: header promises 8 data bytes, file has 7"), "{err}");
-        let err = parse_idx_images(&bytes[..10], "imgs").unwrap_err().to_string();
+        let err = parse_idx_images(&bytes[..bytes.len() - 1], "imgs")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("truncated: header promises 8 data bytes, file has 7"),
+            "{err}"
+        );
+        let err = parse_idx_images(&bytes[..10], "imgs")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("truncated header"), "{err}");
-        let err = parse_idx_labels(&encode_idx_labels(&[1, 2])[..9], "lbl").unwrap_err().to_string();
+        let err = parse_idx_labels(&encode_idx_labels(&[1, 2])[..9], "lbl")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("truncated"), "{err}");
     }
 
@@ -272,15 +288,22 @@ mod tests {
     fn trailing_bytes_and_bad_labels_are_rejected() {
         let mut bytes = encode_idx_labels(&[1, 2]);
         bytes.push(0);
-        assert!(parse_idx_labels(&bytes, "l").unwrap_err().to_string().contains("trailing"));
-        let err = parse_idx_labels(&encode_idx_labels(&[1, 12]), "l").unwrap_err().to_string();
+        assert!(parse_idx_labels(&bytes, "l")
+            .unwrap_err()
+            .to_string()
+            .contains("trailing"));
+        let err = parse_idx_labels(&encode_idx_labels(&[1, 12]), "l")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("label 12 at index 1"), "{err}");
     }
 
     #[test]
     fn count_mismatch_between_images_and_labels_is_rejected() {
         let images = parse_idx_images(&encode_idx_images(&tiny()), "i").unwrap();
-        let err = Images::from_idx(images, vec![1], "mnist").unwrap_err().to_string();
+        let err = Images::from_idx(images, vec![1], "mnist")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("2 images but 1 labels"), "{err}");
     }
 
@@ -294,7 +317,13 @@ mod tests {
         };
         let s = Splits::carve("t", train, tiny(), 3, 1).unwrap();
         assert_eq!((s.train.len(), s.validation.len()), (7, 3));
-        let mut all: Vec<f32> = s.train.pixels.iter().chain(&s.validation.pixels).copied().collect();
+        let mut all: Vec<f32> = s
+            .train
+            .pixels
+            .iter()
+            .chain(&s.validation.pixels)
+            .copied()
+            .collect();
         all.sort_by(f32::total_cmp);
         assert_eq!(all, (0..10).map(|i| i as f32).collect::<Vec<_>>());
     }

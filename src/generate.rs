@@ -6,7 +6,7 @@ use burn::prelude::*;
 
 use crate::autoencoder::Decoder;
 use crate::bundle::Bundle;
-use crate::classifier::{images_tensor, Classifier};
+use crate::classifier::{images_tensor, labels_tensor, Classifier};
 use crate::data::Images;
 use crate::diffusion::denoiser::Denoiser;
 use crate::diffusion::sampler::{ReverseDiffusion, SamplerConfig};
@@ -65,7 +65,12 @@ impl G2dModel {
     }
 
     /// Starts sampling `count` latents.
-    pub fn sample(&self, count: usize, sampler: &SamplerConfig, rng: G2dRng) -> ReverseDiffusion<'_> {
+    pub fn sample(
+        &self,
+        count: usize,
+        sampler: &SamplerConfig,
+        rng: G2dRng,
+    ) -> ReverseDiffusion<'_> {
         let ae = &self.bundle_meta.autoencoder;
         ReverseDiffusion::new(
             &self.denoiser,
@@ -111,17 +116,19 @@ pub struct Guard {
 
 impl Guard {
     pub fn new(validation: &Images, delta: f32, device: &Device) -> Guard {
-        let labels: Vec<i64> = validation.labels.iter().map(|&l| l as i64).collect();
         Guard {
             images: images_tensor(&validation.pixels, device),
-            labels: Tensor::<1, Int>::from_ints(labels.as_slice(), device),
+            labels: labels_tensor(&validation.labels, device),
             delta,
         }
     }
 
     /// Validation accuracy of `model` as a one-element tensor (not yet read back).
     pub fn accuracy(&self, model: &Classifier) -> Tensor<1> {
-        let predictions = model.forward(self.images.clone()).argmax(1).flatten::<1>(0, 1);
+        let predictions = model
+            .forward(self.images.clone())
+            .argmax(1)
+            .flatten::<1>(0, 1);
         let [n] = self.labels.dims();
         predictions.equal(self.labels.clone()).float().sum() / n as f32
     }

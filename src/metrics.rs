@@ -27,7 +27,11 @@ pub fn l2_distance(a: &[f32], b: &[f32]) -> f64 {
 /// Fraction of `predictions` equal to `labels`.
 pub fn accuracy(predictions: &[u8], labels: &[u8]) -> f64 {
     assert_eq!(predictions.len(), labels.len());
-    let right = predictions.iter().zip(labels).filter(|(p, l)| p == l).count();
+    let right = predictions
+        .iter()
+        .zip(labels)
+        .filter(|(p, l)| p == l)
+        .count();
     right as f64 / labels.len().max(1) as f64
 }
 

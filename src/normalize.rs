@@ -72,11 +72,18 @@ mod tests {
 
     #[test]
     fn normalize_then_denormalize_is_identity_and_standardises() {
-        let rows = vec![vec![1.0, 10.0, 5.0], vec![3.0, 30.0, 5.0], vec![2.0, 20.0, 5.0]];
+        let rows = vec![
+            vec![1.0, 10.0, 5.0],
+            vec![3.0, 30.0, 5.0],
+            vec![2.0, 20.0, 5.0],
+        ];
         let n = Normalizer::fit(&rows);
         let z = n.normalize(&rows[1]);
         assert!((z[0] - 1.2247).abs() < 1e-3 && (z[1] - 1.2247).abs() < 1e-3);
-        assert!(z[2].abs() < 1e-6, "a constant position maps to 0, not to noise");
+        assert!(
+            z[2].abs() < 1e-6,
+            "a constant position maps to 0, not to noise"
+        );
         let back = n.denormalize(&z);
         for (a, b) in back.iter().zip(&rows[1]) {
             assert!((a - b).abs() < 1e-4);

@@ -263,7 +263,11 @@ impl ModuleVisitor for ValueCollector<'_> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         let name = path_name(&self.path);
         if let Some(entry) = self.manifest.tensors.iter().find(|t| t.name == name) {
-            let values = param.val().into_data().try_to_vec::<f32>().expect("f32 parameters");
+            let values = param
+                .val()
+                .into_data()
+                .try_to_vec::<f32>()
+                .expect("f32 parameters");
             self.out[entry.offset..entry.offset + entry.len()].copy_from_slice(&values);
         }
     }
@@ -343,14 +347,20 @@ mod tests {
     fn bad_vectors_are_rejected_before_touching_the_model() {
         let model = Classifier::new(Arch::Mlp, &cpu_device());
         let m = Manifest::regenerated(&model, Arch::Mlp, Scope::Last);
-        let err = m.unflatten(model.clone(), &[0.0; 3]).unwrap_err().to_string();
+        let err = m
+            .unflatten(model.clone(), &[0.0; 3])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("expected 330, got 3"), "{err}");
         let mut theta = m.flatten(&model);
         theta[5] = f32::NAN;
         let err = m.unflatten(model.clone(), &theta).unwrap_err().to_string();
         assert!(err.contains("1 non-finite"), "{err}");
         let cnn = Classifier::new(Arch::Cnn, &cpu_device());
-        let err = m.unflatten(cnn, &m.flatten(&model)).unwrap_err().to_string();
+        let err = m
+            .unflatten(cnn, &m.flatten(&model))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("shape mismatch"), "{err}");
     }
 }

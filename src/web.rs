@@ -1,1 +1,421 @@
-//! Browser bindings (wasm32).
+//! Browser bindings (wasm32): a thin layer that turns JS values into the same calls the CLI
+//! makes. The JS API is camelCase, async, throws `Error`s with the crate's messages, and returns
+//! typed arrays and plain objects. Every regeneration reads back from the device exactly once.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use burn::prelude::*;
+use burn::tensor::activation::softmax;
+use js_sys::{Float32Array, Function, Object, Promise, Reflect, Uint8Array};
+use serde::Deserialize;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::{future_to_promise, JsFuture};
+
+use crate::attacks::{craft, LinfAttack};
+use crate::backend::{cpu_device, webgpu_device, BackendKind};
+use crate::bundle::{Bundle, FORMAT_VERSION};
+use crate::classifier::{images_tensor, labels_tensor, Classifier, CLASSES, IMAGE_PIXELS};
+use crate::data::Images;
+use crate::diffusion::sampler::SamplerConfig;
+use crate::error::{G2dError, Result};
+use crate::generate::{G2dModel, Guard};
+use crate::rng::G2dRng;
+
+#[wasm_bindgen(start)]
+fn start() {
+    console_error_panic_hook::set_once();
+}
+
+thread_local! {
+    /// burn's wgpu runtime initialises once per page or worker; later loads reuse it.
+    static WEBGPU: RefCell<Option<std::result::Result<Device, String>>> = const { RefCell::new(None) };
+}
+
+fn js_error(e: G2dError) -> JsValue {
+    JsError::new(&e.to_string()).into()
+}
+
+/// `navigator.gpu`, if this page or worker has one.
+fn has_navigator_gpu() -> bool {
+    Reflect::get(&js_sys::global(), &"navigator".into())
+        .ok()
+        .filter(|n| !n.is_undefined())
+        .and_then(|n| Reflect::get(&n, &"gpu".into()).ok())
+        .is_some_and(|g| !g.is_undefined() && !g.is_null())
+}
+
+async fn webgpu() -> std::result::Result<Device, String> {
+    if let Some(cached) = WEBGPU.with(|w| w.borrow().clone()) {
+        return cached;
+    }
+    let result = webgpu_device().await.map_err(|e| e.to_string());
+    WEBGPU.with(|w| *w.borrow_mut() = Some(result.clone()));
+    result
+}
+
+/// Picks the device for `requested`: "webgpu" (fails without an adapter), "cpu", or "auto"
+/// (WebGPU when an adapter exists, else CPU, with the reason).
+async fn pick_device(requested: &str) -> Result<(Device, BackendKind, String)> {
+    match requested {
+        "cpu" => Ok((
+            cpu_device(),
+            BackendKind::Cpu,
+            "CPU backend requested".into(),
+        )),
+        "webgpu" | "wgpu" | "auto" => {
+            let attempt = if has_navigator_gpu() {
+                webgpu().await
+            } else {
+                Err("navigator.gpu is undefined: this browser or context has no WebGPU".into())
+            };
+            match (attempt, requested) {
+                (Ok(device), _) => Ok((device, BackendKind::Wgpu, "WebGPU adapter found".into())),
+                (Err(reason), "auto") => Ok((
+                    cpu_device(),
+                    BackendKind::Cpu,
+                    format!("fell back to CPU: {reason}"),
+                )),
+                (Err(reason), _) => Err(G2dError::Backend {
+                    backend: "webgpu".into(),
+                    reason,
+                }),
+            }
+        }
+        other => Err(G2dError::config(
+            "backend",
+            format!("expected \"auto\", \"webgpu\" or \"cpu\", got {other:?}"),
+        )),
+    }
+}
+
+fn adapter_name(device: &Device, backend: BackendKind) -> String {
+    match backend {
+        BackendKind::Cpu => "burn flex (CPU, wasm32)".into(),
+        BackendKind::Wgpu => device
+            .identity()
+            .map(|i| i.name)
+            .unwrap_or_else(|| "WebGPU adapter".into()),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct LoadOptions {
+    backend: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct RegenerateOptions {
+    sampler: Option<String>,
+    steps: Option<usize>,
+    eta: Option<f64>,
+    seed: Option<f64>,
+    /// Overrides the bundle's guard tolerance for this call (a stricter deployment, or a test
+    /// that needs a rejection).
+    guard_delta: Option<f32>,
+}
+
+fn options<T: for<'de> Deserialize<'de> + Default>(value: &JsValue) -> Result<T> {
+    if value.is_undefined() || value.is_null() {
+        return Ok(T::default());
+    }
+    serde_wasm_bindgen::from_value(value.clone())
+        .map_err(|e| G2dError::config("options", e.to_string()))
+}
+
+struct State {
+    model: G2dModel,
+    guard: Guard,
+    /// The weights in use now: θ_orig until a regeneration is accepted.
+    current: Classifier,
+    original_val_accuracy: f32,
+    theta_orig: Tensor<1>,
+    backend: BackendKind,
+    backend_reason: String,
+    adapter: String,
+    validation: Images,
+}
+
+/// A loaded G2D bundle with the weights it currently serves.
+#[wasm_bindgen(js_name = G2D)]
+pub struct WebG2d {
+    state: Rc<RefCell<State>>,
+}
+
+fn check_images(images: &[f32]) -> Result<usize> {
+    if images.is_empty() || images.len() % IMAGE_PIXELS != 0 {
+        return Err(G2dError::shape(
+            "images",
+            format!("a multiple of {IMAGE_PIXELS} pixels"),
+            images.len(),
+        ));
+    }
+    crate::error::ensure_finite("images", images)?;
+    Ok(images.len() / IMAGE_PIXELS)
+}
+
+async fn read(tensor: Tensor<1>) -> Result<Vec<f32>> {
+    let data = tensor
+        .into_data_async()
+        .await
+        .map_err(|e| G2dError::Backend {
+            backend: "readback".into(),
+            reason: format!("{e:?}"),
+        })?;
+    Ok(data.try_to_vec::<f32>().expect("f32 data"))
+}
+
+fn set(object: &Object, key: &str, value: impl Into<JsValue>) {
+    Reflect::set(object, &key.into(), &value.into()).expect("set on a plain object");
+}
+
+/// Calls `onProgress(step, total)`, awaits it if it returns a promise, and reports whether the
+/// caller asked to stop (by returning `false`).
+async fn progress(callback: &Option<Function>, step: usize, total: usize) -> Result<bool> {
+    let Some(f) = callback else {
+        return Ok(true);
+    };
+    let mut value = f
+        .call2(
+            &JsValue::NULL,
+            &(step as u32).into(),
+            &(total as u32).into(),
+        )
+        .map_err(|e| G2dError::config("onProgress", format!("threw {e:?}")))?;
+    if value.is_instance_of::<Promise>() {
+        value = JsFuture::from(Promise::from(value))
+            .await
+            .map_err(|e| G2dError::config("onProgress", format!("rejected {e:?}")))?;
+    }
+    Ok(value != JsValue::FALSE)
+}
+
+#[wasm_bindgen(js_class = G2D)]
+impl WebG2d {
+    /// Validates a bundle (checksum, version, shapes, finiteness) and builds the networks on
+    /// the chosen backend. `options.backend`: "auto" (default), "webgpu" or "cpu".
+    pub async fn load(
+        bytes: Uint8Array,
+        options_js: JsValue,
+    ) -> std::result::Result<WebG2d, JsValue> {
+        let opts: LoadOptions = options(&options_js).map_err(js_error)?;
+        let bundle = Bundle::from_bytes(&bytes.to_vec()).map_err(js_error)?;
+        let requested = opts.backend.unwrap_or_else(|| "auto".into());
+        let (device, backend, backend_reason) = pick_device(&requested).await.map_err(js_error)?;
+        let model = G2dModel::from_bundle(&bundle, &device).map_err(js_error)?;
+        let guard = Guard::new(&bundle.validation, bundle.meta.guard_delta, &device);
+        let original_val_accuracy = read(guard.accuracy(&model.original))
+            .await
+            .map_err(js_error)?[0];
+        Ok(WebG2d {
+            state: Rc::new(RefCell::new(State {
+                current: model.original.clone(),
+                theta_orig: Tensor::<1>::from_floats(bundle.theta_orig.as_slice(), &device),
+                adapter: adapter_name(&device, backend),
+                model,
+                guard,
+                original_val_accuracy,
+                backend,
+                backend_reason,
+                validation: bundle.validation,
+            })),
+        })
+    }
+
+    /// Samples new parameters, checks them with the guard and installs them if accepted.
+    /// Resolves to `{params, l1ToOriginal, l2ToOriginal, valAccuracy, originalValAccuracy,
+    /// accepted, backend, ms, sampler, steps}`. `onProgress(step, total)` is called between
+    /// diffusion steps and may return (a promise of) `false` to cancel.
+    pub fn regenerate(&self, options_js: JsValue) -> Promise {
+        let state = self.state.clone();
+        future_to_promise(async move { regenerate(state, options_js).await.map_err(js_error) })
+    }
+
+    /// Class probabilities (`n × 10`) for `n × 784` pixels in [0, 1], with the current weights.
+    pub fn classify(&self, images: Float32Array) -> Promise {
+        let state = self.state.clone();
+        future_to_promise(async move {
+            classify(state, images.to_vec(), false)
+                .await
+                .map_err(js_error)
+        })
+    }
+
+    /// The same with the original weights θ_orig.
+    #[wasm_bindgen(js_name = classifyOriginal)]
+    pub fn classify_original(&self, images: Float32Array) -> Promise {
+        let state = self.state.clone();
+        future_to_promise(async move {
+            classify(state, images.to_vec(), true)
+                .await
+                .map_err(js_error)
+        })
+    }
+
+    /// FGSM examples (L∞, `epsilon`) crafted against the original weights.
+    pub fn fgsm(&self, images: Float32Array, labels: Uint8Array, epsilon: f32) -> Promise {
+        let state = self.state.clone();
+        future_to_promise(async move {
+            fgsm(state, images.to_vec(), labels.to_vec(), epsilon)
+                .await
+                .map_err(js_error)
+        })
+    }
+
+    /// Bundle metadata, the backend in use and why, and a few validation images.
+    pub fn info(&self) -> Object {
+        let s = self.state.borrow();
+        let meta = &s.model.bundle_meta;
+        let o = Object::new();
+        set(&o, "formatVersion", FORMAT_VERSION);
+        set(&o, "arch", meta.arch.to_string());
+        set(&o, "scope", meta.scope.to_string());
+        set(&o, "dataset", meta.dataset.clone());
+        set(&o, "paramCount", meta.regenerated.len() as u32);
+        let names = js_sys::Array::new();
+        for n in meta.regenerated.names() {
+            names.push(&n.into());
+        }
+        set(&o, "regeneratedTensors", names);
+        set(&o, "lambda", meta.lambda_l1);
+        set(&o, "sampler", meta.sampler.name());
+        let steps = match meta.sampler {
+            SamplerConfig::Ddpm => meta.schedule.timesteps,
+            SamplerConfig::Ddim { steps, .. } => steps,
+        };
+        set(&o, "steps", steps as u32);
+        set(&o, "guardDelta", meta.guard_delta);
+        set(&o, "backend", s.backend.to_string());
+        set(&o, "backendReason", s.backend_reason.clone());
+        set(&o, "adapter", s.adapter.clone());
+        set(&o, "originalValAccuracy", s.original_val_accuracy);
+        set(&o, "valSize", s.validation.len() as u32);
+        let shape = js_sys::Array::of2(&28.into(), &28.into());
+        set(&o, "imageShape", shape);
+        set(&o, "classes", CLASSES as u32);
+        let sample = s.validation.take(16);
+        set(
+            &o,
+            "sampleImages",
+            Float32Array::from(sample.pixels.as_slice()),
+        );
+        set(
+            &o,
+            "sampleLabels",
+            Uint8Array::from(sample.labels.as_slice()),
+        );
+        o
+    }
+}
+
+#[allow(clippy::await_holding_refcell_ref)] // single-threaded; the worker serialises calls
+async fn regenerate(state: Rc<RefCell<State>>, options_js: JsValue) -> Result<JsValue> {
+    let opts: RegenerateOptions = options(&options_js)?;
+    let on_progress = Reflect::get(&options_js, &"onProgress".into())
+        .ok()
+        .and_then(|f| f.dyn_into::<Function>().ok());
+    let started = js_sys::Date::now();
+    let s = state.borrow();
+    let sampler = match (&opts.sampler, opts.steps, opts.eta) {
+        (None, None, None) => s.model.bundle_meta.sampler,
+        (kind, steps, eta) => SamplerConfig::parse(kind.as_deref().unwrap_or("ddim"), steps, eta)?,
+    };
+    let rng = match opts.seed {
+        Some(seed) if seed.is_finite() && seed >= 0.0 => G2dRng::seeded(seed as u64),
+        Some(seed) => {
+            return Err(G2dError::config(
+                "seed",
+                format!("must be a non-negative number, got {seed}"),
+            ))
+        }
+        None => G2dRng::from_entropy(),
+    };
+    let mut run = s.model.sample(1, &sampler, rng);
+    let total = run.total();
+    while !run.is_finished() {
+        run.step();
+        if !progress(&on_progress, run.done(), total).await? {
+            return Err(G2dError::Cancelled);
+        }
+    }
+    let n = s.model.theta_orig.len();
+    let theta = s.model.decode(run.finish()).reshape([n]);
+    let candidate = s.model.candidate(theta.clone())?;
+    let accuracy = s.guard.accuracy(&candidate);
+    let diff = theta.clone() - s.theta_orig.clone();
+    let l1 = diff.clone().abs().mean();
+    let l2 = diff.powi_scalar(2).mean().sqrt();
+    // θ, accuracy and both distances come back in one readback.
+    let packed = read(Tensor::cat(vec![theta, accuracy, l1, l2], 0)).await?;
+    let (params, figures) = packed.split_at(n);
+    let finite = params.iter().all(|v| v.is_finite());
+    let delta = opts.guard_delta.unwrap_or(s.guard.delta);
+    let accepted =
+        finite && figures[0].is_finite() && figures[0] >= s.original_val_accuracy - delta;
+    let result = Object::new();
+    set(&result, "params", Float32Array::from(params));
+    set(&result, "valAccuracy", figures[0]);
+    set(&result, "l1ToOriginal", figures[1]);
+    set(&result, "l2ToOriginal", figures[2]);
+    set(&result, "originalValAccuracy", s.original_val_accuracy);
+    set(&result, "accepted", accepted);
+    set(&result, "backend", s.backend.to_string());
+    set(&result, "sampler", sampler.name());
+    set(&result, "steps", total as u32);
+    drop(s);
+    if accepted {
+        state.borrow_mut().current = candidate;
+    }
+    set(&result, "ms", js_sys::Date::now() - started);
+    Ok(result.into())
+}
+
+#[allow(clippy::await_holding_refcell_ref)]
+async fn classify(state: Rc<RefCell<State>>, images: Vec<f32>, original: bool) -> Result<JsValue> {
+    check_images(&images)?;
+    let s = state.borrow();
+    let model = if original {
+        &s.model.original
+    } else {
+        &s.current
+    };
+    let probs = softmax(model.forward(images_tensor(&images, &s.model.device)), 1);
+    let probs = read(probs.flatten::<1>(0, 1)).await?;
+    Ok(Float32Array::from(probs.as_slice()).into())
+}
+
+#[allow(clippy::await_holding_refcell_ref)]
+async fn fgsm(
+    state: Rc<RefCell<State>>,
+    images: Vec<f32>,
+    labels: Vec<u8>,
+    epsilon: f32,
+) -> Result<JsValue> {
+    let n = check_images(&images)?;
+    if labels.len() != n || labels.iter().any(|&l| l as usize >= CLASSES) {
+        return Err(G2dError::shape(
+            "labels",
+            format!("{n} labels in 0-9"),
+            labels.len(),
+        ));
+    }
+    if !(0.0..=1.0).contains(&epsilon) {
+        return Err(G2dError::config(
+            "epsilon",
+            format!("must lie in [0, 1], got {epsilon}"),
+        ));
+    }
+    let s = state.borrow();
+    let device = &s.model.device;
+    let adversarial = craft(
+        &s.model.original,
+        images_tensor(&images, device),
+        labels_tensor(&labels, device),
+        &LinfAttack::fgsm(epsilon),
+        &mut G2dRng::seeded(0),
+    );
+    let out = read(adversarial.flatten::<1>(0, 1)).await?;
+    Ok(Float32Array::from(out.as_slice()).into())
+}

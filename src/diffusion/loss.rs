@@ -66,7 +66,10 @@ pub fn g2d_loss(
     let x_t = z0 * sqrt_ab.clone() + eps.clone() * sqrt_1m_ab.clone();
 
     let t_in: Vec<f32> = t.iter().map(|&t| t as f32).collect();
-    let eps_hat = denoiser.forward(x_t.clone(), Tensor::<1>::from_floats(t_in.as_slice(), &device));
+    let eps_hat = denoiser.forward(
+        x_t.clone(),
+        Tensor::<1>::from_floats(t_in.as_slice(), &device),
+    );
     let diffusion = (eps_hat.clone() - eps).powi_scalar(2).mean();
 
     if regularizer.lambda_l1 == 0.0 {
@@ -76,7 +79,8 @@ pub fn g2d_loss(
             distance: None,
         };
     }
-    let x0 = predict_x0(x_t, eps_hat, sqrt_ab, sqrt_1m_ab).clamp(-regularizer.clip, regularizer.clip);
+    let x0 =
+        predict_x0(x_t, eps_hat, sqrt_ab, sqrt_1m_ab).clamp(-regularizer.clip, regularizer.clip);
     let theta_gen = regularizer
         .decoder
         .forward(regularizer.latent_space.to_latent(x0)); // [batch, param_len]

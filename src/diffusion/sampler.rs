@@ -44,7 +44,10 @@ impl SamplerConfig {
                 }
                 let eta = eta.unwrap_or(0.0);
                 if !(0.0..=1.0).contains(&eta) {
-                    return Err(G2dError::config("eta", format!("must lie in [0, 1], got {eta}")));
+                    return Err(G2dError::config(
+                        "eta",
+                        format!("must lie in [0, 1], got {eta}"),
+                    ));
                 }
                 Ok(SamplerConfig::Ddim { steps, eta })
             }

@@ -26,7 +26,11 @@ impl Schedule {
         let t = config.timesteps;
         let betas: Vec<f64> = (0..t)
             .map(|i| {
-                let frac = if t > 1 { i as f64 / (t - 1) as f64 } else { 0.0 };
+                let frac = if t > 1 {
+                    i as f64 / (t - 1) as f64
+                } else {
+                    0.0
+                };
                 config.beta_start + frac * (config.beta_end - config.beta_start)
             })
             .collect();
@@ -105,7 +109,11 @@ mod tests {
             let approx = (-sum - sum_sq / 2.0).exp();
             assert!((s.alpha_bars[t] / approx - 1.0).abs() < 1e-3, "t={t}");
         }
-        assert!((s.alpha_bars[999] - 4.036e-5).abs() < 1e-7, "{}", s.alpha_bars[999]);
+        assert!(
+            (s.alpha_bars[999] - 4.036e-5).abs() < 1e-7,
+            "{}",
+            s.alpha_bars[999]
+        );
     }
 
     #[test]

@@ -62,9 +62,10 @@ impl Loaded {
     }
 
     pub fn tensor(&self, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
-        self.tensors.get(name).cloned().ok_or_else(|| {
-            G2dError::config(&self.path, format!("has no tensor named {name:?}"))
-        })
+        self.tensors
+            .get(name)
+            .cloned()
+            .ok_or_else(|| G2dError::config(&self.path, format!("has no tensor named {name:?}")))
     }
 
     pub fn vector(&self, name: &str) -> Result<Vec<f32>> {

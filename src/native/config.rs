@@ -60,6 +60,7 @@ pub struct CollectConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AutoencoderTraining {
+    pub fold: usize,
     pub channels: Vec<usize>,
     pub latent_channels: usize,
     pub input_noise_factor: f32,
@@ -142,7 +143,8 @@ impl Default for CollectConfig {
 impl Default for AutoencoderTraining {
     fn default() -> Self {
         Self {
-            channels: vec![8, 16, 32, 32],
+            fold: 8,
+            channels: vec![32, 64],
             latent_channels: 4,
             input_noise_factor: 0.001,
             latent_noise_factor: 0.1,
@@ -198,12 +200,18 @@ impl RunConfig {
             ("collect.seeds", self.collect.seeds),
             ("autoencoder.steps", self.autoencoder.steps),
             ("autoencoder.batch_size", self.autoencoder.batch_size),
-            ("autoencoder.latent_channels", self.autoencoder.latent_channels),
+            (
+                "autoencoder.latent_channels",
+                self.autoencoder.latent_channels,
+            ),
             ("diffusion.steps", self.diffusion.steps),
             ("diffusion.batch_size", self.diffusion.batch_size),
             ("diffusion.channels", self.diffusion.channels),
             ("generate.count", self.generate.count),
-            ("data.bundle_validation_size", self.data.bundle_validation_size),
+            (
+                "data.bundle_validation_size",
+                self.data.bundle_validation_size,
+            ),
         ];
         for (field, v) in positive {
             if v == 0 {
@@ -211,30 +219,57 @@ impl RunConfig {
             }
         }
         if self.collect.checkpoints < 2 {
-            return Err(G2dError::config("collect.checkpoints", "K must be at least 2"));
+            return Err(G2dError::config(
+                "collect.checkpoints",
+                "K must be at least 2",
+            ));
         }
         if self.collect.seeds > self.collect.checkpoints {
-            return Err(G2dError::config("collect.seeds", "more seeds than checkpoints"));
+            return Err(G2dError::config(
+                "collect.seeds",
+                "more seeds than checkpoints",
+            ));
         }
         if self.autoencoder.channels.is_empty() {
-            return Err(G2dError::config("autoencoder.channels", "needs at least one stage"));
+            return Err(G2dError::config(
+                "autoencoder.channels",
+                "needs at least one stage",
+            ));
         }
         if !(self.diffusion.lambda_l1 >= 0.0 && self.diffusion.lambda_l1.is_finite()) {
-            return Err(G2dError::config("diffusion.lambda_l1", "must be a finite λ ≥ 0"));
+            return Err(G2dError::config(
+                "diffusion.lambda_l1",
+                "must be a finite λ ≥ 0",
+            ));
         }
         if !(0.0..1.0).contains(&self.diffusion.ema_decay) {
-            return Err(G2dError::config("diffusion.ema_decay", "must lie in [0, 1)"));
+            return Err(G2dError::config(
+                "diffusion.ema_decay",
+                "must lie in [0, 1)",
+            ));
         }
         for (field, f) in [
-            ("autoencoder.input_noise_factor", self.autoencoder.input_noise_factor),
-            ("autoencoder.latent_noise_factor", self.autoencoder.latent_noise_factor),
+            (
+                "autoencoder.input_noise_factor",
+                self.autoencoder.input_noise_factor,
+            ),
+            (
+                "autoencoder.latent_noise_factor",
+                self.autoencoder.latent_noise_factor,
+            ),
         ] {
             if !(0.0..=1.0).contains(&f) {
-                return Err(G2dError::config(field, format!("must lie in [0, 1], got {f}")));
+                return Err(G2dError::config(
+                    field,
+                    format!("must lie in [0, 1], got {f}"),
+                ));
             }
         }
         if self.diffusion.schedule.timesteps < 2 {
-            return Err(G2dError::config("diffusion.schedule.timesteps", "needs at least 2"));
+            return Err(G2dError::config(
+                "diffusion.schedule.timesteps",
+                "needs at least 2",
+            ));
         }
         Ok(())
     }

@@ -2,5 +2,13 @@
 //! export and the command line. Compiled out of the wasm build.
 
 pub mod artifacts;
+pub mod bench;
+pub mod cli;
+pub mod collect;
 pub mod config;
+pub mod evaluate;
+pub mod progress;
 pub mod sources;
+pub mod stages;
+pub mod train_ae;
+pub mod train_diffusion;

@@ -123,11 +123,19 @@ pub fn load_splits(
 ) -> Result<Splits> {
     let (train, test) = match source {
         DataSource::Embedded => (
-            read_pair((SLICE[0], "embedded train images"), (SLICE[1], "embedded train labels"))?,
-            read_pair((SLICE[2], "embedded test images"), (SLICE[3], "embedded test labels"))?,
+            read_pair(
+                (SLICE[0], "embedded train images"),
+                (SLICE[1], "embedded train labels"),
+            )?,
+            read_pair(
+                (SLICE[2], "embedded test images"),
+                (SLICE[3], "embedded test labels"),
+            )?,
         ),
         _ => {
-            let dir = dir.map(Path::to_path_buf).unwrap_or_else(|| source.default_dir());
+            let dir = dir
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| source.default_dir());
             (load_dir(&dir, "train")?, load_dir(&dir, "t10k")?)
         }
     };
@@ -147,7 +155,10 @@ mod tests {
     #[test]
     fn embedded_slice_loads_with_explicit_splits() {
         let s = load_splits(DataSource::Embedded, None, None, 0).unwrap();
-        assert_eq!((s.train.len(), s.validation.len(), s.test.len()), (5000, 1000, 1000));
+        assert_eq!(
+            (s.train.len(), s.validation.len(), s.test.len()),
+            (5000, 1000, 1000)
+        );
         assert_eq!((s.train.rows, s.train.cols), (28, 28));
         assert!(s.train.pixels.iter().all(|p| (0.0..=1.0).contains(p)));
     }
@@ -157,7 +168,10 @@ mod tests {
         let mut gz = SLICE[1].to_vec();
         gz.truncate(gz.len() / 2);
         let err = maybe_gunzip(gz, "labels.gz").unwrap_err().to_string();
-        assert!(err.contains("labels.gz") && err.contains("corrupt gzip"), "{err}");
+        assert!(
+            err.contains("labels.gz") && err.contains("corrupt gzip"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -165,6 +179,9 @@ mod tests {
         let err = load_splits(DataSource::Mnist, Some(Path::new("/nonexistent")), None, 0)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("/nonexistent/train-images-idx3-ubyte") && err.contains("fetch-data"), "{err}");
+        assert!(
+            err.contains("/nonexistent/train-images-idx3-ubyte") && err.contains("fetch-data"),
+            "{err}"
+        );
     }
 }

@@ -1,0 +1,430 @@
+//! The `g2d` command line.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+
+use super::config::RunConfig;
+use super::evaluate::{table, Evaluation};
+use super::sources::DataSource;
+use super::stages::{load_bundle, Run};
+use crate::backend::{native_device, BackendKind};
+use crate::classifier::Arch;
+use crate::diffusion::sampler::SamplerConfig;
+use crate::error::{G2dError, Result};
+use crate::generate::{G2dModel, Guard};
+use crate::metrics::l1_distance;
+use crate::params::Scope;
+use crate::rng::G2dRng;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "g2d",
+    version,
+    about = "Generate to Defend: regenerate a classifier's parameters with regularised latent diffusion"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Run directory: artifacts, the config that made them, evaluations.
+    #[arg(long, global = true, default_value = "runs/default")]
+    pub run: PathBuf,
+    /// JSON configuration file (any subset of the keys in RUN/config.json); flags override it.
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// Print one JSON object on stdout instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(flatten)]
+    pub overrides: Overrides,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct Overrides {
+    /// Data set: embedded (default), mnist or fashion-mnist.
+    #[arg(long, global = true, value_enum)]
+    pub data: Option<DataSource>,
+    /// Folder of the IDX files for --data mnist / fashion-mnist.
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+    #[arg(long, global = true)]
+    pub seed: Option<u64>,
+    /// cpu or wgpu.
+    #[arg(long, global = true)]
+    pub backend: Option<String>,
+    /// mlp or cnn.
+    #[arg(long, global = true)]
+    pub arch: Option<String>,
+    /// Regenerated tensors: last, last-two or all.
+    #[arg(long, global = true)]
+    pub scope: Option<String>,
+    /// λ of the G2D regulariser (0 = p-diff).
+    #[arg(long, global = true)]
+    pub lambda: Option<f32>,
+    /// K, the number of checkpoints.
+    #[arg(long, global = true)]
+    pub checkpoints: Option<usize>,
+    /// Epochs of target training before collection.
+    #[arg(long, global = true)]
+    pub epochs: Option<usize>,
+    #[arg(long, global = true)]
+    pub ae_steps: Option<usize>,
+    #[arg(long, global = true)]
+    pub diffusion_steps: Option<usize>,
+    /// N, the number of generated models to evaluate.
+    #[arg(long, global = true)]
+    pub count: Option<usize>,
+    /// ddim or ddpm.
+    #[arg(long, global = true)]
+    pub sampler: Option<String>,
+    /// DDIM steps.
+    #[arg(long, global = true)]
+    pub steps: Option<usize>,
+    /// DDIM η.
+    #[arg(long, global = true)]
+    pub eta: Option<f64>,
+    /// Guard tolerance δ (fraction): accept when val. accuracy ≥ original − δ.
+    #[arg(long, global = true)]
+    pub guard_delta: Option<f32>,
+    /// Skip the λ = 0 (p-diff) comparison model in `pipeline`.
+    #[arg(long, global = true)]
+    pub no_baseline: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Stage 1: train the target and collect K checkpoints of the regenerated tensors.
+    Collect,
+    /// Stage 2: train the parameter autoencoder.
+    TrainAe,
+    /// Stage 3: train the latent diffusion model with the G2D loss (λ from --lambda).
+    TrainDiffusion,
+    /// Write the bundle for --lambda (browser and CLI).
+    Export,
+    /// Generate parameter sets from a bundle and pass them through the guard.
+    Generate {
+        /// Bundle file (default: RUN/g2d-lambda-Λ.g2d).
+        #[arg(long)]
+        bundle: Option<PathBuf>,
+        /// Write the generated vectors as JSON here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Generate N models from a bundle and evaluate them on this run's data.
+    Evaluate {
+        #[arg(long)]
+        bundle: Option<PathBuf>,
+    },
+    /// All stages on the configured data; prints the evaluation table.
+    Pipeline,
+    /// Benchmarks: generation time per parameter set, CPU backends compared.
+    Bench {
+        /// Timed repetitions.
+        #[arg(long, default_value_t = 20)]
+        repeats: usize,
+        #[arg(long)]
+        bundle: Option<PathBuf>,
+    },
+}
+
+impl Overrides {
+    fn apply(&self, c: &mut RunConfig) -> Result<()> {
+        if let Some(v) = self.data {
+            c.data.source = v;
+        }
+        if let Some(v) = &self.data_dir {
+            c.data.dir = Some(v.clone());
+        }
+        if let Some(v) = self.seed {
+            c.seed = v;
+        }
+        if let Some(v) = &self.backend {
+            c.backend = v.parse::<BackendKind>()?;
+        }
+        if let Some(v) = &self.arch {
+            c.collect.arch = v.parse::<Arch>()?;
+        }
+        if let Some(v) = &self.scope {
+            c.collect.scope = v.parse::<Scope>()?;
+        }
+        if let Some(v) = self.lambda {
+            c.diffusion.lambda_l1 = v;
+        }
+        if let Some(v) = self.checkpoints {
+            c.collect.checkpoints = v;
+        }
+        if let Some(v) = self.epochs {
+            c.collect.epochs = v;
+        }
+        if let Some(v) = self.ae_steps {
+            c.autoencoder.steps = v;
+        }
+        if let Some(v) = self.diffusion_steps {
+            c.diffusion.steps = v;
+        }
+        if let Some(v) = self.count {
+            c.generate.count = v;
+        }
+        if self.sampler.is_some() || self.steps.is_some() || self.eta.is_some() {
+            let (kind, steps, eta) = match c.generate.sampler {
+                SamplerConfig::Ddpm => ("ddpm", None, None),
+                SamplerConfig::Ddim { steps, eta } => ("ddim", Some(steps), Some(eta)),
+            };
+            c.generate.sampler = SamplerConfig::parse(
+                self.sampler.as_deref().unwrap_or(kind),
+                self.steps.or(steps),
+                self.eta.or(eta),
+            )?;
+        }
+        if let Some(v) = self.guard_delta {
+            c.generate.guard_delta = v;
+        }
+        if self.no_baseline {
+            c.diffusion.baseline = false;
+        }
+        Ok(())
+    }
+}
+
+/// Defaults ← RUN/config.json (or --config) ← flags.
+fn load_config(cli: &Cli) -> Result<RunConfig> {
+    let saved = cli.run.join("config.json");
+    let mut config = match (&cli.config, saved.is_file()) {
+        (Some(path), _) => RunConfig::from_file(path)?,
+        (None, true) if !matches!(cli.command, Command::Pipeline | Command::Collect) => {
+            RunConfig::from_file(&saved)?
+        }
+        _ => RunConfig::default(),
+    };
+    cli.overrides.apply(&mut config)?;
+    config.validate()?;
+    Ok(config)
+}
+
+fn print_json(value: &serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(value).expect("json"));
+}
+
+fn say(json: bool, text: impl AsRef<str>) {
+    if !json {
+        eprintln!("{}", text.as_ref());
+    }
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    let config = load_config(&cli)?;
+    let device = native_device(config.backend)?;
+    let run = Run::new(&cli.run, config, device)?;
+    let lambda = run.config.diffusion.lambda_l1;
+    let bundle_or_default =
+        |b: &Option<PathBuf>| b.clone().unwrap_or_else(|| run.bundle_path(lambda));
+    match &cli.command {
+        Command::Collect => {
+            let info = run.collect()?;
+            if cli.json {
+                print_json(&serde_json::to_value(&info).expect("json"));
+            } else {
+                println!(
+                    "collected {} checkpoints of {} parameters ({}); θ_orig: val {:.2}%, test {:.2}%",
+                    run.config.collect.checkpoints,
+                    info.regenerated.len(),
+                    info.regenerated.names().join(", "),
+                    info.original_val_accuracy * 100.0,
+                    info.original_test_accuracy * 100.0
+                );
+            }
+        }
+        Command::TrainAe => {
+            let info = run.train_ae()?;
+            if cli.json {
+                print_json(&serde_json::to_value(&info).expect("json"));
+            } else {
+                println!(
+                    "autoencoder: latent {}×{}, reconstruction MSE {:.5} (standardised), latent clip {:.2}",
+                    info.config.latent_channels,
+                    info.config.latent_len(),
+                    info.reconstruction_mse,
+                    info.latent_clip
+                );
+            }
+        }
+        Command::TrainDiffusion => {
+            let info = run.train_diffusion(lambda)?;
+            if cli.json {
+                print_json(&serde_json::to_value(&info).expect("json"));
+            } else {
+                println!(
+                    "diffusion λ={lambda}: final ε-MSE {:.4}",
+                    info.final_diffusion_loss
+                );
+            }
+        }
+        Command::Export => {
+            let path = run.export(lambda, &run.splits()?)?;
+            let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            if cli.json {
+                print_json(&json!({"bundle": path, "bytes": size}));
+            } else {
+                println!("wrote {} ({} bytes)", path.display(), size);
+            }
+        }
+        Command::Generate { bundle, out } => {
+            generate(&run, &bundle_or_default(bundle), out.as_deref(), cli.json)?
+        }
+        Command::Evaluate { bundle } => {
+            let splits = run.splits()?;
+            let e = run.evaluate(&bundle_or_default(bundle), &splits)?;
+            report(cli.json, &[("G2D", &e)]);
+        }
+        Command::Pipeline => pipeline(&run, cli.json)?,
+        Command::Bench { repeats, bundle } => {
+            super::bench::bench(&run, &bundle_or_default(bundle), *repeats, cli.json)?
+        }
+    }
+    Ok(())
+}
+
+fn generate(
+    run: &Run,
+    bundle_path: &std::path::Path,
+    out: Option<&std::path::Path>,
+    json: bool,
+) -> Result<()> {
+    let bundle = load_bundle(bundle_path)?;
+    let model = G2dModel::from_bundle(&bundle, &run.device)?;
+    let guard = Guard::new(&bundle.validation, bundle.meta.guard_delta, &run.device);
+    let original = guard.accuracy(&model.original).into_scalar::<f32>();
+    let count = run.config.generate.count;
+    let z0 = model
+        .sample(count, &run.config.generate.sampler, G2dRng::from_entropy())
+        .run();
+    let thetas = model
+        .decode(z0)
+        .into_data()
+        .try_to_vec::<f32>()
+        .expect("f32");
+    crate::error::ensure_finite("generated parameters", &thetas)?;
+    let mut rows = Vec::new();
+    for theta in thetas.chunks(model.theta_orig.len()) {
+        let acc = guard
+            .accuracy(&model.with_theta(theta)?)
+            .into_scalar::<f32>();
+        rows.push(json!({
+            "val_accuracy": acc,
+            "accepted": guard.accepts(acc, original),
+            "l1_to_original": l1_distance(theta, &model.theta_orig),
+        }));
+        say(
+            json,
+            format!(
+                "val {:.2}% (original {:.2}%), {}, L1 to θ_orig {:.5}",
+                acc * 100.0,
+                original * 100.0,
+                if guard.accepts(acc, original) {
+                    "accepted"
+                } else {
+                    "rejected"
+                },
+                l1_distance(theta, &model.theta_orig)
+            ),
+        );
+    }
+    if let Some(out) = out {
+        let vectors: Vec<&[f32]> = thetas.chunks(model.theta_orig.len()).collect();
+        let text =
+            serde_json::to_string(&json!({"manifest": bundle.meta.regenerated, "params": vectors}))
+                .expect("json");
+        std::fs::write(out, text).map_err(|e| G2dError::io(out, e))?;
+    }
+    if json {
+        print_json(&json!({"original_val_accuracy": original, "candidates": rows}));
+    }
+    Ok(())
+}
+
+fn report(json: bool, rows: &[(&str, &Evaluation)]) {
+    if json {
+        let (_, main) = rows[0];
+        let mut v = serde_json::to_value(main).expect("json");
+        for (name, e) in &rows[1..] {
+            v[name.to_lowercase().replace(' ', "_")] = serde_json::to_value(e).expect("json");
+        }
+        print_json(&v);
+    } else {
+        println!("{}", table(rows));
+    }
+}
+
+fn pipeline(run: &Run, json: bool) -> Result<()> {
+    let started = std::time::Instant::now();
+    let c = &run.config;
+    let splits = run.splits()?;
+    say(
+        json,
+        format!(
+            "data: {} (train {}, validation {}, test {}); target {} {}; K = {}",
+            splits.name,
+            splits.train.len(),
+            splits.validation.len(),
+            splits.test.len(),
+            c.collect.arch,
+            c.collect.scope,
+            c.collect.checkpoints
+        ),
+    );
+    let info = run.collect()?;
+    say(
+        json,
+        format!(
+            "θ_orig: {} parameters, val {:.2}%, test {:.2}%",
+            info.regenerated.len(),
+            info.original_val_accuracy * 100.0,
+            info.original_test_accuracy * 100.0
+        ),
+    );
+    let ae = run.train_ae()?;
+    say(
+        json,
+        format!(
+            "autoencoder: reconstruction MSE {:.5} (standardised)",
+            ae.reconstruction_mse
+        ),
+    );
+    let mut lambdas = vec![c.diffusion.lambda_l1];
+    if c.diffusion.baseline && c.diffusion.lambda_l1 != 0.0 {
+        lambdas.push(0.0);
+    }
+    let mut evaluations = Vec::new();
+    for &lambda in &lambdas {
+        run.train_diffusion(lambda)?;
+        let bundle = run.export(lambda, &splits)?;
+        evaluations.push(run.evaluate(&bundle, &splits)?);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    for e in &mut evaluations {
+        e.seconds = seconds;
+    }
+    let mut rows: Vec<(&str, &Evaluation)> = vec![("G2D", &evaluations[0])];
+    if let Some(b) = evaluations.get(1) {
+        rows.push(("baseline", b));
+    }
+    if !json {
+        println!("\n{}", table(&rows));
+        println!(
+            "pipeline: {seconds:.0} s; bundle {}",
+            run.bundle_path(c.diffusion.lambda_l1).display()
+        );
+    }
+    let md = run.path("report.md");
+    let text = format!(
+        "# G2D run\n\nCommand: `g2d pipeline` with `{}` (config.json beside this file).\n\n{}\nTotal time: {seconds:.0} s.\n",
+        run.dir.display(),
+        table(&rows)
+    );
+    std::fs::write(&md, text).map_err(|e| G2dError::io(&md, e))?;
+    if json {
+        report(true, &rows);
+    }
+    Ok(())
+}

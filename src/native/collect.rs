@@ -1,0 +1,192 @@
+//! Stage 1, collect: train the target, then keep training only the regenerated tensors and save
+//! one checkpoint every `save_every` steps until there are K, as p-diff does. θ_orig, the
+//! deployed parameters, is the last checkpoint of the main run.
+
+use burn::module::{Module, ModuleMapper, Param};
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::config::RunConfig;
+use super::progress::bar;
+use crate::classifier::{cross_entropy, images_tensor, labels_tensor, Arch, Classifier};
+use crate::data::{Images, Splits};
+use crate::error::Result;
+use crate::generate::predict;
+use crate::metrics::accuracy;
+use crate::params::{Manifest, Scope};
+use crate::rng::G2dRng;
+
+/// What collection produces.
+pub struct Collected {
+    /// The deployed classifier (θ_orig in place).
+    pub target: Classifier,
+    pub info: CollectInfo,
+    /// K parameter vectors, one per checkpoint.
+    pub checkpoints: Vec<Vec<f32>>,
+    pub theta_orig: Vec<f32>,
+}
+
+/// Metadata stored with the checkpoints.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CollectInfo {
+    pub arch: Arch,
+    pub scope: Scope,
+    pub regenerated: Manifest,
+    pub fixed: Manifest,
+    pub original_val_accuracy: f64,
+    pub original_test_accuracy: f64,
+    pub seconds: f64,
+}
+
+/// Marks every tensor outside the scope as not requiring gradients, so the optimizer leaves it.
+struct FreezeOutside {
+    arch: Arch,
+    scope: Scope,
+    path: Vec<String>,
+}
+
+impl ModuleMapper for FreezeOutside {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        if !container_type.starts_with("Enum:") {
+            self.path.push(name.to_string());
+        } else {
+            self.path.push(String::new());
+        }
+    }
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let name: Vec<&str> = self
+            .path
+            .iter()
+            .filter(|p| !p.is_empty())
+            .map(String::as_str)
+            .collect();
+        if self.scope.contains(self.arch, &name.join(".")) {
+            param
+        } else {
+            param.set_require_grad(false)
+        }
+    }
+}
+
+/// Trains `model` for `steps` optimizer steps on shuffled mini-batches, calling `after_step`
+/// with the step number (from 1) and the model.
+fn train(
+    mut model: Classifier,
+    train: &Images,
+    batch_size: usize,
+    lr: f64,
+    steps: usize,
+    rng: &mut G2dRng,
+    mut after_step: impl FnMut(usize, &Classifier),
+) -> Classifier {
+    let device = model.devices()[0].clone();
+    let mut optim = AdamWConfig::new().with_weight_decay(0.0).init();
+    let mut order: Vec<usize> = Vec::new();
+    for step in 1..=steps {
+        if order.len() < batch_size {
+            order = (0..train.len()).collect();
+            rng.shuffle(&mut order);
+        }
+        let idx: Vec<usize> = order.split_off(order.len() - batch_size);
+        let batch = train.select(&idx);
+        let logits = model.forward(images_tensor(&batch.pixels, &device));
+        let loss = cross_entropy(logits, labels_tensor(&batch.labels, &device));
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(lr, model, grads);
+        after_step(step, &model);
+    }
+    model
+}
+
+pub fn test_accuracy(model: &Classifier, images: &Images, device: &Device) -> f64 {
+    accuracy(&predict(model, images, device), &images.labels)
+}
+
+/// Runs stage 1.
+pub fn collect(config: &RunConfig, splits: &Splits, device: &Device) -> Result<Collected> {
+    let started = std::time::Instant::now();
+    let c = &config.collect;
+    let ad = device.clone().autodiff();
+    ad.seed(config.seed);
+    let mut rng = G2dRng::seeded(config.seed);
+
+    let steps_per_epoch = splits.train.len().div_ceil(c.batch_size);
+    let pretrain_steps = c.epochs * steps_per_epoch;
+    let pb = bar(pretrain_steps as u64, "collect: training the target");
+    let model = Classifier::new(c.arch, &ad);
+    let model = train(
+        model,
+        &splits.train,
+        c.batch_size,
+        c.lr,
+        pretrain_steps,
+        &mut rng,
+        |_, _| pb.inc(1),
+    );
+    pb.finish();
+
+    let regenerated = Manifest::regenerated(&model, c.arch, c.scope);
+    let fixed = Manifest::fixed(&model, c.arch, c.scope);
+    let mut freeze = FreezeOutside {
+        arch: c.arch,
+        scope: c.scope,
+        path: Vec::new(),
+    };
+    let model = model.map(&mut freeze);
+
+    // K checkpoints spread over `seeds` runs; run 0 continues from the trained target and
+    // ends on θ_orig, the others start the regenerated tensors from a fresh initialisation.
+    let per_seed = c.checkpoints.div_ceil(c.seeds);
+    let pb = bar(c.checkpoints as u64, "collect: saving checkpoints");
+    let mut checkpoints: Vec<Vec<f32>> = Vec::with_capacity(c.checkpoints);
+    let mut runs: Vec<(usize, Classifier)> = Vec::new();
+    for s in (0..c.seeds).rev() {
+        let count = per_seed.min(c.checkpoints - checkpoints.len());
+        let start = if s == 0 {
+            model.clone()
+        } else {
+            ad.seed(config.seed + s as u64);
+            let theta = regenerated.flatten(&Classifier::new(c.arch, &ad));
+            regenerated.unflatten(model.clone(), &theta)?
+        };
+        let start = start.train();
+        let done = train(
+            start,
+            &splits.train,
+            c.batch_size,
+            c.collect_lr,
+            count * c.save_every,
+            &mut rng,
+            |step, m| {
+                if step % c.save_every == 0 {
+                    checkpoints.push(regenerated.flatten(m));
+                    pb.inc(1);
+                }
+            },
+        );
+        runs.push((s, done));
+    }
+    pb.finish();
+
+    let target = runs.pop().expect("run 0").1.valid();
+    let theta_orig = regenerated.flatten(&target);
+    let info = CollectInfo {
+        arch: c.arch,
+        scope: c.scope,
+        original_val_accuracy: test_accuracy(&target, &splits.validation, device),
+        original_test_accuracy: test_accuracy(&target, &splits.test, device),
+        regenerated,
+        fixed,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    Ok(Collected {
+        target,
+        info,
+        checkpoints,
+        theta_orig,
+    })
+}

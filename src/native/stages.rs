@@ -1,0 +1,256 @@
+//! A run directory and the stages that fill it. Each stage reads what the previous ones wrote,
+//! so `g2d collect`, `g2d train-ae`, … can run one by one, and `g2d pipeline` runs them all.
+//!
+//! ```text
+//! RUN/config.json                   the configuration that made the run
+//! RUN/target.safetensors            fixed weights, θ_orig, the K checkpoints   (collect)
+//! RUN/autoencoder.safetensors       encoder, decoder, normalisations, latents  (train-ae)
+//! RUN/diffusion-lambda-Λ.safetensors EMA denoiser for λ = Λ                     (train-diffusion)
+//! RUN/g2d-lambda-Λ.g2d              the bundle for λ = Λ                       (export)
+//! RUN/evaluation-lambda-Λ.json      its evaluation                             (evaluate)
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+
+use super::artifacts::{self, Named};
+use super::collect::{collect, CollectInfo};
+use super::config::RunConfig;
+use super::evaluate::{evaluate, Evaluation};
+use super::sources::load_splits;
+use super::train_ae::{train_autoencoder, AutoencoderInfo};
+use super::train_diffusion::{train_diffusion, DiffusionData, DiffusionInfo};
+use crate::bundle::{sha256_hex, Bundle, BundleMeta};
+use crate::data::Splits;
+use crate::error::{G2dError, Result};
+use crate::generate::G2dModel;
+use crate::normalize::Normalizer;
+use crate::params::Manifest;
+use crate::rng::G2dRng;
+
+pub struct Run {
+    pub dir: PathBuf,
+    pub config: RunConfig,
+    pub device: Device,
+}
+
+/// `0.05` → `0.05`, `0` → `0`: the λ part of artifact names.
+pub fn lambda_tag(lambda: f32) -> String {
+    format!("{lambda}")
+}
+
+impl Run {
+    pub fn new(dir: &Path, config: RunConfig, device: Device) -> Result<Run> {
+        config.validate()?;
+        std::fs::create_dir_all(dir).map_err(|e| G2dError::io(dir, e))?;
+        Ok(Run {
+            dir: dir.to_path_buf(),
+            config,
+            device,
+        })
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    pub fn bundle_path(&self, lambda: f32) -> PathBuf {
+        self.path(&format!("g2d-lambda-{}.g2d", lambda_tag(lambda)))
+    }
+
+    pub fn splits(&self) -> Result<Splits> {
+        let d = &self.config.data;
+        load_splits(
+            d.source,
+            d.dir.as_deref(),
+            d.validation_size,
+            self.config.seed,
+        )
+    }
+
+    fn save_config(&self) -> Result<()> {
+        let path = self.path("config.json");
+        let text = serde_json::to_string_pretty(&self.config).expect("config serialises");
+        std::fs::write(&path, text).map_err(|e| G2dError::io(&path, e))
+    }
+
+    /// Stage 1.
+    pub fn collect(&self) -> Result<CollectInfo> {
+        self.save_config()?;
+        let splits = self.splits()?;
+        let c = collect(&self.config, &splits, &self.device)?;
+        let fixed = c.info.fixed.flatten(&c.target);
+        let flat: Vec<f32> = c.checkpoints.concat();
+        artifacts::save(
+            &self.path("target.safetensors"),
+            &c.info,
+            &[
+                Named::vector("fixed", &fixed),
+                Named::vector("theta_orig", &c.theta_orig),
+                Named {
+                    name: "checkpoints",
+                    shape: vec![c.checkpoints.len(), c.theta_orig.len()],
+                    values: &flat,
+                },
+            ],
+        )?;
+        Ok(c.info)
+    }
+
+    /// Stage 2.
+    pub fn train_ae(&self) -> Result<AutoencoderInfo> {
+        let target = artifacts::load(&self.path("target.safetensors"), "collect")?;
+        let checkpoints = target.rows("checkpoints")?;
+        let ae = train_autoencoder(&self.config, &checkpoints, &self.device);
+        let encoder = Manifest::full(&ae.encoder).flatten(&ae.encoder);
+        let decoder = Manifest::full(&ae.decoder).flatten(&ae.decoder);
+        let latents = ae.latents.concat();
+        artifacts::save(
+            &self.path("autoencoder.safetensors"),
+            &ae.info,
+            &[
+                Named::vector("encoder", &encoder),
+                Named::vector("decoder", &decoder),
+                Named::vector("param_mean", &ae.param_norm.mean),
+                Named::vector("param_std", &ae.param_norm.std),
+                Named::vector("latent_mean", &ae.latent_norm.mean),
+                Named::vector("latent_std", &ae.latent_norm.std),
+                Named {
+                    name: "latents",
+                    shape: vec![ae.latents.len(), ae.info.config.latent_size()],
+                    values: &latents,
+                },
+            ],
+        )?;
+        Ok(ae.info)
+    }
+
+    /// Stage 3, for one λ.
+    pub fn train_diffusion(&self, lambda: f32) -> Result<DiffusionInfo> {
+        let target = artifacts::load(&self.path("target.safetensors"), "collect")?;
+        let ae_file = artifacts::load(&self.path("autoencoder.safetensors"), "train-ae")?;
+        let info: AutoencoderInfo = ae_file.meta()?;
+        let decoder = info.config.init_decoder(&self.device);
+        let decoder = Manifest::full(&decoder).unflatten(decoder, &ae_file.vector("decoder")?)?;
+        let param_norm = Normalizer {
+            mean: ae_file.vector("param_mean")?,
+            std: ae_file.vector("param_std")?,
+        };
+        let latent_norm = Normalizer {
+            mean: ae_file.vector("latent_mean")?,
+            std: ae_file.vector("latent_std")?,
+        };
+        let theta_orig = param_norm.normalize(&target.vector("theta_orig")?);
+        let latents = ae_file.rows("latents")?;
+        let data = DiffusionData {
+            latents: &latents,
+            latent_shape: [info.config.latent_channels, info.config.latent_len()],
+            latent_norm: &latent_norm,
+            latent_clip: info.latent_clip,
+            decoder: &decoder,
+            theta_orig: &theta_orig,
+        };
+        let trained = train_diffusion(&self.config, lambda, &data, &self.device);
+        let weights = Manifest::full(&trained.denoiser).flatten(&trained.denoiser);
+        artifacts::save(
+            &self.path(&format!(
+                "diffusion-lambda-{}.safetensors",
+                lambda_tag(lambda)
+            )),
+            &trained.info,
+            &[Named::vector("denoiser", &weights)],
+        )?;
+        Ok(trained.info)
+    }
+
+    /// Stage 3b: the bundle for one λ. Returns its path.
+    pub fn export(&self, lambda: f32, splits: &Splits) -> Result<PathBuf> {
+        let target = artifacts::load(&self.path("target.safetensors"), "collect")?;
+        let ae_file = artifacts::load(&self.path("autoencoder.safetensors"), "train-ae")?;
+        let diff_file = artifacts::load(
+            &self.path(&format!(
+                "diffusion-lambda-{}.safetensors",
+                lambda_tag(lambda)
+            )),
+            &format!("train-diffusion --lambda {lambda}"),
+        )?;
+        let collect_info: CollectInfo = target.meta()?;
+        let ae_info: AutoencoderInfo = ae_file.meta()?;
+        let diff_info: DiffusionInfo = diff_file.meta()?;
+        let theta_orig = target.vector("theta_orig")?;
+        let bundle = Bundle {
+            meta: BundleMeta {
+                arch: collect_info.arch,
+                scope: collect_info.scope,
+                dataset: splits.name.clone(),
+                regenerated: collect_info.regenerated,
+                fixed: collect_info.fixed,
+                autoencoder: ae_info.config,
+                denoiser: diff_info.config,
+                schedule: self.config.diffusion.schedule.clone(),
+                sampler: self.config.generate.sampler,
+                lambda_l1: lambda,
+                guard_delta: self.config.generate.guard_delta,
+                latent_clip: ae_info.latent_clip,
+                theta_orig_sha256: sha256_hex(&theta_orig),
+                training: serde_json::to_value(&self.config).expect("config serialises"),
+                sections: Vec::new(),
+            },
+            decoder: ae_file.vector("decoder")?,
+            denoiser: diff_file.vector("denoiser")?,
+            fixed: target.vector("fixed")?,
+            theta_orig,
+            param_norm: Normalizer {
+                mean: ae_file.vector("param_mean")?,
+                std: ae_file.vector("param_std")?,
+            },
+            latent_norm: Normalizer {
+                mean: ae_file.vector("latent_mean")?,
+                std: ae_file.vector("latent_std")?,
+            },
+            validation: splits
+                .validation
+                .take(self.config.data.bundle_validation_size),
+        };
+        bundle.validate()?;
+        let path = self.bundle_path(lambda);
+        std::fs::write(&path, bundle.to_bytes()).map_err(|e| G2dError::io(&path, e))?;
+        Ok(path)
+    }
+
+    /// Stage 5: generate N and evaluate a bundle against this run's data and checkpoints.
+    pub fn evaluate(&self, bundle_path: &Path, splits: &Splits) -> Result<Evaluation> {
+        let bundle = load_bundle(bundle_path)?;
+        let model = G2dModel::from_bundle(&bundle, &self.device)?;
+        let checkpoints = artifacts::load(&self.path("target.safetensors"), "collect")
+            .and_then(|t| t.rows("checkpoints"))
+            .ok();
+        let g = &self.config.generate;
+        let (evaluation, _) = evaluate(
+            &model,
+            splits,
+            checkpoints.as_deref(),
+            g.count,
+            &g.sampler,
+            g.guard_delta,
+            G2dRng::seeded(self.config.seed + 3),
+        )?;
+        let path = self.path(&format!(
+            "evaluation-lambda-{}.json",
+            lambda_tag(bundle.meta.lambda_l1)
+        ));
+        let text = serde_json::to_string_pretty(&evaluation).expect("evaluation serialises");
+        std::fs::write(&path, text).map_err(|e| G2dError::io(&path, e))?;
+        Ok(evaluation)
+    }
+}
+
+/// Reads and validates a bundle file.
+pub fn load_bundle(path: &Path) -> Result<Bundle> {
+    let bytes = std::fs::read(path).map_err(|e| G2dError::io(path, e))?;
+    Bundle::from_bytes(&bytes).map_err(|e| match e {
+        G2dError::Bundle(reason) => G2dError::Bundle(format!("{}: {reason}", path.display())),
+        other => other,
+    })
+}

@@ -1,0 +1,130 @@
+//! Stage 2, train the parameter autoencoder on the K standardised checkpoints, with p-diff's
+//! noise on the input and on the latent, MSE loss. Afterwards the clean latents of the
+//! checkpoints are standardised per position: that is the space the diffusion model learns.
+
+use burn::module::Module;
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::config::RunConfig;
+use super::progress::bar;
+use crate::autoencoder::{blend_noise, AutoencoderConfig, Decoder, Encoder};
+use crate::diffusion::sampler::noise;
+use crate::normalize::Normalizer;
+use crate::rng::G2dRng;
+
+/// What stage 2 produces.
+pub struct TrainedAutoencoder {
+    pub encoder: Encoder,
+    pub decoder: Decoder,
+    pub info: AutoencoderInfo,
+    pub param_norm: Normalizer,
+    pub latent_norm: Normalizer,
+    /// Standardised latents of the K checkpoints, `[K][latent_size]`.
+    pub latents: Vec<Vec<f32>>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AutoencoderInfo {
+    pub config: AutoencoderConfig,
+    /// Final training loss (noisy input) and clean reconstruction MSE, both standardised.
+    pub final_loss: f64,
+    pub reconstruction_mse: f64,
+    /// Largest |value| among the standardised latents, times a 10% margin: x̂₀'s bound.
+    pub latent_clip: f32,
+    pub seconds: f64,
+}
+
+fn batch_tensor(rows: &[Vec<f32>], idx: &[usize], device: &Device) -> Tensor<2> {
+    let flat: Vec<f32> = idx.iter().flat_map(|&i| rows[i].iter().copied()).collect();
+    Tensor::<1>::from_floats(flat.as_slice(), device).reshape([idx.len(), rows[0].len()])
+}
+
+pub fn train_autoencoder(
+    config: &RunConfig,
+    checkpoints: &[Vec<f32>],
+    device: &Device,
+) -> TrainedAutoencoder {
+    let started = std::time::Instant::now();
+    let t = &config.autoencoder;
+    let ae = AutoencoderConfig::new(checkpoints[0].len())
+        .with_fold(t.fold)
+        .with_channels(t.channels.clone())
+        .with_latent_channels(t.latent_channels)
+        .with_input_noise_factor(t.input_noise_factor)
+        .with_latent_noise_factor(t.latent_noise_factor);
+    let param_norm = Normalizer::fit(checkpoints);
+    let rows: Vec<Vec<f32>> = checkpoints
+        .iter()
+        .map(|c| param_norm.normalize(c))
+        .collect();
+
+    let ad = device.clone().autodiff();
+    ad.seed(config.seed + 1);
+    let mut rng = G2dRng::seeded(config.seed + 1);
+    let mut encoder = ae.init_encoder(&ad);
+    let mut decoder = ae.init_decoder(&ad);
+    let mut opt_enc = AdamWConfig::new().with_weight_decay(2e-6).init();
+    let mut opt_dec = AdamWConfig::new().with_weight_decay(2e-6).init();
+    let pb = bar(t.steps as u64, "train-ae: autoencoder");
+    let mut last_loss = f64::NAN;
+    for step in 0..t.steps {
+        let idx: Vec<usize> = (0..t.batch_size).map(|_| rng.below(rows.len())).collect();
+        let x = batch_tensor(&rows, &idx, &ad);
+        let x_noisy = blend_noise(
+            x.clone(),
+            noise(&mut rng, x.dims(), &ad),
+            ae.input_noise_factor,
+        );
+        let z = encoder.forward(x_noisy);
+        let z_noisy = blend_noise(
+            z.clone(),
+            noise(&mut rng, z.dims(), &ad),
+            ae.latent_noise_factor,
+        );
+        let loss = (decoder.forward(z_noisy) - x).powi_scalar(2).mean();
+        if step % 100 == 0 || step + 1 == t.steps {
+            last_loss = loss.clone().into_scalar::<f32>() as f64;
+            pb.set_message(format!("train-ae: loss {last_loss:.4}"));
+            if std::env::var_os("G2D_DEBUG").is_some() {
+                eprintln!("step {step} loss {last_loss:.4}");
+            }
+        }
+        let mut grads = loss.backward();
+        let g_enc = GradientsParams::from_module(&mut grads, &encoder);
+        let g_dec = GradientsParams::from_module(&mut grads, &decoder);
+        encoder = opt_enc.step(t.lr, encoder, g_enc);
+        decoder = opt_dec.step(t.lr, decoder, g_dec);
+        pb.inc(1);
+    }
+    pb.finish();
+
+    let (encoder, decoder) = (encoder.valid(), decoder.valid());
+    let all: Vec<usize> = (0..rows.len()).collect();
+    let x = batch_tensor(&rows, &all, device);
+    let z = encoder.forward(x.clone());
+    let reconstruction_mse = (decoder.forward(z.clone()) - x)
+        .powi_scalar(2)
+        .mean()
+        .into_scalar::<f32>() as f64;
+    let raw: Vec<f32> = z.into_data().try_to_vec::<f32>().expect("f32 latents");
+    let raw_rows: Vec<Vec<f32>> = raw.chunks(ae.latent_size()).map(<[f32]>::to_vec).collect();
+    let latent_norm = Normalizer::fit(&raw_rows);
+    let latents: Vec<Vec<f32>> = raw_rows.iter().map(|r| latent_norm.normalize(r)).collect();
+    let latent_clip = latents.iter().flatten().fold(0.0f32, |m, v| m.max(v.abs())) * 1.1;
+    TrainedAutoencoder {
+        info: AutoencoderInfo {
+            config: ae,
+            final_loss: last_loss,
+            reconstruction_mse,
+            latent_clip,
+            seconds: started.elapsed().as_secs_f64(),
+        },
+        encoder,
+        decoder,
+        param_norm,
+        latent_norm,
+        latents,
+    }
+}

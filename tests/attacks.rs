@@ -1,0 +1,71 @@
+//! The white-box attacks: FGSM moves every pixel by exactly ε (within [0, 1]), PGD stays in the
+//! ε-ball and raises the loss.
+
+use burn::prelude::*;
+use g2d::attacks::{craft, LinfAttack};
+use g2d::backend::cpu_device;
+use g2d::classifier::{cross_entropy, images_tensor, labels_tensor, Arch, Classifier};
+use g2d::rng::G2dRng;
+
+fn batch() -> (Vec<f32>, Vec<u8>) {
+    let mut rng = G2dRng::seeded(1);
+    let pixels = (0..8 * 784).map(|_| rng.uniform()).collect();
+    (pixels, (0..8).map(|i| i as u8).collect())
+}
+
+#[test]
+fn fgsm_moves_every_pixel_by_epsilon_within_the_pixel_range() {
+    let device = cpu_device();
+    let model = Classifier::new(Arch::Mlp, &device);
+    let (pixels, labels) = batch();
+    let eps = 0.1;
+    let adv = craft(
+        &model,
+        images_tensor(&pixels, &device),
+        labels_tensor(&labels, &device),
+        &LinfAttack::fgsm(eps),
+        &mut G2dRng::seeded(0),
+    )
+    .into_data()
+    .try_to_vec::<f32>()
+    .unwrap();
+    let mut moved = 0;
+    for (a, x) in adv.iter().zip(&pixels) {
+        assert!((0.0..=1.0).contains(a));
+        let d = (a - x).abs();
+        let clipped = *a == 0.0 || *a == 1.0;
+        assert!(
+            (d - eps).abs() < 1e-5 || (clipped && d <= eps + 1e-5) || d == 0.0,
+            "moved {d}"
+        );
+        moved += ((d - eps).abs() < 1e-5) as usize;
+    }
+    assert!(
+        moved > adv.len() * 8 / 10,
+        "most pixels move by exactly ε ({moved})"
+    );
+}
+
+#[test]
+fn pgd_stays_in_the_ball_and_increases_the_loss() {
+    let device = cpu_device();
+    let model = Classifier::new(Arch::Mlp, &device);
+    let (pixels, labels) = batch();
+    let eps = 0.1;
+    let images = images_tensor(&pixels, &device);
+    let targets = labels_tensor(&labels, &device);
+    let adv = craft(
+        &model,
+        images.clone(),
+        targets.clone(),
+        &LinfAttack::pgd(eps, 10),
+        &mut G2dRng::seeded(0),
+    );
+    let before = cross_entropy(model.forward(images), targets.clone()).into_scalar::<f32>();
+    let after = cross_entropy(model.forward(adv.clone()), targets).into_scalar::<f32>();
+    assert!(after > before, "loss {before} → {after}");
+    let adv = adv.into_data().try_to_vec::<f32>().unwrap();
+    for (a, x) in adv.iter().zip(&pixels) {
+        assert!((a - x).abs() <= eps + 1e-5 && (0.0..=1.0).contains(a));
+    }
+}

@@ -1,0 +1,73 @@
+//! Shared test helpers: a small, valid bundle made from freshly initialised networks.
+
+#![allow(dead_code)]
+
+use g2d::autoencoder::AutoencoderConfig;
+use g2d::backend::cpu_device;
+use g2d::bundle::{sha256_hex, Bundle, BundleMeta};
+use g2d::classifier::{Arch, Classifier};
+use g2d::data::Images;
+use g2d::diffusion::denoiser::DenoiserConfig;
+use g2d::diffusion::sampler::SamplerConfig;
+use g2d::diffusion::schedule::ScheduleConfig;
+use g2d::normalize::Normalizer;
+use g2d::params::{Manifest, Scope};
+use g2d::rng::G2dRng;
+
+/// A bundle whose networks are untrained but whose every section is consistent.
+pub fn small_bundle() -> Bundle {
+    let device = cpu_device();
+    let (arch, scope) = (Arch::Mlp, Scope::Last);
+    let classifier = Classifier::new(arch, &device);
+    let regenerated = Manifest::regenerated(&classifier, arch, scope);
+    let fixed = Manifest::fixed(&classifier, arch, scope);
+    let ae = AutoencoderConfig::new(regenerated.len()).with_channels(vec![8]);
+    let decoder = ae.init_decoder(&device);
+    let denoiser_config = DenoiserConfig::new(ae.latent_channels)
+        .with_channels(8)
+        .with_blocks(1)
+        .with_time_dim(8);
+    let denoiser = denoiser_config.init(&device);
+    let theta_orig = regenerated.flatten(&classifier);
+    let mut rng = G2dRng::seeded(3);
+    let validation = Images {
+        pixels: (0..20 * 784)
+            .map(|_| (rng.below(256) as f32) / 255.0)
+            .collect(),
+        labels: (0..20).map(|i| (i % 10) as u8).collect(),
+        rows: 28,
+        cols: 28,
+    };
+    Bundle {
+        meta: BundleMeta {
+            arch,
+            scope,
+            dataset: "test".into(),
+            regenerated: regenerated.clone(),
+            fixed: fixed.clone(),
+            autoencoder: ae.clone(),
+            denoiser: denoiser_config,
+            schedule: ScheduleConfig::new().with_timesteps(50),
+            sampler: SamplerConfig::Ddim { steps: 5, eta: 0.0 },
+            lambda_l1: 0.0,
+            guard_delta: 0.01,
+            latent_clip: 3.0,
+            theta_orig_sha256: sha256_hex(&theta_orig),
+            training: serde_json::json!({"test": true}),
+            sections: Vec::new(),
+        },
+        decoder: Manifest::full(&decoder).flatten(&decoder),
+        denoiser: Manifest::full(&denoiser).flatten(&denoiser),
+        fixed: fixed.flatten(&classifier),
+        param_norm: Normalizer {
+            mean: theta_orig.clone(),
+            std: vec![0.01; theta_orig.len()],
+        },
+        latent_norm: Normalizer {
+            mean: vec![0.0; ae.latent_size()],
+            std: vec![1.0; ae.latent_size()],
+        },
+        theta_orig,
+        validation,
+    }
+}
