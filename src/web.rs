@@ -92,10 +92,18 @@ async fn pick_device(requested: &str) -> Result<(Device, BackendKind, String)> {
 fn adapter_name(device: &Device, backend: BackendKind) -> String {
     match backend {
         BackendKind::Cpu => "burn flex (CPU, wasm32)".into(),
+        // Browsers may withhold the adapter's name (SwiftShader reports none).
         BackendKind::Wgpu => device
             .identity()
-            .map(|i| i.name)
-            .unwrap_or_else(|| "WebGPU adapter".into()),
+            .map(|i| {
+                if i.name.is_empty() {
+                    i.fingerprint
+                } else {
+                    i.name
+                }
+            })
+            .filter(|name| !name.is_empty())
+            .unwrap_or_else(|| "WebGPU adapter (name not reported)".into()),
     }
 }
 

@@ -425,8 +425,10 @@ async function main() {
   } catch (err) {
     throw new Error(`could not load ./pkg/ (build it with pkg-config/build.sh --out www/pkg): ${err.message}`);
   }
+  // ?bundle=NAME.g2d loads another bundle served beside the page (the tests use a fixture).
+  const bundle = new URLSearchParams(location.search).get("bundle") || "default.g2d";
   g2d = await G2DWorker.create(
-    new URL("./default.g2d", import.meta.url),
+    new URL(`./${encodeURIComponent(bundle)}`, import.meta.url),
     { backend: "auto" },
     new URL("./pkg/worker.js", import.meta.url),
   );

@@ -16,6 +16,9 @@ import { start } from "../../www/serve.mjs";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const WWW = join(REPO, "www");
+// The bundle the page loads: www/default.g2d, or the one G2D_BUNDLE names (the test command
+// uses the committed fixture, copied into www/).
+const BUNDLE = process.env.G2D_BUNDLE || "default.g2d";
 const SCREENSHOT_DIR = resolve(REPO, process.env.G2D_SCREENSHOT_DIR || "tests/e2e/out");
 
 const REGENERATION_TIMEOUT = 240_000;
@@ -44,14 +47,14 @@ const number = async (id) => Number.parseFloat(await text(id));
 
 describe("G2D demo page", { timeout: 20 * 60_000 }, () => {
   before(async () => {
-    const missing = ["pkg/index.js", "pkg/worker.js", "pkg/g2d_wasm_bg.wasm", "default.g2d"].filter(
+    const missing = ["pkg/index.js", "pkg/worker.js", "pkg/g2d_wasm_bg.wasm", BUNDLE].filter(
       (f) => !existsSync(join(WWW, f)),
     );
     assert.deepEqual(
       missing,
       [],
       `missing in www/: ${missing.join(", ")}. Run the build first: pkg-config/build.sh --out www/pkg ` +
-        "and put a model bundle at www/default.g2d.",
+        `and put a model bundle at www/${BUNDLE}.`,
     );
 
     server = await start(0);
@@ -82,7 +85,7 @@ describe("G2D demo page", { timeout: 20 * 60_000 }, () => {
     page.on("crash", () => console.error("[page crashed]"));
     page.on("requestfailed", (req) => console.error(`[request failed] ${req.url()}: ${req.failure()?.errorText}`));
 
-    await page.goto(server.url, { timeout: STEP_TIMEOUT });
+    await page.goto(`${server.url}?bundle=${encodeURIComponent(BUNDLE)}`, { timeout: STEP_TIMEOUT });
   });
 
   after(async () => {
