@@ -9,6 +9,19 @@ import type {
 
 export type { Backend, BundleInfo, BundleSource, LoadOptions, RegenerateResult } from "./index.js";
 
+/**
+ * `BundleInfo` as the worker reports it. On WebGPU the worker describes the adapter from the
+ * browser's `GPUAdapterInfo` (vendor, architecture, description) when the browser has one,
+ * since the wasm side often only gets a driver fingerprint; otherwise `adapter` is the wasm's.
+ */
+export interface WorkerBundleInfo extends BundleInfo {
+  /**
+   * Whether the WebGPU adapter is a fallback (software) one such as SwiftShader. Absent when
+   * the backend is not WebGPU or the browser does not say.
+   */
+  fallbackAdapter?: boolean;
+}
+
 export interface WorkerRegenerateOptions {
   sampler?: "ddim" | "ddpm";
   steps?: number;
@@ -55,7 +68,7 @@ export class G2DWorker {
     epsilon: number,
   ): Promise<Float32Array>;
 
-  info(): Promise<BundleInfo>;
+  info(): Promise<WorkerBundleInfo>;
 
   /** Stop the worker at once; pending calls reject. */
   terminate(): void;

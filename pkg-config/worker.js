@@ -4,7 +4,9 @@
 //        {id, command: "regenerate", options}
 //        {id, command: "classify" | "classifyOriginal", images: Float32Array}
 //        {id, command: "fgsm", images, labels, epsilon}
-//        {id, command: "info"}
+//        {id, command: "info"}           the bundle's info; on WebGPU, `adapter` is described
+//                                        from the browser's GPUAdapterInfo when it has one,
+//                                        and `fallbackAdapter` says if that is a software one
 //        {command: "cancel"}             cancels running and queued regenerations
 //   out: {id, status: "progress", progress: {step, total}}
 //        {id, status: "done", result}
@@ -52,6 +54,47 @@ function transferables(value) {
   return [...out];
 }
 
+// The wasm side names the WebGPU adapter as best it can, but browsers often withhold the
+// name and it falls back to a driver fingerprint (SwiftShader: "spirv_0_0…"). The page's own
+// GPUAdapterInfo is more readable; ask for it once per worker and reuse the answer.
+let adapterDescription = null; // Promise<{adapter, fallbackAdapter} | null>
+
+function describeAdapter() {
+  adapterDescription ??= (async () => {
+    try {
+      const adapter = await navigator.gpu.requestAdapter();
+      const info = adapter?.info;
+      if (!info) return null;
+      const adapterName = [info.vendor, info.architecture, info.description]
+        .map((part) => (typeof part === "string" ? part.trim() : ""))
+        .filter((part) => part.length > 0)
+        .join(" ");
+      // isFallbackAdapter moved from GPUAdapter to GPUAdapterInfo; accept either.
+      const fallback = info.isFallbackAdapter ?? adapter.isFallbackAdapter;
+      return {
+        adapter: adapterName || null,
+        fallbackAdapter: typeof fallback === "boolean" ? fallback : null,
+      };
+    } catch {
+      return null;
+    }
+  })();
+  return adapterDescription;
+}
+
+// The loaded bundle's info, with a readable adapter description when WebGPU is in use.
+// Falls back to the wasm's own string whenever the browser tells us nothing better.
+async function bundleInfo(model) {
+  const info = model.info();
+  if (info?.backend !== "webgpu" || typeof navigator === "undefined" || !navigator.gpu) return info;
+  const described = await describeAdapter();
+  if (!described) return info;
+  const better = { ...info };
+  if (described.adapter) better.adapter = described.adapter;
+  if (described.fallbackAdapter !== null) better.fallbackAdapter = described.fallbackAdapter;
+  return better;
+}
+
 function requireLoaded() {
   if (!g2d) throw new Error("no bundle loaded: send a \"load\" command first");
   return g2d;
@@ -80,7 +123,7 @@ async function handle(msg) {
       const next = await G2D.load(msg.bundle, msg.options ?? {});
       g2d?.free();
       g2d = next;
-      return g2d.info();
+      return bundleInfo(g2d);
     }
     case "regenerate":
       return regenerate(msg.id, msg.options ?? {});
@@ -91,7 +134,7 @@ async function handle(msg) {
     case "fgsm":
       return requireLoaded().fgsm(msg.images, msg.labels, msg.epsilon);
     case "info":
-      return requireLoaded().info();
+      return bundleInfo(requireLoaded());
     default:
       throw new Error(`unknown command: ${JSON.stringify(msg.command)}`);
   }

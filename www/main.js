@@ -45,12 +45,15 @@ function showInfo(i) {
   // The reason matters mostly when WebGPU was wanted but we ended up on the CPU.
   $("backend-reason").textContent = i.backend === "cpu" && i.backendReason ? `(${i.backendReason})` : "";
   $("adapter").textContent = i.adapter || "–";
+  // Set by the worker from GPUAdapterInfo: e.g. SwiftShader when the browser has no usable GPU.
+  $("adapter-fallback").textContent = i.fallbackAdapter === true ? "(software\u00a0fallback)" : "";
   $("original-val-accuracy").textContent = percent(i.originalValAccuracy);
   $("arch").textContent = i.arch;
   $("dataset").textContent = i.dataset;
   $("param-count").textContent = i.paramCount.toLocaleString("en-US");
   $("tensors").textContent = i.regeneratedTensors.join(", ");
-  $("lambda").textContent = String(i.lambda);
+  // Stored as f32: 0.05 arrives as 0.05000000074505806.
+  $("lambda").textContent = String(Number(Number(i.lambda).toPrecision(6)));
   $("sampler").textContent = i.sampler;
   $("steps").textContent = String(i.steps);
   $("val-size").textContent = String(i.valSize);

@@ -134,7 +134,7 @@ impl Default for CollectConfig {
             lr: 1e-3,
             checkpoints: 200,
             save_every: 10,
-            collect_lr: 1e-3,
+            collect_lr: 3e-4,
             seeds: 1,
         }
     }
@@ -148,7 +148,7 @@ impl Default for AutoencoderTraining {
             latent_channels: 4,
             input_noise_factor: 0.001,
             latent_noise_factor: 0.1,
-            steps: 1500,
+            steps: 1000,
             batch_size: 50,
             lr: 1e-3,
         }
@@ -158,13 +158,13 @@ impl Default for AutoencoderTraining {
 impl Default for DiffusionTraining {
     fn default() -> Self {
         Self {
-            lambda_l1: 0.05,
+            lambda_l1: 1.0,
             baseline: true,
             channels: 64,
             blocks: 2,
             time_dim: 64,
             schedule: ScheduleConfig::new(),
-            steps: 2000,
+            steps: 1000,
             batch_size: 50,
             lr: 1e-3,
             ema_decay: 0.995,

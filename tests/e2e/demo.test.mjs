@@ -7,7 +7,7 @@
 
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -20,6 +20,11 @@ const WWW = join(REPO, "www");
 // uses the committed fixture, copied into www/).
 const BUNDLE = process.env.G2D_BUNDLE || "default.g2d";
 const SCREENSHOT_DIR = resolve(REPO, process.env.G2D_SCREENSHOT_DIR || "tests/e2e/out");
+
+// The page must fit these without anything spilling out of its card (a phone, and the
+// desktop width the screenshot is taken at).
+const VIEWPORT = { width: 1280, height: 1000 };
+const NARROW_VIEWPORT = { width: 360, height: 800 };
 
 const REGENERATION_TIMEOUT = 240_000;
 const STEP_TIMEOUT = 60_000;
@@ -40,6 +45,48 @@ async function waitForGeneration(n) {
     { timeout: REGENERATION_TIMEOUT, polling: 250 },
   );
   assert.equal(await text("status"), "ready");
+}
+
+// Everything inside a .card that sticks out of it horizontally, or out of the page: elements
+// and (via ranges) text, so clipped text in a too-narrow box is caught too. Empty when fine.
+function overflowing() {
+  const SLACK = 0.5; // sub-pixel rounding
+  const describe = (node) => {
+    const el = node.nodeType === Node.TEXT_NODE ? node.parentElement : node;
+    const what = el.id ? `#${el.id}` : `${el.tagName.toLowerCase()}${el.className ? "." + el.className : ""}`;
+    return node.nodeType === Node.TEXT_NODE ? `text "${node.textContent.trim().slice(0, 40)}" in ${what}` : what;
+  };
+  const problems = [];
+  const root = document.documentElement;
+  if (root.scrollWidth > window.innerWidth + SLACK) {
+    problems.push(`page is ${root.scrollWidth}px wide in a ${window.innerWidth}px viewport`);
+  }
+  for (const card of document.querySelectorAll(".card")) {
+    const box = card.getBoundingClientRect();
+    const walker = document.createTreeWalker(card, NodeFilter.SHOW_ELEMENT | NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      let rects;
+      if (node.nodeType === Node.TEXT_NODE) {
+        if (!node.textContent.trim()) continue;
+        const range = document.createRange();
+        range.selectNodeContents(node);
+        rects = [...range.getClientRects()];
+      } else {
+        rects = [...node.getClientRects()];
+      }
+      for (const r of rects) {
+        if (r.width === 0 || r.height === 0) continue; // hidden, e.g. a closed <details>
+        if (r.left < box.left - SLACK || r.right > box.right + SLACK) {
+          problems.push(
+            `${describe(node)} spans x ${r.left.toFixed(1)}–${r.right.toFixed(1)}, ` +
+              `outside #${card.id} (${box.left.toFixed(1)}–${box.right.toFixed(1)})`,
+          );
+          break;
+        }
+      }
+    }
+  }
+  return problems;
 }
 
 const text = async (id) => (await page.locator(`#${id}`).textContent()).trim();
@@ -73,7 +120,7 @@ describe("G2D demo page", { timeout: 20 * 60_000 }, () => {
       timeout: STEP_TIMEOUT,
     });
     // A new context is a fresh profile: nothing cached from earlier runs.
-    const context = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
+    const context = await browser.newContext({ viewport: VIEWPORT });
     page = await context.newPage();
     page.on("console", (msg) => {
       if (msg.type() === "error" || msg.type() === "warning") {
@@ -153,5 +200,67 @@ describe("G2D demo page", { timeout: 20 * 60_000 }, () => {
     );
     assert.match(await text("attack-original"), /^[0-9]$/);
     assert.match(await text("attack-regenerated"), /^[0-9]$/);
+  });
+
+  it("describes the WebGPU adapter as the browser does", { timeout: STEP_TIMEOUT }, async () => {
+    // The description comes from pkg/worker.js, a copy of pkg-config/worker.js made by the
+    // build; an older copy only shows the wasm's own adapter string.
+    const served = readFileSync(join(WWW, "pkg/worker.js"), "utf8");
+    const source = readFileSync(join(REPO, "pkg-config/worker.js"), "utf8");
+    assert.equal(
+      served,
+      source,
+      "www/pkg/worker.js differs from pkg-config/worker.js: rebuild with pkg-config/build.sh --out www/pkg",
+    );
+    const adapter = await text("adapter");
+    const note = (await text("adapter-fallback")).replace(/\s+/g, " "); // it may hold a no-break space
+    console.log(`adapter: ${adapter} ${note}`);
+    assert.ok(adapter && adapter !== "–", "#adapter should name the adapter");
+    // The page sees the same browser, hence the same adapter, as the worker.
+    const expected = await page.evaluate(async () => {
+      const adapter = await navigator.gpu?.requestAdapter();
+      const info = adapter?.info;
+      if (!info) return null;
+      const name = [info.vendor, info.architecture, info.description]
+        .map((p) => (p ?? "").trim())
+        .filter(Boolean)
+        .join(" ");
+      return { name, fallback: info.isFallbackAdapter ?? adapter.isFallbackAdapter };
+    });
+    if (!expected) return; // the browser describes nothing: the wasm's string stays
+    if (expected.name) assert.equal(adapter, expected.name);
+    assert.equal(note, expected.fallback === true ? "(software fallback)" : "");
+  });
+
+  it("fits its cards at desktop and phone widths", { timeout: 2 * STEP_TIMEOUT }, async () => {
+    // The Model panel too: its values (tensor names) are the longest on the page. And the
+    // longest values the Regeneration panel shows: a rejection note, and an adapter the browser
+    // names only by a driver fingerprint (one long unbreakable word).
+    const saved = await page.evaluate(() => {
+      document.querySelectorAll("details").forEach((d) => (d.open = true));
+      const ids = ["adapter", "adapter-fallback", "accepted-note"];
+      const saved = Object.fromEntries(ids.map((id) => [id, document.getElementById(id).textContent]));
+      document.getElementById("adapter").textContent = "spirv_0_0_" + "0123456789abcdef".repeat(4);
+      document.getElementById("adapter-fallback").textContent = "(software\u00a0fallback)";
+      document.getElementById("accepted-note").textContent = "rejected; previous weights kept";
+      return saved;
+    });
+    try {
+      for (const viewport of [VIEWPORT, NARROW_VIEWPORT]) {
+        await page.setViewportSize(viewport);
+        const problems = await page.evaluate(overflowing);
+        if (viewport !== VIEWPORT) {
+          await mkdir(SCREENSHOT_DIR, { recursive: true });
+          await page.screenshot({ path: join(SCREENSHOT_DIR, `demo-${viewport.width}.png`), fullPage: true });
+        }
+        assert.deepEqual(problems, [], `at ${viewport.width}px wide`);
+      }
+    } finally {
+      await page.setViewportSize(VIEWPORT);
+      await page.evaluate((saved) => {
+        document.querySelectorAll("details").forEach((d) => (d.open = false));
+        for (const [id, text] of Object.entries(saved)) document.getElementById(id).textContent = text;
+      }, saved);
+    }
   });
 });
