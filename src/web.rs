@@ -49,7 +49,10 @@ async fn webgpu() -> std::result::Result<Device, String> {
     if let Some(cached) = WEBGPU.with(|w| w.borrow().clone()) {
         return cached;
     }
-    let result = webgpu_device().await.map_err(|e| e.to_string());
+    let result = webgpu_device().await.map_err(|e| match e {
+        G2dError::Backend { reason, .. } => reason,
+        other => other.to_string(),
+    });
     WEBGPU.with(|w| *w.borrow_mut() = Some(result.clone()));
     result
 }

@@ -65,9 +65,9 @@ pub struct Overrides {
     /// K, the number of checkpoints.
     #[arg(long, global = true)]
     pub checkpoints: Option<usize>,
-    /// Epochs of target training before collection.
+    /// Optimizer steps of target training before collection.
     #[arg(long, global = true)]
-    pub epochs: Option<usize>,
+    pub pretrain_steps: Option<usize>,
     #[arg(long, global = true)]
     pub ae_steps: Option<usize>,
     #[arg(long, global = true)]
@@ -90,6 +90,9 @@ pub struct Overrides {
     /// Skip the λ = 0 (p-diff) comparison model in `pipeline`.
     #[arg(long, global = true)]
     pub no_baseline: bool,
+    /// More λ values for `pipeline` to train and evaluate (comma-separated): the λ ablation.
+    #[arg(long, global = true, value_delimiter = ',')]
+    pub sweep: Option<Vec<f32>>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -118,6 +121,22 @@ pub enum Command {
     },
     /// All stages on the configured data; prints the evaluation table.
     Pipeline,
+    /// Transfer of an L∞ attack crafted on θ_orig to checkpoints, generated models (λ = 0 and
+    /// the run's λ) and retrained models.
+    Attack {
+        /// L∞ radius ε.
+        #[arg(long, default_value_t = 0.1)]
+        epsilon: f32,
+        /// PGD steps (with random start and step ε/4); 0 means FGSM.
+        #[arg(long, default_value_t = 40)]
+        pgd_steps: usize,
+        /// Test images attacked.
+        #[arg(long, default_value_t = 500)]
+        inputs: usize,
+        /// Generated models (and checkpoints) per group.
+        #[arg(long, default_value_t = 20)]
+        models: usize,
+    },
     /// Benchmarks: generation time per parameter set, CPU backends compared.
     Bench {
         /// Timed repetitions.
@@ -154,8 +173,8 @@ impl Overrides {
         if let Some(v) = self.checkpoints {
             c.collect.checkpoints = v;
         }
-        if let Some(v) = self.epochs {
-            c.collect.epochs = v;
+        if let Some(v) = self.pretrain_steps {
+            c.collect.pretrain_steps = v;
         }
         if let Some(v) = self.ae_steps {
             c.autoencoder.steps = v;
@@ -182,6 +201,9 @@ impl Overrides {
         }
         if self.no_baseline {
             c.diffusion.baseline = false;
+        }
+        if let Some(v) = &self.sweep {
+            c.diffusion.sweep = v.clone();
         }
         Ok(())
     }
@@ -278,6 +300,19 @@ pub fn run(cli: Cli) -> Result<()> {
             report(cli.json, &[("G2D", &e)]);
         }
         Command::Pipeline => pipeline(&run, cli.json)?,
+        Command::Attack { epsilon, pgd_steps, inputs, models } => {
+            let attack = if *pgd_steps == 0 {
+                crate::attacks::LinfAttack::fgsm(*epsilon)
+            } else {
+                crate::attacks::LinfAttack::pgd(*epsilon, *pgd_steps)
+            };
+            let report = super::transfer::transfer(&run, &run.splits()?, attack, *inputs, *models)?;
+            if cli.json {
+                print_json(&serde_json::to_value(&report).expect("json"));
+            } else {
+                println!("{}", super::transfer::table(&report));
+            }
+        }
         Command::Bench { repeats, bundle } => {
             super::bench::bench(&run, &bundle_or_default(bundle), *repeats, cli.json)?
         }
@@ -347,8 +382,15 @@ fn report(json: bool, rows: &[(&str, &Evaluation)]) {
     if json {
         let (_, main) = rows[0];
         let mut v = serde_json::to_value(main).expect("json");
+        let mut sweep = Vec::new();
         for (name, e) in &rows[1..] {
-            v[name.to_lowercase().replace(' ', "_")] = serde_json::to_value(e).expect("json");
+            match *name {
+                "sweep" => sweep.push(serde_json::to_value(e).expect("json")),
+                other => v[other] = serde_json::to_value(e).expect("json"),
+            }
+        }
+        if !sweep.is_empty() {
+            v["sweep"] = serde_json::Value::Array(sweep);
         }
         print_json(&v);
     } else {
@@ -395,6 +437,11 @@ fn pipeline(run: &Run, json: bool) -> Result<()> {
     if c.diffusion.baseline && c.diffusion.lambda_l1 != 0.0 {
         lambdas.push(0.0);
     }
+    for &l in &c.diffusion.sweep {
+        if !lambdas.contains(&l) {
+            lambdas.push(l);
+        }
+    }
     let mut evaluations = Vec::new();
     for &lambda in &lambdas {
         run.train_diffusion(lambda)?;
@@ -406,8 +453,8 @@ fn pipeline(run: &Run, json: bool) -> Result<()> {
         e.seconds = seconds;
     }
     let mut rows: Vec<(&str, &Evaluation)> = vec![("G2D", &evaluations[0])];
-    if let Some(b) = evaluations.get(1) {
-        rows.push(("baseline", b));
+    for e in &evaluations[1..] {
+        rows.push((if e.lambda == 0.0 { "baseline" } else { "sweep" }, e));
     }
     if !json {
         println!("\n{}", table(&rows));

@@ -102,6 +102,17 @@ fn train(
     model
 }
 
+/// Trains a full target from `seed` as stage 1 does before collecting: what a defender would
+/// get by retraining from scratch instead of regenerating (the expensive alternative).
+pub fn train_target(config: &RunConfig, splits: &Splits, seed: u64, device: &Device) -> Classifier {
+    let c = &config.collect;
+    let ad = device.clone().autodiff();
+    ad.seed(seed);
+    let mut rng = G2dRng::seeded(seed);
+    let model = Classifier::new(c.arch, &ad);
+    train(model, &splits.train, c.batch_size, c.lr, c.pretrain_steps, &mut rng, |_, _| {}).valid()
+}
+
 pub fn test_accuracy(model: &Classifier, images: &Images, device: &Device) -> f64 {
     accuracy(&predict(model, images, device), &images.labels)
 }
@@ -114,8 +125,7 @@ pub fn collect(config: &RunConfig, splits: &Splits, device: &Device) -> Result<C
     ad.seed(config.seed);
     let mut rng = G2dRng::seeded(config.seed);
 
-    let steps_per_epoch = splits.train.len().div_ceil(c.batch_size);
-    let pretrain_steps = c.epochs * steps_per_epoch;
+    let pretrain_steps = c.pretrain_steps;
     let pb = bar(pretrain_steps as u64, "collect: training the target");
     let model = Classifier::new(c.arch, &ad);
     let model = train(
@@ -149,9 +159,12 @@ pub fn collect(config: &RunConfig, splits: &Splits, device: &Device) -> Result<C
         let start = if s == 0 {
             model.clone()
         } else {
+            // A fresh start for the regenerated tensors, trained as long as the target was
+            // before any of its checkpoints count.
             ad.seed(config.seed + s as u64);
             let theta = regenerated.flatten(&Classifier::new(c.arch, &ad));
-            regenerated.unflatten(model.clone(), &theta)?
+            let fresh = regenerated.unflatten(model.clone(), &theta)?.train();
+            train(fresh, &splits.train, c.batch_size, c.lr, pretrain_steps, &mut rng, |_, _| {})
         };
         let start = start.train();
         let done = train(

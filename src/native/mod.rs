@@ -12,3 +12,4 @@ pub mod sources;
 pub mod stages;
 pub mod train_ae;
 pub mod train_diffusion;
+pub mod transfer;

@@ -1,0 +1,164 @@
+//! Transfer of white-box attacks: adversarial examples crafted on θ_orig (FGSM or PGD) are
+//! evaluated on θ_orig itself, on the collected checkpoints, on guard-accepted models generated
+//! with λ = 0 (p-diff) and with the run's λ, and on targets retrained from other seeds. Success
+//! rate counts only inputs the evaluated model classifies correctly when clean.
+
+use std::path::Path;
+
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::artifacts;
+use super::collect::train_target;
+use super::progress::bar;
+use super::stages::{lambda_tag, load_bundle, Run};
+use crate::attacks::{craft, LinfAttack};
+use crate::classifier::{images_tensor, labels_tensor, Classifier};
+use crate::data::{Images, Splits};
+use crate::error::Result;
+use crate::generate::{predict, G2dModel, Guard};
+use crate::metrics::{accuracy, l1_distance, Summary};
+use crate::rng::G2dRng;
+
+/// One group of models attacked with the same examples.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TransferRow {
+    pub models: String,
+    pub count: usize,
+    pub clean_accuracy: Summary,
+    /// Fraction of correctly classified clean inputs whose adversarial version is misclassified.
+    pub attack_success: Summary,
+    pub l1_to_original: Summary,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TransferReport {
+    pub attack: LinfAttack,
+    pub inputs: usize,
+    pub rows: Vec<TransferRow>,
+}
+
+struct Scored {
+    clean: f64,
+    success: f64,
+    l1: f64,
+}
+
+fn score(model: &Classifier, clean: &Images, adversarial: &Images, l1: f64, device: &Device) -> Scored {
+    let p_clean = predict(model, clean, device);
+    let p_adv = predict(model, adversarial, device);
+    let (mut right, mut fooled) = (0usize, 0usize);
+    for ((c, a), l) in p_clean.iter().zip(&p_adv).zip(&clean.labels) {
+        if c == l {
+            right += 1;
+            fooled += (a != l) as usize;
+        }
+    }
+    Scored {
+        clean: accuracy(&p_clean, &clean.labels),
+        success: fooled as f64 / right.max(1) as f64,
+        l1,
+    }
+}
+
+fn row(models: &str, scored: &[Scored]) -> TransferRow {
+    let of = |f: fn(&Scored) -> f64| Summary::of(&scored.iter().map(f).collect::<Vec<_>>());
+    TransferRow {
+        models: models.to_string(),
+        count: scored.len(),
+        clean_accuracy: of(|s| s.clean),
+        attack_success: of(|s| s.success),
+        l1_to_original: of(|s| s.l1),
+    }
+}
+
+/// Runs the transfer evaluation for the bundles of λ = 0 and the run's λ (those that exist).
+pub fn transfer(run: &Run, splits: &Splits, attack: LinfAttack, inputs: usize, models: usize) -> Result<TransferReport> {
+    let device = &run.device;
+    let main_bundle = load_bundle(&run.bundle_path(run.config.diffusion.lambda_l1))?;
+    let main = G2dModel::from_bundle(&main_bundle, device)?;
+    let original = &main.original;
+    let theta_orig = main.theta_orig.clone();
+    let clean = splits.test.take(inputs);
+    let adversarial = Images {
+        pixels: craft(
+            original,
+            images_tensor(&clean.pixels, device),
+            labels_tensor(&clean.labels, device),
+            &attack,
+            &mut G2dRng::seeded(run.config.seed + 5),
+        )
+        .into_data()
+        .try_to_vec::<f32>()
+        .expect("f32 images"),
+        ..clean.clone()
+    };
+    let mut rows = vec![row("θ_orig (white box)", &[score(original, &clean, &adversarial, 0.0, device)])];
+
+    let checkpoints = artifacts::load(&run.path("target.safetensors"), "collect")?.rows("checkpoints")?;
+    let step = (checkpoints.len() / models).max(1);
+    let scored: Vec<Scored> = checkpoints
+        .iter()
+        .step_by(step)
+        .filter(|c| **c != theta_orig)
+        .map(|c| Ok(score(&main.with_theta(c)?, &clean, &adversarial, l1_distance(c, &theta_orig), device)))
+        .collect::<Result<_>>()?;
+    rows.push(row("K checkpoints", &scored));
+
+    let guard = Guard::new(&splits.validation, run.config.generate.guard_delta, device);
+    let original_val = guard.accuracy(original).into_scalar::<f32>();
+    let mut lambdas = vec![0.0, run.config.diffusion.lambda_l1];
+    lambdas.dedup();
+    for lambda in lambdas {
+        let path = run.bundle_path(lambda);
+        if !Path::new(&path).is_file() {
+            continue;
+        }
+        let model = G2dModel::from_bundle(&load_bundle(&path)?, device)?;
+        let pb = bar(models as u64, &format!("transfer λ={}", lambda_tag(lambda)));
+        let z0 = model.sample(models, &run.config.generate.sampler, G2dRng::seeded(run.config.seed + 6)).run();
+        let thetas = model.decode(z0).into_data().try_to_vec::<f32>().expect("f32");
+        let mut scored = Vec::new();
+        for theta in thetas.chunks(theta_orig.len()) {
+            let candidate = model.with_theta(theta)?;
+            if guard.accepts(guard.accuracy(&candidate).into_scalar::<f32>(), original_val) {
+                scored.push(score(&candidate, &clean, &adversarial, l1_distance(theta, &theta_orig), device));
+            }
+            pb.inc(1);
+        }
+        pb.finish_and_clear();
+        if !scored.is_empty() {
+            rows.push(row(&format!("generated, guard-accepted, λ = {}", lambda_tag(lambda)), &scored));
+        }
+    }
+
+    let retrained: Vec<Scored> = (1..=3)
+        .map(|i| {
+            let m = train_target(&run.config, splits, run.config.seed + 1000 + i, device);
+            score(&m, &clean, &adversarial, f64::NAN, device)
+        })
+        .collect();
+    rows.push(row("retrained from other seeds (all layers)", &retrained));
+    Ok(TransferReport { attack, inputs: clean.len(), rows })
+}
+
+pub fn table(report: &TransferReport) -> String {
+    let a = &report.attack;
+    let mut out = format!(
+        "Attack: L∞ ε = {}, {} step(s) of {}, random start: {}; crafted on θ_orig over {} test images.\n\n| models | n | clean acc. mean (%) | attack success mean / min / max (%) | L1 to θ_orig (mean) |\n|---|---|---|---|---|\n",
+        a.epsilon, a.steps, a.step_size, a.random_start, report.inputs
+    );
+    for r in &report.rows {
+        out += &format!(
+            "| {} | {} | {:.2} | {:.1} / {:.1} / {:.1} | {} |\n",
+            r.models,
+            r.count,
+            r.clean_accuracy.mean * 100.0,
+            r.attack_success.mean * 100.0,
+            r.attack_success.min * 100.0,
+            r.attack_success.best * 100.0,
+            if r.l1_to_original.mean.is_nan() { "–".to_string() } else { format!("{:.5}", r.l1_to_original.mean) }
+        );
+    }
+    out
+}

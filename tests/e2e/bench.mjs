@@ -1,0 +1,264 @@
+// Browser benchmark of G2D regeneration in the system Chromium: WebGPU and CPU backends,
+// the bundle's default sampler and DDIM with 10 steps. Not a test; prints Markdown tables.
+//
+//   node tests/e2e/bench.mjs [--bundle NAME.g2d] [--repeats N] [--timeout SECONDS]
+//   (or: npm run bench --prefix tests -- --bundle test-fixture.g2d)
+//
+// Needs the built package in www/pkg (pkg-config/build.sh --out www/pkg) and the bundle in
+// www/ (default www/default.g2d; the committed fixture is www/test-fixture.g2d).
+// Exits non-zero if WebGPU is not available: the webgpu row never silently measures the CPU.
+// Headless Chromium's WebGPU is usually SwiftShader (software), hence the long timeouts.
+
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { gzipSync } from "node:zlib";
+import { chromium } from "playwright-core";
+import { start } from "../../www/serve.mjs";
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+const WWW = join(REPO, "www");
+const WASM = join(WWW, "pkg", "g2d_wasm_bg.wasm");
+const BACKENDS = ["webgpu", "cpu"];
+// label, regenerate() options beyond the seed (none = the bundle's default sampler/steps)
+const CONFIGS = [
+  ["default", {}],
+  ["ddim-10", { sampler: "ddim", steps: 10 }],
+];
+
+function usage() {
+  return "usage: node tests/e2e/bench.mjs [--bundle NAME.g2d] [--repeats N] [--timeout SECONDS]";
+}
+
+function parseCli() {
+  const { values } = parseArgs({
+    options: {
+      bundle: { type: "string", default: "default.g2d" },
+      repeats: { type: "string", default: "5" },
+      timeout: { type: "string", default: "600" }, // per page call (one load or regeneration)
+      help: { type: "boolean", short: "h", default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    console.log(usage());
+    process.exit(0);
+  }
+  const repeats = Number(values.repeats);
+  if (!Number.isInteger(repeats) || repeats < 1) throw new Error(`--repeats must be a positive integer, got ${values.repeats}`);
+  const timeoutS = Number(values.timeout);
+  if (!(timeoutS > 0)) throw new Error(`--timeout must be a positive number of seconds, got ${values.timeout}`);
+  return { bundle: values.bundle, repeats, timeoutMs: timeoutS * 1000 };
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+const fmt = (ms) => ms.toFixed(0);
+const cell = (s) => String(s).replaceAll("|", "\\|").replace(/\s+/g, " ").trim() || "-";
+
+// page.evaluate has no timeout of its own; a hung WebGPU call must not hang the benchmark.
+function withTimeout(promise, ms, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no result after ${ms / 1000} s`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+async function main() {
+  const { bundle, repeats, timeoutMs } = parseCli();
+
+  const bundlePath = resolve(WWW, bundle);
+  if (!bundlePath.startsWith(WWW + "/")) throw new Error(`--bundle must name a file inside www/, got ${bundle}`);
+  if (!existsSync(bundlePath)) {
+    const hint = existsSync(join(WWW, "test-fixture.g2d")) ? " (try --bundle test-fixture.g2d)" : "";
+    throw new Error(`bundle not found: ${bundlePath}${hint}`);
+  }
+  for (const f of [join(WWW, "pkg", "index.js"), WASM]) {
+    if (!existsSync(f)) throw new Error(`missing ${f}; build the package first: pkg-config/build.sh --out www/pkg`);
+  }
+  const bundleUrlPath = "/" + bundlePath.slice(WWW.length + 1).split("/").map(encodeURIComponent).join("/");
+
+  const server = await start(0);
+  let browser;
+  try {
+    browser = await chromium.launch({
+      executablePath: "/usr/bin/chromium",
+      args: [
+        "--headless=new",
+        "--no-sandbox",
+        "--enable-unsafe-webgpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-quic",
+      ],
+      timeout: 60_000,
+    });
+    const page = await (await browser.newContext()).newPage();
+    page.on("console", (msg) => {
+      if (msg.type() !== "error" && msg.type() !== "warning") return;
+      // For "Failed to load resource" the location is the resource (e.g. the favicon).
+      const where = msg.location()?.url;
+      if (where?.endsWith("/favicon.ico")) return; // www/ has none; harmless
+      console.error(`[page ${msg.type()}] ${msg.text()}${where ? ` (${where})` : ""}`);
+    });
+    page.on("pageerror", (err) => console.error(`[page uncaught] ${err.stack ?? err}`));
+    page.on("crash", () => console.error("[page crashed]"));
+    // Any same-origin HTML page will do: the folder listing of pkg/ (it has no index.html).
+    // www/index.html would start the demo's own regeneration and skew the timings.
+    await page.goto(`${server.url}pkg/`, { timeout: 60_000 });
+
+    const rows = [];
+    const details = [];
+    let webgpuAdapter = null;
+    for (const backend of BACKENDS) {
+      console.error(`[bench] ${backend}: loading ${bundle}`);
+      const info = await withTimeout(
+        page.evaluate(
+          async ({ backend, bundleUrlPath }) => {
+            const { G2D } = await import("/pkg/index.js");
+            const response = await fetch(bundleUrlPath);
+            if (!response.ok) throw new Error(`fetch ${bundleUrlPath}: HTTP ${response.status}`);
+            const bytes = new Uint8Array(await response.arrayBuffer());
+            globalThis.__g2d?.free();
+            globalThis.__g2d = null;
+            globalThis.__g2d = await G2D.load(bytes, { backend });
+            const { backend: used, backendReason, adapter, sampler, steps, paramCount } = globalThis.__g2d.info();
+            return { backend: used, backendReason, adapter, sampler, steps, paramCount };
+          },
+          { backend, bundleUrlPath },
+        ),
+        timeoutMs,
+        `G2D.load(${backend})`,
+      );
+      if (info.backend !== backend) {
+        throw new Error(
+          `asked for backend "${backend}" but got "${info.backend}"` +
+            (info.backendReason ? `: ${info.backendReason}` : "") +
+            (backend === "webgpu" ? " (WebGPU is not available in this Chromium)" : ""),
+        );
+      }
+      if (backend === "webgpu") {
+        // wgpu's adapter name can be opaque (SwiftShader reports "spirv_0_0"); the browser's
+        // GPUAdapterInfo says what it really is.
+        const gpu = await page.evaluate(async () => {
+          const a = await navigator.gpu?.requestAdapter();
+          const i = a?.info;
+          return i ? { vendor: i.vendor, architecture: i.architecture, description: i.description, fallback: i.isFallbackAdapter } : null;
+        });
+        const extra = gpu
+          ? [gpu.vendor, gpu.architecture, gpu.description].filter(Boolean).join(" ") + (gpu.fallback ? ", fallback adapter" : "")
+          : "";
+        webgpuAdapter = (info.adapter || "(unnamed adapter)") + (extra ? ` [${extra}]` : "");
+      }
+      console.error(
+        `[bench] ${backend}: ${info.paramCount} params, bundle default ${info.sampler}/${info.steps} steps` +
+          (info.adapter ? `, adapter ${info.adapter}` : ""),
+      );
+
+      for (const [label, options] of CONFIGS) {
+        const runs = [];
+        for (let i = 0; i <= repeats; i++) {
+          const seed = i; // seed 0 is the warm-up
+          const r = await withTimeout(
+            page.evaluate(
+              async ({ options, seed }) => {
+                const t0 = performance.now();
+                const r = await globalThis.__g2d.regenerate({ ...options, seed });
+                const wall = performance.now() - t0;
+                return {
+                  wall,
+                  ms: r.ms,
+                  backend: r.backend,
+                  sampler: r.sampler,
+                  steps: r.steps,
+                  valAccuracy: r.valAccuracy,
+                  l1ToOriginal: r.l1ToOriginal,
+                  accepted: r.accepted,
+                };
+              },
+              { options, seed },
+            ),
+            timeoutMs,
+            `regenerate(${backend}, ${label}, seed ${seed})`,
+          );
+          if (r.backend !== backend) throw new Error(`regeneration on "${backend}" ran on "${r.backend}"`);
+          console.error(
+            `[bench] ${backend} ${r.sampler}/${r.steps} seed ${seed}${i === 0 ? " (warm-up)" : ""}: ` +
+              `wall ${fmt(r.wall)} ms, reported ${fmt(r.ms)} ms, val acc ${(100 * r.valAccuracy).toFixed(2)}%, ` +
+              `accepted ${r.accepted}`,
+          );
+          if (i > 0) runs.push(r);
+        }
+        const walls = runs.map((r) => r.wall);
+        rows.push({
+          backend,
+          adapter: info.adapter,
+          sampler: runs[0].sampler,
+          steps: runs[0].steps,
+          median: median(walls),
+          min: Math.min(...walls),
+          runs: runs.length,
+        });
+        details.push({
+          what: `${backend} ${runs[0].sampler}/${runs[0].steps}`,
+          reportedMedian: median(runs.map((r) => r.ms)),
+          valAcc: runs.map((r) => (100 * r.valAccuracy).toFixed(1)).join(", "),
+          accepted: runs.filter((r) => r.accepted).length,
+          runs: runs.length,
+        });
+      }
+      await page.evaluate(() => {
+        globalThis.__g2d?.free();
+        globalThis.__g2d = null;
+      });
+    }
+
+    const out = [];
+    out.push(`Chromium ${browser.version()}, bundle ${bundle}, ${repeats} timed run(s) per row after 1 warm-up`);
+    out.push("");
+    out.push("| backend | adapter | sampler | steps | median ms | min ms | runs |");
+    out.push("|---|---|---|---:|---:|---:|---:|");
+    for (const r of rows) {
+      out.push(`| ${r.backend} | ${cell(r.adapter)} | ${r.sampler} | ${r.steps} | ${fmt(r.median)} | ${fmt(r.min)} | ${r.runs} |`);
+    }
+    out.push("");
+    out.push("Wall time is performance.now() around regenerate(); the library's own `ms`, for comparison:");
+    out.push("");
+    for (const d of details) {
+      out.push(
+        `- ${d.what}: reported median ${fmt(d.reportedMedian)} ms; val acc % ${d.valAcc}; accepted ${d.accepted}/${d.runs}`,
+      );
+    }
+    out.push("");
+    out.push(`WebGPU here: ${webgpuAdapter} (SwiftShader is software; a real GPU is much faster)`);
+    out.push("");
+    const wasm = readFileSync(WASM);
+    const bundleBytes = readFileSync(bundlePath);
+    out.push("| file | bytes | gzip -9 bytes |");
+    out.push("|---|---:|---:|");
+    for (const [name, bytes] of [
+      ["www/pkg/g2d_wasm_bg.wasm", wasm],
+      [`www/${bundle}`, bundleBytes],
+    ]) {
+      out.push(`| ${name} | ${bytes.length} | ${gzipSync(bytes, { level: 9 }).length} |`);
+    }
+    console.log(out.join("\n"));
+  } finally {
+    await browser?.close().catch(() => {});
+    await server.close();
+  }
+}
+
+try {
+  await main();
+} catch (err) {
+  console.error(`bench failed: ${err?.message ?? err}`);
+  process.exit(1);
+}
