@@ -14,7 +14,12 @@ export function init(moduleOrPath) {
   if (!initPromise) {
     // wasm-bindgen's init wants `{ module_or_path }`; a bare argument still works but
     // logs a deprecation warning, and no argument means "next to g2d_wasm.js".
-    const args = moduleOrPath === undefined ? [] : [{ module_or_path: moduleOrPath }];
+    // An object that already has `module_or_path` (wasm-bindgen's own form) passes through.
+    const wrapped =
+      moduleOrPath !== null && typeof moduleOrPath === "object" && "module_or_path" in moduleOrPath
+        ? moduleOrPath
+        : { module_or_path: moduleOrPath };
+    const args = moduleOrPath === undefined ? [] : [wrapped];
     initPromise = initWasm(...args).catch((err) => {
       initPromise = null; // let a later call retry, e.g. after a transient network error
       throw err;

@@ -300,7 +300,12 @@ pub fn run(cli: Cli) -> Result<()> {
             report(cli.json, &[("G2D", &e)]);
         }
         Command::Pipeline => pipeline(&run, cli.json)?,
-        Command::Attack { epsilon, pgd_steps, inputs, models } => {
+        Command::Attack {
+            epsilon,
+            pgd_steps,
+            inputs,
+            models,
+        } => {
             let attack = if *pgd_steps == 0 {
                 crate::attacks::LinfAttack::fgsm(*epsilon)
             } else {

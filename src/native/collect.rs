@@ -110,7 +110,16 @@ pub fn train_target(config: &RunConfig, splits: &Splits, seed: u64, device: &Dev
     ad.seed(seed);
     let mut rng = G2dRng::seeded(seed);
     let model = Classifier::new(c.arch, &ad);
-    train(model, &splits.train, c.batch_size, c.lr, c.pretrain_steps, &mut rng, |_, _| {}).valid()
+    train(
+        model,
+        &splits.train,
+        c.batch_size,
+        c.lr,
+        c.pretrain_steps,
+        &mut rng,
+        |_, _| {},
+    )
+    .valid()
 }
 
 pub fn test_accuracy(model: &Classifier, images: &Images, device: &Device) -> f64 {
@@ -164,7 +173,15 @@ pub fn collect(config: &RunConfig, splits: &Splits, device: &Device) -> Result<C
             ad.seed(config.seed + s as u64);
             let theta = regenerated.flatten(&Classifier::new(c.arch, &ad));
             let fresh = regenerated.unflatten(model.clone(), &theta)?.train();
-            train(fresh, &splits.train, c.batch_size, c.lr, pretrain_steps, &mut rng, |_, _| {})
+            train(
+                fresh,
+                &splits.train,
+                c.batch_size,
+                c.lr,
+                pretrain_steps,
+                &mut rng,
+                |_, _| {},
+            )
         };
         let start = start.train();
         let done = train(

@@ -163,7 +163,7 @@ impl Default for AutoencoderTraining {
 impl Default for DiffusionTraining {
     fn default() -> Self {
         Self {
-            lambda_l1: 2.0,
+            lambda_l1: 3.0,
             baseline: true,
             sweep: Vec::new(),
             channels: 64,

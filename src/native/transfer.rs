@@ -44,7 +44,13 @@ struct Scored {
     l1: f64,
 }
 
-fn score(model: &Classifier, clean: &Images, adversarial: &Images, l1: f64, device: &Device) -> Scored {
+fn score(
+    model: &Classifier,
+    clean: &Images,
+    adversarial: &Images,
+    l1: f64,
+    device: &Device,
+) -> Scored {
     let p_clean = predict(model, clean, device);
     let p_adv = predict(model, adversarial, device);
     let (mut right, mut fooled) = (0usize, 0usize);
@@ -73,7 +79,13 @@ fn row(models: &str, scored: &[Scored]) -> TransferRow {
 }
 
 /// Runs the transfer evaluation for the bundles of λ = 0 and the run's λ (those that exist).
-pub fn transfer(run: &Run, splits: &Splits, attack: LinfAttack, inputs: usize, models: usize) -> Result<TransferReport> {
+pub fn transfer(
+    run: &Run,
+    splits: &Splits,
+    attack: LinfAttack,
+    inputs: usize,
+    models: usize,
+) -> Result<TransferReport> {
     let device = &run.device;
     let main_bundle = load_bundle(&run.bundle_path(run.config.diffusion.lambda_l1))?;
     let main = G2dModel::from_bundle(&main_bundle, device)?;
@@ -93,15 +105,27 @@ pub fn transfer(run: &Run, splits: &Splits, attack: LinfAttack, inputs: usize, m
         .expect("f32 images"),
         ..clean.clone()
     };
-    let mut rows = vec![row("θ_orig (white box)", &[score(original, &clean, &adversarial, 0.0, device)])];
+    let mut rows = vec![row(
+        "θ_orig (white box)",
+        &[score(original, &clean, &adversarial, 0.0, device)],
+    )];
 
-    let checkpoints = artifacts::load(&run.path("target.safetensors"), "collect")?.rows("checkpoints")?;
+    let checkpoints =
+        artifacts::load(&run.path("target.safetensors"), "collect")?.rows("checkpoints")?;
     let step = (checkpoints.len() / models).max(1);
     let scored: Vec<Scored> = checkpoints
         .iter()
         .step_by(step)
         .filter(|c| **c != theta_orig)
-        .map(|c| Ok(score(&main.with_theta(c)?, &clean, &adversarial, l1_distance(c, &theta_orig), device)))
+        .map(|c| {
+            Ok(score(
+                &main.with_theta(c)?,
+                &clean,
+                &adversarial,
+                l1_distance(c, &theta_orig),
+                device,
+            ))
+        })
         .collect::<Result<_>>()?;
     rows.push(row("K checkpoints", &scored));
 
@@ -116,19 +140,41 @@ pub fn transfer(run: &Run, splits: &Splits, attack: LinfAttack, inputs: usize, m
         }
         let model = G2dModel::from_bundle(&load_bundle(&path)?, device)?;
         let pb = bar(models as u64, &format!("transfer λ={}", lambda_tag(lambda)));
-        let z0 = model.sample(models, &run.config.generate.sampler, G2dRng::seeded(run.config.seed + 6)).run();
-        let thetas = model.decode(z0).into_data().try_to_vec::<f32>().expect("f32");
+        let z0 = model
+            .sample(
+                models,
+                &run.config.generate.sampler,
+                G2dRng::seeded(run.config.seed + 6),
+            )
+            .run();
+        let thetas = model
+            .decode(z0)
+            .into_data()
+            .try_to_vec::<f32>()
+            .expect("f32");
         let mut scored = Vec::new();
         for theta in thetas.chunks(theta_orig.len()) {
             let candidate = model.with_theta(theta)?;
-            if guard.accepts(guard.accuracy(&candidate).into_scalar::<f32>(), original_val) {
-                scored.push(score(&candidate, &clean, &adversarial, l1_distance(theta, &theta_orig), device));
+            if guard.accepts(
+                guard.accuracy(&candidate).into_scalar::<f32>(),
+                original_val,
+            ) {
+                scored.push(score(
+                    &candidate,
+                    &clean,
+                    &adversarial,
+                    l1_distance(theta, &theta_orig),
+                    device,
+                ));
             }
             pb.inc(1);
         }
         pb.finish_and_clear();
         if !scored.is_empty() {
-            rows.push(row(&format!("generated, guard-accepted, λ = {}", lambda_tag(lambda)), &scored));
+            rows.push(row(
+                &format!("generated, guard-accepted, λ = {}", lambda_tag(lambda)),
+                &scored,
+            ));
         }
     }
 
@@ -139,7 +185,11 @@ pub fn transfer(run: &Run, splits: &Splits, attack: LinfAttack, inputs: usize, m
         })
         .collect();
     rows.push(row("retrained from other seeds (all layers)", &retrained));
-    Ok(TransferReport { attack, inputs: clean.len(), rows })
+    Ok(TransferReport {
+        attack,
+        inputs: clean.len(),
+        rows,
+    })
 }
 
 pub fn table(report: &TransferReport) -> String {
@@ -157,7 +207,11 @@ pub fn table(report: &TransferReport) -> String {
             r.attack_success.mean * 100.0,
             r.attack_success.min * 100.0,
             r.attack_success.best * 100.0,
-            if r.l1_to_original.mean.is_nan() { "–".to_string() } else { format!("{:.5}", r.l1_to_original.mean) }
+            if r.l1_to_original.mean.is_nan() {
+                "–".to_string()
+            } else {
+                format!("{:.5}", r.l1_to_original.mean)
+            }
         );
     }
     out
