@@ -89,6 +89,7 @@ impl Cnn {
 
 /// The protected classifier.
 #[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)] // built once per model; boxing would fight the Module derive
 pub enum Classifier {
     Mlp(Mlp),
     Cnn(Cnn),

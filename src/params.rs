@@ -273,6 +273,7 @@ impl ModuleVisitor for ValueCollector<'_> {
     }
 }
 
+#[allow(clippy::large_enum_variant)] // short-lived argument, never stored
 enum Source<'a> {
     Host(&'a [f32]),
     Device(Tensor<1>),

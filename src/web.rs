@@ -156,7 +156,7 @@ pub struct WebG2d {
 }
 
 fn check_images(images: &[f32]) -> Result<usize> {
-    if images.is_empty() || images.len() % IMAGE_PIXELS != 0 {
+    if images.is_empty() || !images.len().is_multiple_of(IMAGE_PIXELS) {
         return Err(G2dError::shape(
             "images",
             format!("a multiple of {IMAGE_PIXELS} pixels"),

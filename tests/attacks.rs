@@ -1,7 +1,6 @@
 //! The white-box attacks: FGSM moves every pixel by exactly ε (within [0, 1]), PGD stays in the
 //! ε-ball and raises the loss.
 
-use burn::prelude::*;
 use g2d::attacks::{craft, LinfAttack};
 use g2d::backend::cpu_device;
 use g2d::classifier::{cross_entropy, images_tensor, labels_tensor, Arch, Classifier};

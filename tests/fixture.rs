@@ -3,7 +3,6 @@
 //! (tests/web.rs) compare against too. `G2D_UPDATE_FIXTURES=1 cargo test --test fixture`
 //! rewrites the expected parameters after a deliberate change.
 
-use burn::prelude::*;
 use g2d::backend::cpu_device;
 use g2d::bundle::Bundle;
 use g2d::diffusion::sampler::SamplerConfig;

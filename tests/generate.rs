@@ -3,7 +3,6 @@
 
 mod common;
 
-use burn::prelude::*;
 use common::small_bundle;
 use g2d::backend::cpu_device;
 use g2d::diffusion::sampler::SamplerConfig;

@@ -204,6 +204,7 @@ pub fn predict_x0<const D: usize>(
 }
 
 /// A per-run scalar (sampling) or a per-sample tensor broadcast over the batch (training).
+#[allow(clippy::large_enum_variant)] // short-lived argument, never stored
 pub enum ScaleLike<const D: usize> {
     Scalar(f32),
     Tensor(Tensor<D>),
