@@ -138,6 +138,28 @@ impl Guard {
     }
 }
 
+/// Samples `count` parameter vectors and reads them back (native, synchronous readback), each
+/// checked for finiteness.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn generate_host(
+    model: &G2dModel,
+    count: usize,
+    sampler: &SamplerConfig,
+    rng: G2dRng,
+) -> Result<Vec<Vec<f32>>> {
+    let z0 = model.sample(count, sampler, rng).run();
+    let thetas = model
+        .decode(z0)
+        .into_data()
+        .try_to_vec::<f32>()
+        .expect("f32 parameters");
+    crate::error::ensure_finite("generated parameters", &thetas)?;
+    Ok(thetas
+        .chunks(model.theta_orig.len())
+        .map(<[f32]>::to_vec)
+        .collect())
+}
+
 /// Predicted classes of `model` on host images (native, synchronous readback).
 #[cfg(not(target_arch = "wasm32"))]
 pub fn predict(model: &Classifier, images: &Images, device: &Device) -> Vec<u8> {

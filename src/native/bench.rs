@@ -7,19 +7,16 @@ use std::time::Instant;
 use burn::prelude::*;
 use serde_json::json;
 
-use super::stages::{load_bundle, Run};
+use super::stages::load_bundle;
 use crate::diffusion::sampler::SamplerConfig;
 use crate::error::Result;
-use crate::generate::G2dModel;
+use crate::generate::{generate_host, G2dModel};
 use crate::rng::G2dRng;
 
 fn regenerate_once(model: &G2dModel, sampler: &SamplerConfig, seed: u64) -> Vec<f32> {
-    let z0 = model.sample(1, sampler, G2dRng::seeded(seed)).run();
-    model
-        .decode(z0)
-        .into_data()
-        .try_to_vec::<f32>()
-        .expect("f32")
+    generate_host(model, 1, sampler, G2dRng::seeded(seed))
+        .expect("finite parameters")
+        .remove(0)
 }
 
 /// Median and mean milliseconds of `repeats` regenerations after one warm-up.
@@ -36,7 +33,7 @@ fn time(model: &G2dModel, sampler: &SamplerConfig, repeats: usize) -> (f64, f64)
     (ms[ms.len() / 2], ms.iter().sum::<f64>() / ms.len() as f64)
 }
 
-pub fn bench(run: &Run, bundle_path: &Path, repeats: usize, json: bool) -> Result<()> {
+pub fn bench(bundle_path: &Path, repeats: usize, json: bool) -> Result<()> {
     let bundle = load_bundle(bundle_path)?;
     #[allow(deprecated)] // ndarray is measured to justify the choice of flex, not used.
     let backends = [
@@ -74,7 +71,6 @@ pub fn bench(run: &Run, bundle_path: &Path, repeats: usize, json: bool) -> Resul
             rows.push(json!({"backend": name, "sampler": sampler_name, "median_ms": median, "mean_ms": mean, "runs": n}));
         }
     }
-    let _ = run;
     if json {
         println!(
             "{}",

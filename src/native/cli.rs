@@ -13,7 +13,7 @@ use crate::backend::{native_device, BackendKind};
 use crate::classifier::Arch;
 use crate::diffusion::sampler::SamplerConfig;
 use crate::error::{G2dError, Result};
-use crate::generate::{G2dModel, Guard};
+use crate::generate::{generate_host, G2dModel, Guard};
 use crate::metrics::l1_distance;
 use crate::params::Scope;
 use crate::rng::G2dRng;
@@ -319,7 +319,7 @@ pub fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Bench { repeats, bundle } => {
-            super::bench::bench(&run, &bundle_or_default(bundle), *repeats, cli.json)?
+            super::bench::bench(&bundle_or_default(bundle), *repeats, cli.json)?
         }
     }
     Ok(())
@@ -336,17 +336,14 @@ fn generate(
     let guard = Guard::new(&bundle.validation, bundle.meta.guard_delta, &run.device);
     let original = guard.accuracy(&model.original).into_scalar::<f32>();
     let count = run.config.generate.count;
-    let z0 = model
-        .sample(count, &run.config.generate.sampler, G2dRng::from_entropy())
-        .run();
-    let thetas = model
-        .decode(z0)
-        .into_data()
-        .try_to_vec::<f32>()
-        .expect("f32");
-    crate::error::ensure_finite("generated parameters", &thetas)?;
+    let thetas = generate_host(
+        &model,
+        count,
+        &run.config.generate.sampler,
+        G2dRng::from_entropy(),
+    )?;
     let mut rows = Vec::new();
-    for theta in thetas.chunks(model.theta_orig.len()) {
+    for theta in &thetas {
         let acc = guard
             .accuracy(&model.with_theta(theta)?)
             .into_scalar::<f32>();
@@ -371,9 +368,8 @@ fn generate(
         );
     }
     if let Some(out) = out {
-        let vectors: Vec<&[f32]> = thetas.chunks(model.theta_orig.len()).collect();
         let text =
-            serde_json::to_string(&json!({"manifest": bundle.meta.regenerated, "params": vectors}))
+            serde_json::to_string(&json!({"manifest": bundle.meta.regenerated, "params": thetas}))
                 .expect("json");
         std::fs::write(out, text).map_err(|e| G2dError::io(out, e))?;
     }

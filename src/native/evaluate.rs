@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use super::progress::bar;
 use crate::data::Splits;
 use crate::diffusion::sampler::SamplerConfig;
-use crate::error::{ensure_finite, Result};
-use crate::generate::{predict, G2dModel, Guard};
+use crate::error::Result;
+use crate::generate::{generate_host, predict, G2dModel, Guard};
 use crate::metrics::{accuracy, l1_distance, l2_distance, wrong_iou, Summary};
 use crate::rng::G2dRng;
 
@@ -63,18 +63,8 @@ pub fn evaluate(
     let orig_test = accuracy(&orig_test_pred, &splits.test.labels);
 
     let gen_started = std::time::Instant::now();
-    let z0 = model.sample(count, sampler, rng).run();
-    let thetas = model
-        .decode(z0)
-        .into_data()
-        .try_to_vec::<f32>()
-        .expect("f32 parameters");
+    let thetas = generate_host(model, count, sampler, rng)?;
     let generation_ms = gen_started.elapsed().as_secs_f64() * 1000.0 / count as f64;
-    ensure_finite("generated parameters", &thetas)?;
-    let thetas: Vec<Vec<f32>> = thetas
-        .chunks(theta_orig.len())
-        .map(<[f32]>::to_vec)
-        .collect();
 
     let pb = bar(
         count as u64,

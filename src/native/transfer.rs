@@ -16,7 +16,7 @@ use crate::attacks::{craft, LinfAttack};
 use crate::classifier::{images_tensor, labels_tensor, Classifier};
 use crate::data::{Images, Splits};
 use crate::error::Result;
-use crate::generate::{predict, G2dModel, Guard};
+use crate::generate::{generate_host, predict, G2dModel, Guard};
 use crate::metrics::{accuracy, l1_distance, Summary};
 use crate::rng::G2dRng;
 
@@ -140,20 +140,14 @@ pub fn transfer(
         }
         let model = G2dModel::from_bundle(&load_bundle(&path)?, device)?;
         let pb = bar(models as u64, &format!("transfer λ={}", lambda_tag(lambda)));
-        let z0 = model
-            .sample(
-                models,
-                &run.config.generate.sampler,
-                G2dRng::seeded(run.config.seed + 6),
-            )
-            .run();
-        let thetas = model
-            .decode(z0)
-            .into_data()
-            .try_to_vec::<f32>()
-            .expect("f32");
+        let thetas = generate_host(
+            &model,
+            models,
+            &run.config.generate.sampler,
+            G2dRng::seeded(run.config.seed + 6),
+        )?;
         let mut scored = Vec::new();
-        for theta in thetas.chunks(theta_orig.len()) {
+        for theta in &thetas {
             let candidate = model.with_theta(theta)?;
             if guard.accepts(
                 guard.accuracy(&candidate).into_scalar::<f32>(),
