@@ -68,3 +68,29 @@ fn pgd_stays_in_the_ball_and_increases_the_loss() {
         assert!((a - x).abs() <= eps + 1e-5 && (0.0..=1.0).contains(a));
     }
 }
+
+#[test]
+fn simba_fools_a_static_model_within_its_budget() {
+    use g2d::data::Images;
+    use g2d::generate::predict;
+    use g2d::native::query_attack::{query_attack, Policy};
+    let device = cpu_device();
+    let model = Classifier::new(Arch::Mlp, &device);
+    let (pixels, _) = batch();
+    // Label each image with the model's own answer, so every attack starts from a right one.
+    let mut images = Images {
+        pixels,
+        labels: vec![0; 8],
+        rows: 28,
+        cols: 28,
+    };
+    images.labels = predict(&model, &images, &device);
+    let rows = query_attack(&[model], &images, &[Policy::Static], 0.3, 3000, 1, &device);
+    assert_eq!(rows[0].attacked, 8);
+    assert!(
+        rows[0].success_rate >= 0.75,
+        "success {}",
+        rows[0].success_rate
+    );
+    assert!(rows[0].queries_to_success.unwrap().best <= 3000.0);
+}

@@ -137,6 +137,25 @@ pub enum Command {
         #[arg(long, default_value_t = 20)]
         models: usize,
     },
+    /// A score-based black-box attack (SimBA) against θ_orig served statically or regenerated
+    /// every N queries.
+    QueryAttack {
+        /// Per-pixel step ε of SimBA.
+        #[arg(long, default_value_t = 0.2)]
+        epsilon: f32,
+        /// Queries allowed per image.
+        #[arg(long, default_value_t = 1000)]
+        budget: usize,
+        /// Regeneration periods N to compare with the static model (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "100,10")]
+        every: Vec<usize>,
+        /// Test images attacked (ones θ_orig classifies correctly).
+        #[arg(long, default_value_t = 100)]
+        inputs: usize,
+        /// Guard-accepted parameter sets the defender rotates through.
+        #[arg(long, default_value_t = 20)]
+        pool: usize,
+    },
     /// Benchmarks: generation time per parameter set, CPU backends compared.
     Bench {
         /// Timed repetitions.
@@ -300,6 +319,13 @@ pub fn run(cli: Cli) -> Result<()> {
             report(cli.json, &[("G2D", &e)]);
         }
         Command::Pipeline => pipeline(&run, cli.json)?,
+        Command::QueryAttack {
+            epsilon,
+            budget,
+            every,
+            inputs,
+            pool,
+        } => query_attack(&run, *epsilon, *budget, every, *inputs, *pool, cli.json)?,
         Command::Attack {
             epsilon,
             pgd_steps,
@@ -473,6 +499,85 @@ fn pipeline(run: &Run, json: bool) -> Result<()> {
     std::fs::write(&md, text).map_err(|e| G2dError::io(&md, e))?;
     if json {
         report(true, &rows);
+    }
+    Ok(())
+}
+
+fn query_attack(
+    run: &Run,
+    epsilon: f32,
+    budget: usize,
+    every: &[usize],
+    inputs: usize,
+    pool_size: usize,
+    json: bool,
+) -> Result<()> {
+    use super::query_attack::{query_attack, Policy};
+    let splits = run.splits()?;
+    let bundle = load_bundle(&run.bundle_path(run.config.diffusion.lambda_l1))?;
+    let model = G2dModel::from_bundle(&bundle, &run.device)?;
+    let guard = Guard::new(
+        &splits.validation,
+        run.config.generate.guard_delta,
+        &run.device,
+    );
+    let original = guard.accuracy(&model.original).into_scalar::<f32>();
+    // The deployed model first, then the accepted regenerations the defender rotates through.
+    let mut pool = vec![model.original.clone()];
+    let thetas = generate_host(
+        &model,
+        pool_size,
+        &run.config.generate.sampler,
+        G2dRng::seeded(run.config.seed + 7),
+    )?;
+    for theta in &thetas {
+        let candidate = model.with_theta(theta)?;
+        if guard.accepts(guard.accuracy(&candidate).into_scalar::<f32>(), original) {
+            pool.push(candidate);
+        }
+    }
+    let predictions = crate::generate::predict(&model.original, &splits.test, &run.device);
+    let correct: Vec<usize> = (0..splits.test.len())
+        .filter(|&i| predictions[i] == splits.test.labels[i])
+        .take(inputs)
+        .collect();
+    let images = splits.test.select(&correct);
+    let mut policies = vec![Policy::Static];
+    policies.extend(every.iter().filter(|&&n| n > 0).map(|&n| Policy::EveryN(n)));
+    let rows = query_attack(
+        &pool,
+        &images,
+        &policies,
+        epsilon,
+        budget,
+        run.config.seed + 8,
+        &run.device,
+    );
+    if json {
+        print_json(
+            &json!({"epsilon": epsilon, "budget": budget, "pool": pool.len(), "rows": rows}),
+        );
+    } else {
+        println!(
+            "SimBA (pixel basis, ε = {epsilon}), budget {budget} queries, {} images θ_orig gets right; pool of {} models (θ_orig + {} accepted regenerations, λ = {}).\n",
+            images.len(),
+            pool.len(),
+            pool.len() - 1,
+            run.config.diffusion.lambda_l1
+        );
+        println!("| served model | success within budget (%) | median queries to success |\n|---|---|---|");
+        for r in &rows {
+            let policy = match r.policy {
+                Policy::Static => "static θ_orig".to_string(),
+                Policy::EveryN(n) => format!("regenerated every {n} queries"),
+            };
+            println!(
+                "| {policy} | {:.1} | {} |",
+                r.success_rate * 100.0,
+                r.queries_to_success
+                    .map_or("–".into(), |s| format!("{:.0}", s.median))
+            );
+        }
     }
     Ok(())
 }

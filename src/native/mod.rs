@@ -8,6 +8,7 @@ pub mod collect;
 pub mod config;
 pub mod evaluate;
 pub mod progress;
+pub mod query_attack;
 pub mod sources;
 pub mod stages;
 pub mod train_ae;
