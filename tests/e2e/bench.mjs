@@ -14,7 +14,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { gzipSync } from "node:zlib";
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 import { start } from "../../www/serve.mjs";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -86,20 +86,7 @@ async function main() {
   const server = await start(0);
   let browser;
   try {
-    browser = await chromium.launch({
-      executablePath: "/usr/bin/chromium",
-      args: [
-        "--headless=new",
-        "--no-sandbox",
-        "--enable-unsafe-webgpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-quic",
-      ],
-      timeout: 60_000,
-    });
+    browser = await launchChromium({ timeout: 60_000 });
     const page = await (await browser.newContext()).newPage();
     page.on("console", (msg) => {
       if (msg.type() !== "error" && msg.type() !== "warning") return;

@@ -11,7 +11,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 import { start } from "../../www/serve.mjs";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -105,20 +105,7 @@ describe("G2D demo page", { timeout: 20 * 60_000 }, () => {
     );
 
     server = await start(0);
-    browser = await chromium.launch({
-      executablePath: "/usr/bin/chromium",
-      args: [
-        "--headless=new",
-        "--no-sandbox",
-        "--enable-unsafe-webgpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-quic",
-      ],
-      timeout: STEP_TIMEOUT,
-    });
+    browser = await launchChromium({ timeout: STEP_TIMEOUT });
     // A new context is a fresh profile: nothing cached from earlier runs.
     const context = await browser.newContext({ viewport: VIEWPORT });
     page = await context.newPage();
