@@ -160,6 +160,30 @@ pub fn generate_host(
         .collect())
 }
 
+/// Samples `count` parameter sets and keeps those the guard accepts, each with the classifier
+/// that carries it (native).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn generate_accepted(
+    model: &G2dModel,
+    guard: &Guard,
+    original_accuracy: f32,
+    count: usize,
+    sampler: &SamplerConfig,
+    rng: G2dRng,
+) -> Result<Vec<(Vec<f32>, Classifier)>> {
+    let mut accepted = Vec::new();
+    for theta in generate_host(model, count, sampler, rng)? {
+        let candidate = model.with_theta(&theta)?;
+        if guard.accepts(
+            guard.accuracy(&candidate).into_scalar::<f32>(),
+            original_accuracy,
+        ) {
+            accepted.push((theta, candidate));
+        }
+    }
+    Ok(accepted)
+}
+
 /// Predicted classes of `model` on host images (native, synchronous readback).
 #[cfg(not(target_arch = "wasm32"))]
 pub fn predict(model: &Classifier, images: &Images, device: &Device) -> Vec<u8> {

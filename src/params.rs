@@ -212,7 +212,7 @@ impl Manifest {
 }
 
 /// Tracks the dotted path of the tensor being visited, leaving out enum variant names.
-fn push_path(path: &mut Vec<String>, name: &str, container: &str) {
+pub(crate) fn push_path(path: &mut Vec<String>, name: &str, container: &str) {
     if container.starts_with("Enum:") {
         path.push(String::new());
     } else {
@@ -220,7 +220,7 @@ fn push_path(path: &mut Vec<String>, name: &str, container: &str) {
     }
 }
 
-fn path_name(path: &[String]) -> String {
+pub(crate) fn path_name(path: &[String]) -> String {
     path.iter()
         .filter(|p| !p.is_empty())
         .cloned()

@@ -13,7 +13,7 @@ use crate::backend::{native_device, BackendKind};
 use crate::classifier::Arch;
 use crate::diffusion::sampler::SamplerConfig;
 use crate::error::{G2dError, Result};
-use crate::generate::{generate_host, G2dModel, Guard};
+use crate::generate::{generate_accepted, generate_host, G2dModel, Guard};
 use crate::metrics::l1_distance;
 use crate::params::Scope;
 use crate::rng::G2dRng;
@@ -524,18 +524,15 @@ fn query_attack(
     let original = guard.accuracy(&model.original).into_scalar::<f32>();
     // The deployed model first, then the accepted regenerations the defender rotates through.
     let mut pool = vec![model.original.clone()];
-    let thetas = generate_host(
+    let accepted = generate_accepted(
         &model,
+        &guard,
+        original,
         pool_size,
         &run.config.generate.sampler,
         G2dRng::seeded(run.config.seed + 7),
     )?;
-    for theta in &thetas {
-        let candidate = model.with_theta(theta)?;
-        if guard.accepts(guard.accuracy(&candidate).into_scalar::<f32>(), original) {
-            pool.push(candidate);
-        }
-    }
+    pool.extend(accepted.into_iter().map(|(_, candidate)| candidate));
     let predictions = crate::generate::predict(&model.original, &splits.test, &run.device);
     let correct: Vec<usize> = (0..splits.test.len())
         .filter(|&i| predictions[i] == splits.test.labels[i])

@@ -14,7 +14,7 @@ use crate::data::{Images, Splits};
 use crate::error::Result;
 use crate::generate::predict;
 use crate::metrics::accuracy;
-use crate::params::{Manifest, Scope};
+use crate::params::{path_name, push_path, Manifest, Scope};
 use crate::rng::G2dRng;
 
 /// What collection produces.
@@ -48,23 +48,13 @@ struct FreezeOutside {
 
 impl ModuleMapper for FreezeOutside {
     fn enter_module(&mut self, name: &str, container_type: &str) {
-        if !container_type.starts_with("Enum:") {
-            self.path.push(name.to_string());
-        } else {
-            self.path.push(String::new());
-        }
+        push_path(&mut self.path, name, container_type);
     }
     fn exit_module(&mut self, _name: &str, _container_type: &str) {
         self.path.pop();
     }
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let name: Vec<&str> = self
-            .path
-            .iter()
-            .filter(|p| !p.is_empty())
-            .map(String::as_str)
-            .collect();
-        if self.scope.contains(self.arch, &name.join(".")) {
+        if self.scope.contains(self.arch, &path_name(&self.path)) {
             param
         } else {
             param.set_require_grad(false)

@@ -16,7 +16,7 @@ use crate::attacks::{craft, LinfAttack};
 use crate::classifier::{images_tensor, labels_tensor, Classifier};
 use crate::data::{Images, Splits};
 use crate::error::Result;
-use crate::generate::{generate_host, predict, G2dModel, Guard};
+use crate::generate::{generate_accepted, predict, G2dModel, Guard};
 use crate::metrics::{accuracy, l1_distance, Summary};
 use crate::rng::G2dRng;
 
@@ -140,29 +140,27 @@ pub fn transfer(
         }
         let model = G2dModel::from_bundle(&load_bundle(&path)?, device)?;
         let pb = bar(models as u64, &format!("transfer λ={}", lambda_tag(lambda)));
-        let thetas = generate_host(
+        let accepted = generate_accepted(
             &model,
+            &guard,
+            original_val,
             models,
             &run.config.generate.sampler,
             G2dRng::seeded(run.config.seed + 6),
         )?;
-        let mut scored = Vec::new();
-        for theta in &thetas {
-            let candidate = model.with_theta(theta)?;
-            if guard.accepts(
-                guard.accuracy(&candidate).into_scalar::<f32>(),
-                original_val,
-            ) {
-                scored.push(score(
-                    &candidate,
+        pb.inc(models as u64);
+        let scored: Vec<Scored> = accepted
+            .iter()
+            .map(|(theta, candidate)| {
+                score(
+                    candidate,
                     &clean,
                     &adversarial,
                     l1_distance(theta, &theta_orig),
                     device,
-                ));
-            }
-            pb.inc(1);
-        }
+                )
+            })
+            .collect();
         pb.finish_and_clear();
         if !scored.is_empty() {
             rows.push(row(
