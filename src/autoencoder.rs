@@ -146,6 +146,13 @@ impl Decoder {
     }
 }
 
+/// The fold that keeps the folded length at most 512: 8 (p-diff's) for vectors up to 4,096
+/// parameters, then the next power of two, so the convolutions' cost stays roughly flat as the
+/// regenerated scope grows (the whole MNIST MLP, 52,650 parameters, folds by 128).
+pub fn auto_fold(param_len: usize) -> usize {
+    param_len.div_ceil(512).next_power_of_two().max(8)
+}
+
 /// The p-diff noise blend `x·(1−f) + f·ε`, with `noise` = ε drawn by the caller.
 pub fn blend_noise<const D: usize>(x: Tensor<D>, noise: Tensor<D>, factor: f32) -> Tensor<D> {
     x * (1.0 - factor) + noise * factor

@@ -34,6 +34,9 @@ pub enum G2dError {
     Backend { backend: String, reason: String },
 
     /// Sampling was cancelled between diffusion steps.
+    #[error("plot {plot}: {reason}")]
+    Plot { plot: String, reason: String },
+
     #[error("regeneration cancelled")]
     Cancelled,
 

@@ -1,15 +1,16 @@
-//! End to end on the embedded slice, small enough for the test suite: every stage runs, the
-//! generated models stay close to the original in accuracy, they are not copies of θ_orig,
-//! and the G2D regulariser (λ > 0) moves them further from θ_orig than p-diff (λ = 0) does
-//! from the same seed. The attack evaluations then run on the same artifacts.
+//! End to end on the embedded slice, small enough for the test suite, through `g2d report`:
+//! every stage runs for the base configuration (last two layers) and a scope variant (last
+//! layer); the generated models stay close to the original in accuracy, they are not copies of
+//! θ_orig, and the G2D regulariser (λ > 0) moves them further from θ_orig than p-diff (λ = 0)
+//! does from the same seed. The attack evaluations run on the same artifacts, and the report's
+//! files are written and read back.
 
 use g2d::attacks::LinfAttack;
 use g2d::backend::cpu_device;
-use g2d::generate::{predict, G2dModel};
 use g2d::native::config::RunConfig;
-use g2d::native::query_attack::{query_attack, Policy};
-use g2d::native::stages::{load_bundle, Run};
-use g2d::native::transfer::transfer;
+use g2d::native::query_attack::{Policy, QueryAttackPlan};
+use g2d::native::report::{self, Report, ReportPlan, TransferPlan};
+use g2d::params::Scope;
 
 #[test]
 fn regularised_generation_keeps_accuracy_and_moves_further_than_p_diff() {
@@ -21,20 +22,34 @@ fn regularised_generation_keeps_accuracy_and_moves_further_than_p_diff() {
     config.diffusion.steps = 500;
     config.generate.count = 20;
     config.diffusion.lambda_l1 = 2.0;
+    let plan = ReportPlan {
+        lambdas: vec![0.0, 2.0],
+        scopes: vec![Scope::Last, Scope::LastTwo],
+        checkpoint_counts: vec![],
+        noise_factors: vec![],
+        transfer: TransferPlan {
+            attack: LinfAttack::pgd(0.1, 20),
+            inputs: 100,
+            models: 5,
+            retrained: 2,
+        },
+        query: QueryAttackPlan {
+            epsilon: 0.2,
+            budget: 1000,
+            every: vec![10],
+            per_session: true,
+            inputs: 10,
+            pool: 3,
+        },
+    };
     let dir = std::env::temp_dir().join(format!("g2d-pipeline-test-{}", std::process::id()));
-    let run = Run::new(&dir, config, cpu_device()).unwrap();
-    let splits = run.splits().unwrap();
-    let collected = run.collect().unwrap();
-    run.train_ae().unwrap();
+    let device = cpu_device();
+    let built = report::build(&dir, &config, &plan, &device, "test".into()).unwrap();
+    assert_eq!(built.variants.len(), 2, "base and scope-last");
 
-    let mut results = Vec::new();
-    for lambda in [0.0, 2.0] {
-        run.train_diffusion(lambda).unwrap();
-        let bundle = run.export(lambda, &splits).unwrap();
-        results.push(run.evaluate(&bundle, &splits).unwrap());
-    }
-    let (p_diff, g2d) = (&results[0], &results[1]);
-    let original = collected.original_test_accuracy;
+    let base = built.base();
+    let (p_diff, g2d) = (base.evaluation(0.0).unwrap(), base.evaluation(2.0).unwrap());
+    let original = p_diff.original_test_accuracy;
     eprintln!(
         "original {original:.4}; p-diff median {:.4} L1 {:.5}; G2D median {:.4} L1 {:.5}",
         p_diff.generated_test_accuracy.median,
@@ -52,41 +67,57 @@ fn regularised_generation_keeps_accuracy_and_moves_further_than_p_diff() {
         g2d.l1_to_original.mean,
         p_diff.l1_to_original.mean
     );
+    assert_eq!(g2d.models.len(), 20, "one score per generated model");
 
-    // The attack evaluations end to end on the same artifacts: white-box PGD fools θ_orig,
-    // every group of models is reported, and SimBA fools the static θ_orig within its budget.
-    let report = transfer(&run, &splits, LinfAttack::pgd(0.1, 20), 100, 5).unwrap();
+    // The scope variant regenerates the output layer only: 32·10 + 10 parameters.
+    let last = &built.variants[1];
+    assert_eq!(last.regenerated, 330);
+    assert_eq!(last.evaluations.len(), 2);
+
+    // Attacks: white-box PGD fools θ_orig, every group of models is reported, and SimBA fools
+    // the static θ_orig within its budget.
+    let transfer = base.transfer.as_ref().unwrap();
     assert!(
-        report.rows[0].attack_success.mean > 0.8,
+        base.white_box_success().unwrap() > 0.8,
         "white-box PGD: {:?}",
-        report.rows[0]
+        transfer.rows[0]
     );
     assert_eq!(
-        report.rows.len(),
+        transfer.rows.len(),
         5,
         "θ_orig, checkpoints, λ = 0, λ = 2, retrained"
     );
-    let bundle = load_bundle(&run.bundle_path(2.0)).unwrap();
-    let model = G2dModel::from_bundle(&bundle, &run.device).unwrap();
-    let predictions = predict(&model.original, &splits.test, &run.device);
-    let right: Vec<usize> = (0..splits.test.len())
-        .filter(|&i| predictions[i] == splits.test.labels[i])
-        .take(10)
-        .collect();
-    let images = splits.test.select(&right);
-    let rows = query_attack(
-        std::slice::from_ref(&model.original),
-        &images,
-        &[Policy::Static],
-        0.2,
-        1000,
-        1,
-        &run.device,
-    );
+    assert!(last.transfer.is_some() && last.retrained_success().is_none());
+    assert_eq!(base.query.len(), 2, "λ = 0 and λ = 2 pools");
+    let stat = &base.query[0].rows[0];
+    assert_eq!(stat.policy, Policy::Static);
     assert!(
-        rows[0].success_rate >= 0.8,
-        "SimBA on the static model: {:?}",
-        rows[0]
+        stat.success_rate >= 0.8,
+        "SimBA on the static model: {stat:?}"
     );
+    assert_eq!(stat.success_within(plan.query.budget), stat.success_rate);
+
+    // The files: JSON that reads back, a Markdown row per (variant, λ), every plot.
+    let out = dir.join("out");
+    let written = report::write(&built, &out).unwrap();
+    assert_eq!(written.len(), 3 + 5);
+    let read: Report =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(read.variants.len(), 2);
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert_eq!(md.matches("| base | 2410 (last-two) |").count(), 2);
+    assert_eq!(md.matches("| scope-last | 330 (last) |").count(), 2);
+    let scatter = std::fs::read_to_string(out.join("accuracy-vs-l1.svg")).unwrap();
+    assert!(scatter.starts_with("<svg"));
+    assert!(
+        scatter.matches("<circle").count() >= 40,
+        "a point per model"
+    );
+
+    // A second build reuses every finished variant (same recorded timings) instead of
+    // training again.
+    let again = report::build(&dir, &config, &plan, &device, "test".into()).unwrap();
+    assert_eq!(again.variants[0].seconds, base.seconds);
+    assert_eq!(again.variants[1].seconds, last.seconds);
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -13,7 +13,7 @@ use crate::backend::{native_device, BackendKind};
 use crate::classifier::Arch;
 use crate::diffusion::sampler::SamplerConfig;
 use crate::error::{G2dError, Result};
-use crate::generate::{generate_accepted, generate_host, G2dModel, Guard};
+use crate::generate::{generate_host, G2dModel, Guard};
 use crate::metrics::l1_distance;
 use crate::params::Scope;
 use crate::rng::G2dRng;
@@ -149,12 +149,50 @@ pub enum Command {
         /// Regeneration periods N to compare with the static model (comma-separated).
         #[arg(long, value_delimiter = ',', default_value = "100,10")]
         every: Vec<usize>,
+        /// Also serve each attacked image (one attacker session) its own parameter set.
+        #[arg(long)]
+        per_session: bool,
         /// Test images attacked (ones θ_orig classifies correctly).
         #[arg(long, default_value_t = 100)]
         inputs: usize,
         /// Guard-accepted parameter sets the defender rotates through.
         #[arg(long, default_value_t = 20)]
         pool: usize,
+    },
+    /// The ablations (λ, regenerated scope, K, noise factors) and attacks behind the README's
+    /// figures: trains every variant under RUN (reusing finished ones), then writes
+    /// report.json, report.md, SVG plots and index.html to --out.
+    Report {
+        /// Where the report goes (the demo links www/report/).
+        #[arg(long, default_value = "www/report")]
+        out: PathBuf,
+        /// λ values of the ablation on the base configuration.
+        #[arg(long, value_delimiter = ',', default_value = "0,1,2,3,6")]
+        lambdas: Vec<f32>,
+        /// Regenerated scopes compared (last, last-two, all).
+        #[arg(long, value_delimiter = ',', default_value = "last,last-two,all")]
+        scopes: Vec<String>,
+        /// Values of K compared with the base's.
+        #[arg(long, value_delimiter = ',', default_value = "50,100")]
+        k_values: Vec<usize>,
+        /// Autoencoder noise factors compared, as INPUT:LATENT pairs.
+        #[arg(long, value_delimiter = ',', default_value = "0:0,0.01:0.5")]
+        noise: Vec<String>,
+        /// Test images attacked by PGD (ε = 0.1, 40 steps).
+        #[arg(long, default_value_t = 500)]
+        attack_inputs: usize,
+        /// Generated models per group in the transfer table.
+        #[arg(long, default_value_t = 20)]
+        attack_models: usize,
+        /// Targets retrained from other seeds for the transfer table.
+        #[arg(long, default_value_t = 3)]
+        retrained: usize,
+        /// Images SimBA attacks.
+        #[arg(long, default_value_t = 100)]
+        query_inputs: usize,
+        /// SimBA's query budget per image.
+        #[arg(long, default_value_t = 1000)]
+        query_budget: usize,
     },
     /// Benchmarks: generation time per parameter set, CPU backends compared.
     Bench {
@@ -243,6 +281,16 @@ fn load_config(cli: &Cli) -> Result<RunConfig> {
     Ok(config)
 }
 
+/// `INPUT:LATENT` noise factors.
+fn parse_noise(s: &str) -> Result<(f32, f32)> {
+    let bad = || G2dError::config("--noise", format!("expected INPUT:LATENT, got {s:?}"));
+    let (a, b) = s.split_once(':').ok_or_else(bad)?;
+    Ok((
+        a.trim().parse().map_err(|_| bad())?,
+        b.trim().parse().map_err(|_| bad())?,
+    ))
+}
+
 fn print_json(value: &serde_json::Value) {
     println!("{}", serde_json::to_string_pretty(value).expect("json"));
 }
@@ -323,9 +371,20 @@ pub fn run(cli: Cli) -> Result<()> {
             epsilon,
             budget,
             every,
+            per_session,
             inputs,
             pool,
-        } => query_attack(&run, *epsilon, *budget, every, *inputs, *pool, cli.json)?,
+        } => {
+            let plan = super::query_attack::QueryAttackPlan {
+                epsilon: *epsilon,
+                budget: *budget,
+                every: every.clone(),
+                per_session: *per_session,
+                inputs: *inputs,
+                pool: *pool,
+            };
+            query_attack(&run, &plan, cli.json)?
+        }
         Command::Attack {
             epsilon,
             pgd_steps,
@@ -337,11 +396,67 @@ pub fn run(cli: Cli) -> Result<()> {
             } else {
                 crate::attacks::LinfAttack::pgd(*epsilon, *pgd_steps)
             };
-            let report = super::transfer::transfer(&run, &run.splits()?, attack, *inputs, *models)?;
+            let mut lambdas = vec![0.0, lambda];
+            lambdas.dedup();
+            let report = super::transfer::transfer(
+                &run,
+                &run.splits()?,
+                attack,
+                *inputs,
+                *models,
+                &lambdas,
+                3,
+            )?;
             if cli.json {
                 print_json(&serde_json::to_value(&report).expect("json"));
             } else {
                 println!("{}", super::transfer::table(&report));
+            }
+        }
+        Command::Report {
+            out,
+            lambdas,
+            scopes,
+            k_values,
+            noise,
+            attack_inputs,
+            attack_models,
+            retrained,
+            query_inputs,
+            query_budget,
+        } => {
+            let mut plan = super::report::ReportPlan {
+                lambdas: lambdas.clone(),
+                scopes: scopes
+                    .iter()
+                    .map(|s| s.parse::<Scope>())
+                    .collect::<Result<_>>()?,
+                checkpoint_counts: k_values.clone(),
+                noise_factors: noise
+                    .iter()
+                    .map(|s| parse_noise(s))
+                    .collect::<Result<_>>()?,
+                ..Default::default()
+            };
+            plan.transfer.inputs = *attack_inputs;
+            plan.transfer.models = *attack_models;
+            plan.transfer.retrained = *retrained;
+            plan.query.inputs = *query_inputs;
+            plan.query.budget = *query_budget;
+            let command = format!(
+                "g2d {}",
+                std::env::args().skip(1).collect::<Vec<_>>().join(" ")
+            );
+            let report = super::report::build(&run.dir, &run.config, &plan, &run.device, command)?;
+            let written = super::report::write(&report, out)?;
+            if cli.json {
+                print_json(&serde_json::to_value(&report).expect("json"));
+            } else {
+                println!("{}", super::report::headline(&report));
+                println!("{}", super::report::targets(&report));
+                for path in written {
+                    println!("wrote {}", path.display());
+                }
             }
         }
         Command::Bench { repeats, bundle } => {
@@ -503,78 +618,13 @@ fn pipeline(run: &Run, json: bool) -> Result<()> {
     Ok(())
 }
 
-fn query_attack(
-    run: &Run,
-    epsilon: f32,
-    budget: usize,
-    every: &[usize],
-    inputs: usize,
-    pool_size: usize,
-    json: bool,
-) -> Result<()> {
-    use super::query_attack::{query_attack, Policy};
-    let splits = run.splits()?;
-    let bundle = load_bundle(&run.bundle_path(run.config.diffusion.lambda_l1))?;
-    let model = G2dModel::from_bundle(&bundle, &run.device)?;
-    let guard = Guard::new(
-        &splits.validation,
-        run.config.generate.guard_delta,
-        &run.device,
-    );
-    let original = guard.accuracy(&model.original).into_scalar::<f32>();
-    // The deployed model first, then the accepted regenerations the defender rotates through.
-    let mut pool = vec![model.original.clone()];
-    let accepted = generate_accepted(
-        &model,
-        &guard,
-        original,
-        pool_size,
-        &run.config.generate.sampler,
-        G2dRng::seeded(run.config.seed + 7),
-    )?;
-    pool.extend(accepted.into_iter().map(|(_, candidate)| candidate));
-    let predictions = crate::generate::predict(&model.original, &splits.test, &run.device);
-    let correct: Vec<usize> = (0..splits.test.len())
-        .filter(|&i| predictions[i] == splits.test.labels[i])
-        .take(inputs)
-        .collect();
-    let images = splits.test.select(&correct);
-    let mut policies = vec![Policy::Static];
-    policies.extend(every.iter().filter(|&&n| n > 0).map(|&n| Policy::EveryN(n)));
-    let rows = query_attack(
-        &pool,
-        &images,
-        &policies,
-        epsilon,
-        budget,
-        run.config.seed + 8,
-        &run.device,
-    );
+fn query_attack(run: &Run, plan: &super::query_attack::QueryAttackPlan, json: bool) -> Result<()> {
+    let lambda = run.config.diffusion.lambda_l1;
+    let report = super::query_attack::attack_run(run, &run.splits()?, lambda, plan)?;
     if json {
-        print_json(
-            &json!({"epsilon": epsilon, "budget": budget, "pool": pool.len(), "rows": rows}),
-        );
+        print_json(&serde_json::to_value(&report).expect("json"));
     } else {
-        println!(
-            "SimBA (pixel basis, ε = {epsilon}), budget {budget} queries, {} images θ_orig gets right; pool of {} models (θ_orig + {} accepted regenerations, λ = {}).\n",
-            images.len(),
-            pool.len(),
-            pool.len() - 1,
-            run.config.diffusion.lambda_l1
-        );
-        println!("| served model | success within budget (%) | median queries to success |\n|---|---|---|");
-        for r in &rows {
-            let policy = match r.policy {
-                Policy::Static => "static θ_orig".to_string(),
-                Policy::EveryN(n) => format!("regenerated every {n} queries"),
-            };
-            println!(
-                "| {policy} | {:.1} | {} |",
-                r.success_rate * 100.0,
-                r.queries_to_success
-                    .map_or("–".into(), |s| format!("{:.0}", s.median))
-            );
-        }
+        println!("{}", super::query_attack::table(&report));
     }
     Ok(())
 }

@@ -62,7 +62,9 @@ pub struct CollectConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AutoencoderTraining {
-    pub fold: usize,
+    /// Parameters folded side by side into channels; absent: chosen from θ's length
+    /// ([`crate::autoencoder::auto_fold`]) so a whole network costs about what two layers do.
+    pub fold: Option<usize>,
     pub channels: Vec<usize>,
     pub latent_channels: usize,
     pub input_noise_factor: f32,
@@ -148,7 +150,7 @@ impl Default for CollectConfig {
 impl Default for AutoencoderTraining {
     fn default() -> Self {
         Self {
-            fold: 8,
+            fold: None,
             channels: vec![32, 64],
             latent_channels: 4,
             input_noise_factor: 0.001,
@@ -236,6 +238,9 @@ impl RunConfig {
                 "collect.seeds",
                 "more seeds than checkpoints",
             ));
+        }
+        if self.autoencoder.fold == Some(0) {
+            return Err(G2dError::config("autoencoder.fold", "must be at least 1"));
         }
         if self.autoencoder.channels.is_empty() {
             return Err(G2dError::config(

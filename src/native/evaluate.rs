@@ -9,7 +9,7 @@ use crate::data::Splits;
 use crate::diffusion::sampler::SamplerConfig;
 use crate::error::Result;
 use crate::generate::{generate_host, predict, G2dModel, Guard};
-use crate::metrics::{accuracy, l1_distance, l2_distance, wrong_iou, Summary};
+use crate::metrics::{accuracy, agreement, l1_distance, l2_distance, wrong_iou, Summary};
 use crate::rng::G2dRng;
 
 /// Everything `g2d evaluate` reports; the keys are a stable interface for scripts.
@@ -36,9 +36,23 @@ pub struct Evaluation {
     pub checkpoint_test_accuracy: Option<Summary>,
     /// p-diff's similarity: IoU of the test inputs each model gets wrong with θ_orig's.
     pub wrong_iou_with_original: Summary,
+    /// Fraction of test inputs on which a model predicts what θ_orig predicts.
+    pub agreement_with_original: Summary,
     /// Sampling and decoding time per generated model, in milliseconds.
     pub generation_ms_per_model: f64,
     pub seconds: f64,
+    /// Each generated model, in generation order (the report's scatter and histogram).
+    #[serde(default)]
+    pub models: Vec<ModelScore>,
+}
+
+/// One generated model's scores.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelScore {
+    pub test_accuracy: f64,
+    pub val_accuracy: f64,
+    pub accepted: bool,
+    pub l1_to_original: f64,
 }
 
 /// Generates `count` parameter sets from `model` and evaluates them.
@@ -70,21 +84,38 @@ pub fn evaluate(
         count as u64,
         &format!("evaluate λ={}", model.bundle_meta.lambda_l1),
     );
-    let (mut val, mut test, mut accepted_test, mut l1, mut l2, mut iou) =
-        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    let (mut val, mut test, mut accepted_test, mut l1, mut l2, mut iou, mut agree, mut models) = (
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+    );
     for theta in &thetas {
         let candidate = model.with_theta(theta)?;
         let v = guard.accuracy(&candidate).into_scalar::<f32>();
         let pred = predict(&candidate, &splits.test, device);
         let t = accuracy(&pred, &splits.test.labels);
-        if guard.accepts(v, orig_val as f32) {
+        let accepted = guard.accepts(v, orig_val as f32);
+        if accepted {
             accepted_test.push(t);
         }
+        let d = l1_distance(theta, theta_orig);
+        models.push(ModelScore {
+            test_accuracy: t,
+            val_accuracy: v as f64,
+            accepted,
+            l1_to_original: d,
+        });
         val.push(v as f64);
         test.push(t);
-        l1.push(l1_distance(theta, theta_orig));
+        l1.push(d);
         l2.push(l2_distance(theta, theta_orig));
         iou.push(wrong_iou(&pred, &orig_test_pred, &splits.test.labels));
+        agree.push(agreement(&pred, &orig_test_pred));
         pb.inc(1);
     }
     pb.finish_and_clear();
@@ -126,8 +157,10 @@ pub fn evaluate(
             checkpoint_l1_to_original: checkpoint_l1,
             checkpoint_test_accuracy: checkpoint_acc,
             wrong_iou_with_original: Summary::of(&iou),
+            agreement_with_original: Summary::of(&agree),
             generation_ms_per_model: generation_ms,
             seconds: started.elapsed().as_secs_f64(),
+            models,
         },
         thetas,
     ))

@@ -7,8 +7,11 @@ use burn::tensor::activation::softmax;
 use serde::{Deserialize, Serialize};
 
 use super::progress::bar;
+use super::stages::{load_bundle, Run};
 use crate::classifier::{images_tensor, Classifier, CLASSES, IMAGE_PIXELS};
-use crate::data::Images;
+use crate::data::{Images, Splits};
+use crate::error::Result;
+use crate::generate::{generate_accepted, predict, G2dModel, Guard};
 use crate::metrics::Summary;
 use crate::rng::G2dRng;
 
@@ -16,8 +19,21 @@ use crate::rng::G2dRng;
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Policy {
     Static,
+    /// A fresh accepted parameter set for each attack session (here: each attacked image),
+    /// fixed within it.
+    PerSession,
     /// A fresh accepted parameter set after every `n` queries.
     EveryN(usize),
+}
+
+impl std::fmt::Display for Policy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Policy::Static => write!(f, "static θ_orig"),
+            Policy::PerSession => write!(f, "regenerated per session"),
+            Policy::EveryN(n) => write!(f, "regenerated every {n} queries"),
+        }
+    }
 }
 
 /// The model an attacker queries.
@@ -42,6 +58,13 @@ impl LiveModel<'_> {
             .into_data()
             .try_to_vec::<f32>()
             .expect("f32")
+    }
+
+    /// A new attacker session begins.
+    fn new_session(&mut self) {
+        if self.policy == Policy::PerSession && self.queries > 0 {
+            self.current = (self.current + 1) % self.pool.len();
+        }
     }
 }
 
@@ -97,6 +120,135 @@ pub struct QueryAttackRow {
     pub success_rate: f64,
     /// Queries to success, over the successful attacks (absent when none succeeded).
     pub queries_to_success: Option<Summary>,
+    /// Per attacked image, the queries it took to fool the model (`None`: not within budget).
+    #[serde(default)]
+    pub outcomes: Vec<Option<usize>>,
+}
+
+impl QueryAttackRow {
+    /// Fraction of the attacked images fooled within `queries` queries.
+    pub fn success_within(&self, queries: usize) -> f64 {
+        let fooled = self
+            .outcomes
+            .iter()
+            .filter(|q| q.is_some_and(|q| q <= queries))
+            .count();
+        fooled as f64 / self.attacked.max(1) as f64
+    }
+}
+
+/// What `g2d query-attack` runs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QueryAttackPlan {
+    /// SimBA's per-pixel step.
+    pub epsilon: f32,
+    /// Queries allowed per image.
+    pub budget: usize,
+    /// Regeneration periods N compared with the static model.
+    pub every: Vec<usize>,
+    /// Also serve each session (attacked image) its own parameter set.
+    #[serde(default)]
+    pub per_session: bool,
+    /// Test images attacked (ones θ_orig classifies correctly).
+    pub inputs: usize,
+    /// Guard-accepted parameter sets the defender rotates through.
+    pub pool: usize,
+}
+
+/// `g2d query-attack`'s result.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct QueryAttackReport {
+    pub epsilon: f32,
+    pub budget: usize,
+    /// λ of the bundle the regenerated models come from.
+    pub lambda: f32,
+    /// θ_orig and the accepted regenerations the defender rotates through.
+    pub pool: usize,
+    pub rows: Vec<QueryAttackRow>,
+}
+
+/// SimBA against the run's θ_orig served statically and regenerated every N queries (each of
+/// `plan.every`) from a pool of guard-accepted parameter sets of the λ bundle.
+pub fn attack_run(
+    run: &Run,
+    splits: &Splits,
+    lambda: f32,
+    plan: &QueryAttackPlan,
+) -> Result<QueryAttackReport> {
+    let bundle = load_bundle(&run.bundle_path(lambda))?;
+    let model = G2dModel::from_bundle(&bundle, &run.device)?;
+    let guard = Guard::new(
+        &splits.validation,
+        run.config.generate.guard_delta,
+        &run.device,
+    );
+    let original = guard.accuracy(&model.original).into_scalar::<f32>();
+    // The deployed model first, then the accepted regenerations the defender rotates through.
+    let mut pool = vec![model.original.clone()];
+    let accepted = generate_accepted(
+        &model,
+        &guard,
+        original,
+        plan.pool,
+        &run.config.generate.sampler,
+        G2dRng::seeded(run.config.seed + 7),
+    )?;
+    pool.extend(accepted.into_iter().map(|(_, candidate)| candidate));
+    let predictions = predict(&model.original, &splits.test, &run.device);
+    let correct: Vec<usize> = (0..splits.test.len())
+        .filter(|&i| predictions[i] == splits.test.labels[i])
+        .take(plan.inputs)
+        .collect();
+    let images = splits.test.select(&correct);
+    let mut policies = vec![Policy::Static];
+    if plan.per_session {
+        policies.push(Policy::PerSession);
+    }
+    policies.extend(
+        plan.every
+            .iter()
+            .filter(|&&n| n > 0)
+            .map(|&n| Policy::EveryN(n)),
+    );
+    let rows = query_attack(
+        &pool,
+        &images,
+        &policies,
+        plan.epsilon,
+        plan.budget,
+        run.config.seed + 8,
+        &run.device,
+    );
+    Ok(QueryAttackReport {
+        epsilon: plan.epsilon,
+        budget: plan.budget,
+        lambda,
+        pool: pool.len(),
+        rows,
+    })
+}
+
+/// The Markdown table of a report.
+pub fn table(report: &QueryAttackReport) -> String {
+    let attacked = report.rows.first().map_or(0, |r| r.attacked);
+    let mut out = format!(
+        "SimBA (pixel basis, ε = {}), budget {} queries, {attacked} images θ_orig gets right; pool of {} models (θ_orig + {} accepted regenerations, λ = {}).\n\n| served model | success within budget (%) | median queries to success |\n|---|---|---|\n",
+        report.epsilon,
+        report.budget,
+        report.pool,
+        report.pool - 1,
+        report.lambda
+    );
+    for r in &report.rows {
+        out += &format!(
+            "| {} | {:.1} | {} |\n",
+            r.policy,
+            r.success_rate * 100.0,
+            r.queries_to_success
+                .map_or("–".into(), |s| format!("{:.0}", s.median))
+        );
+    }
+    out
 }
 
 /// Attacks every image of `images` (the caller passes images the original classifies
@@ -122,13 +274,15 @@ pub fn query_attack(
             };
             let mut rng = G2dRng::seeded(seed);
             let pb = bar(images.len() as u64, &format!("SimBA {policy:?}"));
-            let mut queries = Vec::new();
+            let (mut queries, mut outcomes) = (Vec::new(), Vec::new());
             for (i, &label) in images.labels.iter().enumerate() {
                 let image = &images.pixels[i * IMAGE_PIXELS..(i + 1) * IMAGE_PIXELS];
-                if let Some(q) = simba(&mut model, image, label as usize, epsilon, budget, &mut rng)
-                {
+                model.new_session();
+                let outcome = simba(&mut model, image, label as usize, epsilon, budget, &mut rng);
+                if let Some(q) = outcome {
                     queries.push(q as f64);
                 }
+                outcomes.push(outcome);
                 pb.inc(1);
             }
             pb.finish_and_clear();
@@ -137,6 +291,7 @@ pub fn query_attack(
                 attacked: images.len(),
                 success_rate: queries.len() as f64 / images.len().max(1) as f64,
                 queries_to_success: (!queries.is_empty()).then(|| Summary::of(&queries)),
+                outcomes,
             }
         })
         .collect()

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::RunConfig;
 use super::progress::bar;
-use crate::autoencoder::{blend_noise, AutoencoderConfig, Decoder, Encoder};
+use crate::autoencoder::{auto_fold, blend_noise, AutoencoderConfig, Decoder, Encoder};
 use crate::diffusion::sampler::noise;
 use crate::normalize::Normalizer;
 use crate::rng::G2dRng;
@@ -49,7 +49,7 @@ pub fn train_autoencoder(
     let started = std::time::Instant::now();
     let t = &config.autoencoder;
     let ae = AutoencoderConfig::new(checkpoints[0].len())
-        .with_fold(t.fold)
+        .with_fold(t.fold.unwrap_or_else(|| auto_fold(checkpoints[0].len())))
         .with_channels(t.channels.clone())
         .with_latent_channels(t.latent_channels)
         .with_input_noise_factor(t.input_noise_factor)

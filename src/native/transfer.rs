@@ -24,11 +24,15 @@ use crate::rng::G2dRng;
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TransferRow {
     pub models: String,
+    /// λ of the bundle, for rows of generated models.
+    #[serde(default)]
+    pub lambda: Option<f32>,
     pub count: usize,
     pub clean_accuracy: Summary,
     /// Fraction of correctly classified clean inputs whose adversarial version is misclassified.
     pub attack_success: Summary,
-    pub l1_to_original: Summary,
+    /// Absent for retrained targets, whose regenerated tensors are not θ_orig's.
+    pub l1_to_original: Option<Summary>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -41,14 +45,14 @@ pub struct TransferReport {
 struct Scored {
     clean: f64,
     success: f64,
-    l1: f64,
+    l1: Option<f64>,
 }
 
 fn score(
     model: &Classifier,
     clean: &Images,
     adversarial: &Images,
-    l1: f64,
+    l1: Option<f64>,
     device: &Device,
 ) -> Scored {
     let p_clean = predict(model, clean, device);
@@ -71,20 +75,29 @@ fn row(models: &str, scored: &[Scored]) -> TransferRow {
     let of = |f: fn(&Scored) -> f64| Summary::of(&scored.iter().map(f).collect::<Vec<_>>());
     TransferRow {
         models: models.to_string(),
+        lambda: None,
         count: scored.len(),
         clean_accuracy: of(|s| s.clean),
         attack_success: of(|s| s.success),
-        l1_to_original: of(|s| s.l1),
+        l1_to_original: scored
+            .iter()
+            .map(|s| s.l1)
+            .collect::<Option<Vec<f64>>>()
+            .filter(|v| !v.is_empty())
+            .map(|v| Summary::of(&v)),
     }
 }
 
-/// Runs the transfer evaluation for the bundles of λ = 0 and the run's λ (those that exist).
+/// Runs the transfer evaluation on θ_orig, the checkpoints, the bundles of `lambdas` (those
+/// that exist) and `retrained` targets trained from other seeds.
 pub fn transfer(
     run: &Run,
     splits: &Splits,
     attack: LinfAttack,
     inputs: usize,
     models: usize,
+    lambdas: &[f32],
+    retrained: usize,
 ) -> Result<TransferReport> {
     let device = &run.device;
     let main_bundle = load_bundle(&run.bundle_path(run.config.diffusion.lambda_l1))?;
@@ -107,7 +120,7 @@ pub fn transfer(
     };
     let mut rows = vec![row(
         "θ_orig (white box)",
-        &[score(original, &clean, &adversarial, 0.0, device)],
+        &[score(original, &clean, &adversarial, Some(0.0), device)],
     )];
 
     let checkpoints =
@@ -122,7 +135,7 @@ pub fn transfer(
                 &main.with_theta(c)?,
                 &clean,
                 &adversarial,
-                l1_distance(c, &theta_orig),
+                Some(l1_distance(c, &theta_orig)),
                 device,
             ))
         })
@@ -131,9 +144,7 @@ pub fn transfer(
 
     let guard = Guard::new(&splits.validation, run.config.generate.guard_delta, device);
     let original_val = guard.accuracy(original).into_scalar::<f32>();
-    let mut lambdas = vec![0.0, run.config.diffusion.lambda_l1];
-    lambdas.dedup();
-    for lambda in lambdas {
+    for &lambda in lambdas {
         let path = run.bundle_path(lambda);
         if !Path::new(&path).is_file() {
             continue;
@@ -156,27 +167,32 @@ pub fn transfer(
                     candidate,
                     &clean,
                     &adversarial,
-                    l1_distance(theta, &theta_orig),
+                    Some(l1_distance(theta, &theta_orig)),
                     device,
                 )
             })
             .collect();
         pb.finish_and_clear();
         if !scored.is_empty() {
-            rows.push(row(
-                &format!("generated, guard-accepted, λ = {}", lambda_tag(lambda)),
-                &scored,
-            ));
+            rows.push(TransferRow {
+                lambda: Some(lambda),
+                ..row(
+                    &format!("generated, guard-accepted, λ = {}", lambda_tag(lambda)),
+                    &scored,
+                )
+            });
         }
     }
 
-    let retrained: Vec<Scored> = (1..=3)
+    let retrained: Vec<Scored> = (1..=retrained as u64)
         .map(|i| {
             let m = train_target(&run.config, splits, run.config.seed + 1000 + i, device);
-            score(&m, &clean, &adversarial, f64::NAN, device)
+            score(&m, &clean, &adversarial, None, device)
         })
         .collect();
-    rows.push(row("retrained from other seeds (all layers)", &retrained));
+    if !retrained.is_empty() {
+        rows.push(row("retrained from other seeds (all layers)", &retrained));
+    }
     Ok(TransferReport {
         attack,
         inputs: clean.len(),
@@ -199,11 +215,8 @@ pub fn table(report: &TransferReport) -> String {
             r.attack_success.mean * 100.0,
             r.attack_success.min * 100.0,
             r.attack_success.best * 100.0,
-            if r.l1_to_original.mean.is_nan() {
-                "–".to_string()
-            } else {
-                format!("{:.5}", r.l1_to_original.mean)
-            }
+            r.l1_to_original
+                .map_or("–".to_string(), |l| format!("{:.5}", l.mean))
         );
     }
     out

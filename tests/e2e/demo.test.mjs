@@ -250,4 +250,19 @@ describe("G2D demo page", { timeout: 20 * 60_000 }, () => {
       }, saved);
     }
   });
+
+  it("links the committed report, whose figures all load", { timeout: STEP_TIMEOUT }, async () => {
+    const href = await page.getAttribute("footer a", "href");
+    const report = new URL(href, page.url()).href;
+    const res = await fetch(report);
+    assert.equal(res.status, 200, report);
+    const html = await res.text();
+    const figures = [...html.matchAll(/<img src="([^"]+)"/g)].map((m) => m[1]);
+    assert.ok(figures.length >= 5, `report figures: ${figures}`);
+    for (const figure of [...figures, "report.json", "report.md"]) {
+      const r = await fetch(new URL(figure, report));
+      assert.equal(r.status, 200, figure);
+      if (figure.endsWith(".svg")) assert.match(await r.text(), /^<svg/, figure);
+    }
+  });
 });

@@ -1,0 +1,516 @@
+//! The report's plots, drawn as SVG with plotters from a [`Report`] alone, so re-rendering
+//! never re-runs an experiment.
+
+use plotters::coord::ranged1d::SegmentValue;
+use plotters::prelude::*;
+
+use super::query_attack::Policy;
+use super::report::{scores, Ablation, Report};
+use super::stages::lambda_tag;
+use crate::error::{G2dError, Result};
+
+/// The files `all` writes, with their captions.
+pub const CAPTIONS: [(&str, &str); 5] = [
+    (
+        "accuracy-vs-l1.svg",
+        "Clean test accuracy vs L1 distance to θ_orig, one point per generated model, by λ",
+    ),
+    (
+        "accuracy-histogram.svg",
+        "Test accuracy of the generated models against the original's",
+    ),
+    (
+        "transfer-by-lambda.svg",
+        "PGD transfer success on guard-accepted generated models vs λ",
+    ),
+    (
+        "transfer-by-scope.svg",
+        "PGD transfer success on guard-accepted generated models vs the regenerated scope",
+    ),
+    (
+        "query-success.svg",
+        "SimBA success over its query budget: static vs regenerated every N queries",
+    ),
+];
+
+const SIZE: (u32, u32) = (820, 500);
+const FONT: &str = "sans-serif";
+
+const COLORS: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+];
+
+fn color(i: usize) -> RGBColor {
+    COLORS[i % COLORS.len()]
+}
+
+fn failed<E: std::fmt::Debug>(plot: &'static str) -> impl Fn(E) -> G2dError {
+    move |e| G2dError::Plot {
+        plot: plot.to_string(),
+        reason: format!("{e:?}"),
+    }
+}
+
+/// Every plot of the report, as (file name, SVG text), in [`CAPTIONS`] order.
+pub fn all(report: &Report) -> Result<Vec<(&'static str, String)>> {
+    Ok(vec![
+        (CAPTIONS[0].0, accuracy_vs_l1(report)?),
+        (CAPTIONS[1].0, accuracy_histogram(report)?),
+        (CAPTIONS[2].0, transfer_by_lambda(report)?),
+        (CAPTIONS[3].0, transfer_by_scope(report)?),
+        (CAPTIONS[4].0, query_success(report)?),
+    ])
+}
+
+/// `lo..hi` widened by 5% (and made non-empty).
+fn padded(lo: f64, hi: f64) -> std::ops::Range<f64> {
+    let span = (hi - lo).max(1e-6);
+    (lo - 0.05 * span)..(hi + 0.05 * span)
+}
+
+fn accuracy_vs_l1(report: &Report) -> Result<String> {
+    let err = failed("accuracy-vs-l1");
+    let base = report.base();
+    let original = report.original_test_accuracy() * 100.0;
+    let points: Vec<(f32, Vec<(f64, f64)>)> = base
+        .lambdas
+        .iter()
+        .map(|&l| {
+            let pts = scores(report, l)
+                .iter()
+                .map(|m| (m.l1_to_original, m.test_accuracy * 100.0))
+                .collect();
+            (l, pts)
+        })
+        .collect();
+    let checkpoint_l1 = base
+        .evaluations
+        .first()
+        .and_then(|e| e.checkpoint_l1_to_original)
+        .map(|s| s.mean);
+    let all = points.iter().flat_map(|(_, p)| p.iter());
+    let (mut x1, mut y0, mut y1) = (checkpoint_l1.unwrap_or(0.0), original, original);
+    for &(x, y) in all {
+        x1 = x1.max(x);
+        y0 = y0.min(y);
+        y1 = y1.max(y);
+    }
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(&err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                format!("Generated models ({}): accuracy vs distance", base.name),
+                (FONT, 20),
+            )
+            .margin(12)
+            .x_label_area_size(45)
+            .y_label_area_size(60)
+            .build_cartesian_2d(padded(0.0, x1), padded(y0, y1))
+            .map_err(&err)?;
+        chart
+            .configure_mesh()
+            .x_desc("mean |θ − θ_orig| per parameter")
+            .y_desc("test accuracy (%)")
+            .draw()
+            .map_err(&err)?;
+        chart
+            .draw_series(LineSeries::new(
+                vec![(0.0, original), (x1, original)],
+                BLACK.stroke_width(1),
+            ))
+            .map_err(&err)?
+            .label(format!("θ_orig {original:.2}%"))
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLACK));
+        if let Some(k) = checkpoint_l1 {
+            let c = color(7);
+            chart
+                .draw_series(DashedLineSeries::new(
+                    vec![(k, y0), (k, y1)],
+                    6,
+                    4,
+                    c.stroke_width(1),
+                ))
+                .map_err(&err)?
+                .label(format!("K checkpoints, mean L1 {k:.5}"))
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c));
+        }
+        for (i, (lambda, pts)) in points.iter().enumerate() {
+            let c = color(i);
+            chart
+                .draw_series(
+                    pts.iter()
+                        .map(move |&p| Circle::new(p, 3, c.mix(0.7).filled())),
+                )
+                .map_err(&err)?
+                .label(format!("λ = {}", lambda_tag(*lambda)))
+                .legend(move |(x, y)| Circle::new((x + 9, y), 4, c.filled()));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(&err)?;
+        root.present().map_err(&err)?;
+    }
+    Ok(svg)
+}
+
+fn accuracy_histogram(report: &Report) -> Result<String> {
+    let err = failed("accuracy-histogram");
+    let original = report.original_test_accuracy() * 100.0;
+    let mut lambdas = vec![0.0];
+    if report.base_lambda != 0.0 {
+        lambdas.push(report.base_lambda);
+    }
+    let series: Vec<(f32, Vec<f64>)> = lambdas
+        .iter()
+        .map(|&l| {
+            (
+                l,
+                scores(report, l)
+                    .iter()
+                    .map(|m| m.test_accuracy * 100.0)
+                    .collect(),
+            )
+        })
+        .collect();
+    let values = series.iter().flat_map(|(_, v)| v.iter().copied());
+    let (lo, hi) = values.fold((original - 1.0, original), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    // Bins centred on multiples of the width, so accuracies (multiples of 1/test size) never
+    // straddle an edge.
+    let width = 0.1;
+    let start = (lo / width).round() * width;
+    let bins = ((hi - start) / width).round() as usize + 1;
+    let counts: Vec<Vec<usize>> = series
+        .iter()
+        .map(|(_, v)| {
+            let mut c = vec![0usize; bins];
+            for &a in v {
+                c[(((a - start) / width).round().max(0.0) as usize).min(bins - 1)] += 1;
+            }
+            c
+        })
+        .collect();
+    let top = counts.iter().flatten().copied().max().unwrap_or(1).max(1) as f64;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(&err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                "Test accuracy of generated models (0.1 pt bins)",
+                (FONT, 20),
+            )
+            .margin(12)
+            .x_label_area_size(45)
+            .y_label_area_size(50)
+            .build_cartesian_2d(start - width..start + bins as f64 * width, 0.0..top * 1.15)
+            .map_err(&err)?;
+        chart
+            .configure_mesh()
+            .x_desc("test accuracy (%)")
+            .y_desc("generated models")
+            .draw()
+            .map_err(&err)?;
+        for (i, ((lambda, _), c)) in series.iter().zip(&counts).enumerate() {
+            let col = color(i);
+            chart
+                .draw_series(
+                    c.iter()
+                        .enumerate()
+                        .filter(|(_, &n)| n > 0)
+                        .map(move |(b, &n)| {
+                            let x = start + b as f64 * width;
+                            Rectangle::new(
+                                [(x, 0.0), (x + width, n as f64)],
+                                col.mix(0.45).filled(),
+                            )
+                        }),
+                )
+                .map_err(&err)?
+                .label(format!("λ = {}", lambda_tag(*lambda)))
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 14, y + 5)], col.mix(0.45).filled())
+                });
+        }
+        for (at, label, style) in [
+            (
+                original,
+                format!("θ_orig {original:.2}%"),
+                BLACK.stroke_width(2),
+            ),
+            (
+                original - 1.0,
+                "θ_orig − 1 pt".to_string(),
+                RED.stroke_width(1),
+            ),
+        ] {
+            chart
+                .draw_series(LineSeries::new(vec![(at, 0.0), (at, top * 1.15)], style))
+                .map_err(&err)?
+                .label(label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(&err)?;
+        root.present().map_err(&err)?;
+    }
+    Ok(svg)
+}
+
+fn transfer_by_lambda(report: &Report) -> Result<String> {
+    let err = failed("transfer-by-lambda");
+    let base = report.base();
+    let mut pts: Vec<(f64, f64)> = base
+        .lambdas
+        .iter()
+        .filter_map(|&l| Some((l as f64, base.transfer_success(l)? * 100.0)))
+        .collect();
+    pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let x1 = pts.iter().map(|p| p.0).fold(1.0, f64::max);
+    let references: Vec<(String, f64)> = [
+        ("θ_orig (white box)", base.white_box_success()),
+        ("retrained from other seeds", base.retrained_success()),
+    ]
+    .into_iter()
+    .filter_map(|(n, v)| Some((n.to_string(), v? * 100.0)))
+    .collect();
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(&err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(transfer_caption(report, "vs λ"), (FONT, 20))
+            .margin(12)
+            .x_label_area_size(45)
+            .y_label_area_size(50)
+            .build_cartesian_2d(padded(0.0, x1), 0.0..105.0)
+            .map_err(&err)?;
+        chart
+            .configure_mesh()
+            .x_desc("λ (0 = p-diff)")
+            .y_desc("attack success (%)")
+            .draw()
+            .map_err(&err)?;
+        chart
+            .draw_series(LineSeries::new(pts.clone(), color(0).stroke_width(2)))
+            .map_err(&err)?
+            .label("generated, guard-accepted")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color(0)));
+        chart
+            .draw_series(pts.iter().map(|&p| Circle::new(p, 4, color(0).filled())))
+            .map_err(&err)?;
+        for (i, (name, v)) in references.iter().enumerate() {
+            let c = color(i + 2);
+            chart
+                .draw_series(DashedLineSeries::new(
+                    vec![(0.0, *v), (x1, *v)],
+                    6,
+                    4,
+                    c.stroke_width(1),
+                ))
+                .map_err(&err)?
+                .label(format!("{name} ({v:.0}%)"))
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c));
+        }
+        chart
+            .draw_series(DashedLineSeries::new(
+                vec![(0.0, 20.0), (x1, 20.0)],
+                3,
+                3,
+                RED.stroke_width(1),
+            ))
+            .map_err(&err)?
+            .label("target ≤ 20%")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], RED));
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(&err)?;
+        root.present().map_err(&err)?;
+    }
+    Ok(svg)
+}
+
+fn transfer_caption(report: &Report, what: &str) -> String {
+    let a = report.plan.transfer.attack;
+    format!(
+        "PGD-{} (ε = {}) crafted on θ_orig, {what}",
+        a.steps, a.epsilon
+    )
+}
+
+fn transfer_by_scope(report: &Report) -> Result<String> {
+    let err = failed("transfer-by-scope");
+    let mut columns: Vec<&super::report::Variant> = report
+        .variants
+        .iter()
+        .filter(|v| matches!(v.ablation, Ablation::Base | Ablation::Scope) && v.transfer.is_some())
+        .collect();
+    columns.sort_by_key(|v| v.regenerated);
+    let names: Vec<String> = columns
+        .iter()
+        .map(|v| format!("{} ({})", v.config.collect.scope, v.regenerated))
+        .collect();
+    let mut lambdas = vec![0.0];
+    if report.base_lambda != 0.0 {
+        lambdas.push(report.base_lambda);
+    }
+    let n = columns.len().max(1);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(&err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(transfer_caption(report, "vs regenerated scope"), (FONT, 20))
+            .margin(12)
+            .x_label_area_size(45)
+            .y_label_area_size(50)
+            .build_cartesian_2d((0..n).into_segmented(), 0.0..105.0)
+            .map_err(&err)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_desc("regenerated tensors (parameters)")
+            .y_desc("attack success (%)")
+            .x_label_formatter(&|x| match x {
+                SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => {
+                    names.get(*i).cloned().unwrap_or_default()
+                }
+                SegmentValue::Last => String::new(),
+            })
+            .draw()
+            .map_err(&err)?;
+        let mut groups: Vec<(String, Vec<Option<f64>>)> = lambdas
+            .iter()
+            .map(|&l| {
+                (
+                    format!("generated, λ = {}", lambda_tag(l)),
+                    columns
+                        .iter()
+                        .map(|v| v.transfer_success(l).map(|s| s * 100.0))
+                        .collect(),
+                )
+            })
+            .collect();
+        groups.push((
+            "θ_orig (white box)".into(),
+            columns
+                .iter()
+                .map(|v| v.white_box_success().map(|s| s * 100.0))
+                .collect(),
+        ));
+        for (i, (label, values)) in groups.iter().enumerate() {
+            let c = color(i);
+            let pts: Vec<(SegmentValue<usize>, f64)> = values
+                .iter()
+                .enumerate()
+                .filter_map(|(j, v)| Some((SegmentValue::CenterOf(j), (*v)?)))
+                .collect();
+            chart
+                .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
+                .map_err(&err)?
+                .label(label.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c));
+            chart
+                .draw_series(pts.into_iter().map(move |p| Circle::new(p, 4, c.filled())))
+                .map_err(&err)?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(&err)?;
+        root.present().map_err(&err)?;
+    }
+    Ok(svg)
+}
+
+fn query_success(report: &Report) -> Result<String> {
+    let err = failed("query-success");
+    let base = report.base();
+    let budget = base.query.first().map_or(1, |q| q.budget).max(1);
+    let step = (budget / 100).max(1);
+    let mut curves: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    for q in &base.query {
+        for r in &q.rows {
+            let label = match r.policy {
+                Policy::Static if curves.iter().any(|(l, _)| l.starts_with("static")) => continue,
+                Policy::Static => "static θ_orig".to_string(),
+                Policy::EveryN(_) | Policy::PerSession => {
+                    format!("{} (λ = {})", r.policy, lambda_tag(q.lambda))
+                }
+            };
+            let pts = (0..=budget)
+                .step_by(step)
+                .map(|b| (b as f64, r.success_within(b) * 100.0))
+                .collect();
+            curves.push((label, pts));
+        }
+    }
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(&err)?;
+        let caption = base.query.first().map_or("SimBA".to_string(), |q| {
+            format!(
+                "SimBA (ε = {}) on {} images: success within the query budget",
+                q.epsilon,
+                q.rows.first().map_or(0, |r| r.attacked)
+            )
+        });
+        let mut chart = ChartBuilder::on(&root)
+            .caption(caption, (FONT, 20))
+            .margin(12)
+            .x_label_area_size(45)
+            .y_label_area_size(50)
+            .build_cartesian_2d(0.0..budget as f64, 0.0..105.0)
+            .map_err(&err)?;
+        chart
+            .configure_mesh()
+            .x_desc("queries")
+            .y_desc("images fooled (%)")
+            .draw()
+            .map_err(&err)?;
+        for (i, (label, pts)) in curves.into_iter().enumerate() {
+            let c = color(i);
+            chart
+                .draw_series(LineSeries::new(pts, c.stroke_width(2)))
+                .map_err(&err)?
+                .label(label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(&err)?;
+        root.present().map_err(&err)?;
+    }
+    Ok(svg)
+}

@@ -1,0 +1,588 @@
+//! `g2d report`: the ablations and attacks behind the README's figures, run from one command.
+//!
+//! The run's configuration is the base. The report trains and evaluates it for every λ of the
+//! plan, then one variant per other regenerated scope, K and pair of noise factors (each with
+//! λ = 0 and the base λ), attacks them (PGD transfer; SimBA against a rotating model on the
+//! base), and writes `report.json`, `report.md`, SVG plots and an `index.html` that shows them.
+//!
+//! ```text
+//! RUN/                      the base variant (same layout as `g2d pipeline`)
+//! RUN/ablation-NAME/        one run directory per variant
+//! RUN/…/report-part.json    a variant's results, reused while its config and plan are unchanged
+//! OUT/report.json, report.md, *.svg, index.html
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::config::RunConfig;
+use super::evaluate::{Evaluation, ModelScore};
+use super::query_attack::{attack_run, QueryAttackPlan, QueryAttackReport};
+use super::stages::{lambda_tag, Run};
+use super::transfer::{transfer, TransferReport};
+use crate::attacks::LinfAttack;
+use crate::error::{G2dError, Result};
+use crate::params::Scope;
+
+/// What `g2d report` runs beside the base configuration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReportPlan {
+    /// The λ ablation on the base variant (0 and the base λ are always added).
+    pub lambdas: Vec<f32>,
+    /// Regenerated scopes compared with the base's.
+    pub scopes: Vec<Scope>,
+    /// Values of K compared with the base's.
+    pub checkpoint_counts: Vec<usize>,
+    /// (input, latent) noise factors of the autoencoder compared with the base's.
+    pub noise_factors: Vec<(f32, f32)>,
+    /// The transfer attack (crafted on each variant's θ_orig).
+    pub transfer: TransferPlan,
+    /// SimBA against the base's θ_orig, static and regenerated.
+    pub query: QueryAttackPlan,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TransferPlan {
+    pub attack: LinfAttack,
+    pub inputs: usize,
+    /// Guard-accepted generated models (and checkpoints) attacked per group.
+    pub models: usize,
+    /// Targets retrained from other seeds (base variant only).
+    pub retrained: usize,
+}
+
+impl Default for ReportPlan {
+    fn default() -> Self {
+        Self {
+            lambdas: vec![0.0, 1.0, 2.0, 3.0, 6.0],
+            scopes: vec![Scope::Last, Scope::LastTwo, Scope::All],
+            checkpoint_counts: vec![50, 100],
+            noise_factors: vec![(0.0, 0.0), (0.01, 0.5)],
+            transfer: TransferPlan {
+                attack: LinfAttack::pgd(0.1, 40),
+                inputs: 500,
+                models: 20,
+                retrained: 3,
+            },
+            query: QueryAttackPlan {
+                epsilon: 0.2,
+                budget: 1000,
+                every: vec![100, 10],
+                per_session: true,
+                inputs: 100,
+                pool: 20,
+            },
+        }
+    }
+}
+
+/// Which ablation a variant belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ablation {
+    Base,
+    Scope,
+    Checkpoints,
+    Noise,
+}
+
+/// One trained and evaluated configuration.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Variant {
+    pub name: String,
+    pub ablation: Ablation,
+    pub dir: PathBuf,
+    pub config: RunConfig,
+    /// What this variant ran (its part of the plan); a change re-runs it.
+    pub lambdas: Vec<f32>,
+    pub transfer_plan: Option<TransferPlan>,
+    pub query_plan: Option<QueryAttackPlan>,
+    /// Regenerated parameters and the autoencoder's fold.
+    pub regenerated: usize,
+    pub fold: usize,
+    pub reconstruction_mse: f64,
+    /// One evaluation per λ, in `lambdas` order.
+    pub evaluations: Vec<Evaluation>,
+    pub transfer: Option<TransferReport>,
+    /// SimBA with the λ = 0 pool and the base-λ pool.
+    pub query: Vec<QueryAttackReport>,
+    /// Wall-clock time of all of the above.
+    pub seconds: f64,
+}
+
+impl Variant {
+    pub fn evaluation(&self, lambda: f32) -> Option<&Evaluation> {
+        self.evaluations.iter().find(|e| e.lambda == lambda)
+    }
+
+    /// Mean PGD success on the guard-accepted generated models of λ.
+    pub fn transfer_success(&self, lambda: f32) -> Option<f64> {
+        let t = self.transfer.as_ref()?;
+        t.rows
+            .iter()
+            .find(|r| r.lambda == Some(lambda))
+            .map(|r| r.attack_success.mean)
+    }
+
+    /// PGD success on θ_orig itself (white box).
+    pub fn white_box_success(&self) -> Option<f64> {
+        Some(self.transfer.as_ref()?.rows.first()?.attack_success.mean)
+    }
+
+    /// Mean PGD success on the retrained targets.
+    pub fn retrained_success(&self) -> Option<f64> {
+        let t = self.transfer.as_ref()?;
+        t.rows
+            .iter()
+            .find(|r| r.models.starts_with("retrained"))
+            .map(|r| r.attack_success.mean)
+    }
+}
+
+/// Everything the report shows.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Report {
+    /// The command that wrote it.
+    pub command: String,
+    pub data: String,
+    pub base_lambda: f32,
+    pub plan: ReportPlan,
+    /// The base first, then the variants in plan order.
+    pub variants: Vec<Variant>,
+    pub recommendation: Option<Recommendation>,
+    pub seconds: f64,
+}
+
+/// The variant and λ with the lowest PGD transfer among those meeting the accuracy targets.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Recommendation {
+    pub variant: String,
+    pub lambda: f32,
+    pub median_drop_pt: f64,
+    pub transfer_success: Option<f64>,
+    pub l1_to_original: f64,
+    pub reason: String,
+}
+
+impl Report {
+    pub fn base(&self) -> &Variant {
+        &self.variants[0]
+    }
+
+    pub fn original_test_accuracy(&self) -> f64 {
+        self.base()
+            .evaluations
+            .first()
+            .map_or(f64::NAN, |e| e.original_test_accuracy)
+    }
+}
+
+/// The accuracy targets of the native pipeline: median within 0.5 pt of θ_orig (the transfer
+/// target's cost bound) and every guard-accepted model within 1 pt.
+pub fn meets_accuracy_targets(e: &Evaluation) -> bool {
+    let floor = e.original_test_accuracy;
+    e.generated_test_accuracy.median >= floor - 0.005
+        && e.accepted_test_accuracy
+            .is_some_and(|a| a.min >= floor - 0.01)
+}
+
+fn recommend(variants: &[Variant]) -> Option<Recommendation> {
+    let mut candidates: Vec<(&Variant, &Evaluation)> = variants
+        .iter()
+        .filter(|v| matches!(v.ablation, Ablation::Base | Ablation::Scope))
+        .flat_map(|v| v.evaluations.iter().map(move |e| (v, e)))
+        .filter(|(_, e)| meets_accuracy_targets(e))
+        .collect();
+    // Lowest transfer first (unknown last), then the largest distance.
+    candidates.sort_by(|(va, ea), (vb, eb)| {
+        let ta = va.transfer_success(ea.lambda).unwrap_or(f64::INFINITY);
+        let tb = vb.transfer_success(eb.lambda).unwrap_or(f64::INFINITY);
+        ta.total_cmp(&tb)
+            .then(eb.l1_to_original.mean.total_cmp(&ea.l1_to_original.mean))
+    });
+    let (v, e) = candidates.first()?;
+    Some(Recommendation {
+        variant: v.name.clone(),
+        lambda: e.lambda,
+        median_drop_pt: (e.original_test_accuracy - e.generated_test_accuracy.median) * 100.0,
+        transfer_success: v.transfer_success(e.lambda),
+        l1_to_original: e.l1_to_original.mean,
+        reason: "lowest PGD transfer success among the (scope, λ) pairs whose median stays within 0.5 pt of θ_orig and whose guard-accepted models all stay within 1 pt; ties go to the larger L1".into(),
+    })
+}
+
+/// A variant to run: its name, ablation, directory and configuration.
+struct Spec {
+    name: String,
+    ablation: Ablation,
+    dir: PathBuf,
+    config: RunConfig,
+    lambdas: Vec<f32>,
+    transfer: Option<TransferPlan>,
+    query: Option<QueryAttackPlan>,
+}
+
+fn specs(dir: &Path, base: &RunConfig, plan: &ReportPlan) -> Vec<Spec> {
+    let lambda = base.diffusion.lambda_l1;
+    let pair = if lambda == 0.0 {
+        vec![0.0]
+    } else {
+        vec![0.0, lambda]
+    };
+    let mut base_lambdas = pair.clone();
+    for &l in &plan.lambdas {
+        if !base_lambdas.contains(&l) {
+            base_lambdas.push(l);
+        }
+    }
+    let mut out = vec![Spec {
+        name: "base".into(),
+        ablation: Ablation::Base,
+        dir: dir.to_path_buf(),
+        config: base.clone(),
+        lambdas: base_lambdas,
+        transfer: Some(plan.transfer.clone()),
+        query: Some(plan.query.clone()),
+    }];
+    let variant = |name: String, ablation, config: RunConfig, attacked: bool| Spec {
+        dir: dir.join(format!("ablation-{}", name.replace([' ', '='], ""))),
+        name,
+        ablation,
+        config,
+        lambdas: pair.clone(),
+        transfer: attacked.then(|| TransferPlan {
+            retrained: 0,
+            ..plan.transfer.clone()
+        }),
+        query: None,
+    };
+    for &scope in plan.scopes.iter().filter(|&&s| s != base.collect.scope) {
+        let mut c = base.clone();
+        c.collect.scope = scope;
+        out.push(variant(format!("scope-{scope}"), Ablation::Scope, c, true));
+    }
+    for &k in plan
+        .checkpoint_counts
+        .iter()
+        .filter(|&&k| k != base.collect.checkpoints)
+    {
+        let mut c = base.clone();
+        c.collect.checkpoints = k;
+        out.push(variant(format!("K-{k}"), Ablation::Checkpoints, c, false));
+    }
+    let base_noise = (
+        base.autoencoder.input_noise_factor,
+        base.autoencoder.latent_noise_factor,
+    );
+    for &(input, latent) in plan.noise_factors.iter().filter(|&&n| n != base_noise) {
+        let mut c = base.clone();
+        c.autoencoder.input_noise_factor = input;
+        c.autoencoder.latent_noise_factor = latent;
+        out.push(variant(
+            format!("noise-{input}-{latent}"),
+            Ablation::Noise,
+            c,
+            false,
+        ));
+    }
+    for s in &mut out {
+        s.config.diffusion.lambda_l1 = lambda;
+        s.config.diffusion.sweep.clear();
+    }
+    out
+}
+
+const PART: &str = "report-part.json";
+
+/// A saved result that still matches what the spec asks for.
+fn cached(spec: &Spec) -> Option<Variant> {
+    let path = spec.dir.join(PART);
+    let text = std::fs::read_to_string(&path).ok()?;
+    let v: Variant = serde_json::from_str(&text)
+        .map_err(|e| eprintln!("report: {} unreadable ({e}); running again", path.display()))
+        .ok()?;
+    (v.config == spec.config
+        && v.lambdas == spec.lambdas
+        && v.transfer_plan == spec.transfer
+        && v.query_plan == spec.query)
+        .then_some(v)
+}
+
+fn run_variant(spec: &Spec, device: &burn::prelude::Device) -> Result<Variant> {
+    let started = std::time::Instant::now();
+    let run = Run::new(&spec.dir, spec.config.clone(), device.clone())?;
+    let splits = run.splits()?;
+    eprintln!(
+        "report: variant {} ({}) in {}",
+        spec.name,
+        spec.config.collect.scope,
+        spec.dir.display()
+    );
+    let collected = run.collect()?;
+    let ae = run.train_ae()?;
+    let mut evaluations = Vec::new();
+    for &lambda in &spec.lambdas {
+        run.train_diffusion(lambda)?;
+        let bundle = run.export(lambda, &splits)?;
+        evaluations.push(run.evaluate(&bundle, &splits)?);
+    }
+    let transfer = match &spec.transfer {
+        Some(t) => Some(transfer(
+            &run,
+            &splits,
+            t.attack,
+            t.inputs,
+            t.models,
+            &spec.lambdas,
+            t.retrained,
+        )?),
+        None => None,
+    };
+    let mut query = Vec::new();
+    if let Some(q) = &spec.query {
+        let mut lambdas = vec![0.0, spec.config.diffusion.lambda_l1];
+        lambdas.dedup();
+        for lambda in lambdas {
+            query.push(attack_run(&run, &splits, lambda, q)?);
+        }
+    }
+    let variant = Variant {
+        name: spec.name.clone(),
+        ablation: spec.ablation,
+        dir: spec.dir.clone(),
+        config: spec.config.clone(),
+        lambdas: spec.lambdas.clone(),
+        transfer_plan: spec.transfer.clone(),
+        query_plan: spec.query.clone(),
+        regenerated: collected.regenerated.len(),
+        fold: ae.config.fold,
+        reconstruction_mse: ae.reconstruction_mse,
+        evaluations,
+        transfer,
+        query,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    let path = spec.dir.join(PART);
+    let text = serde_json::to_string_pretty(&variant).expect("variant serialises");
+    std::fs::write(&path, text).map_err(|e| G2dError::io(&path, e))?;
+    Ok(variant)
+}
+
+/// Runs (or reuses) every variant of the plan and returns the report.
+pub fn build(
+    dir: &Path,
+    base: &RunConfig,
+    plan: &ReportPlan,
+    device: &burn::prelude::Device,
+    command: String,
+) -> Result<Report> {
+    let started = std::time::Instant::now();
+    let mut variants = Vec::new();
+    for spec in specs(dir, base, plan) {
+        variants.push(match cached(&spec) {
+            Some(v) => {
+                eprintln!("report: reusing {}", spec.dir.join(PART).display());
+                v
+            }
+            None => run_variant(&spec, device)?,
+        });
+    }
+    let data = Run::new(dir, base.clone(), device.clone())?.splits()?.name;
+    Ok(Report {
+        command,
+        data,
+        base_lambda: base.diffusion.lambda_l1,
+        plan: plan.clone(),
+        recommendation: recommend(&variants),
+        variants,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Writes `report.json`, `report.md`, the plots and `index.html` into `out`.
+pub fn write(report: &Report, out: &Path) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(out).map_err(|e| G2dError::io(out, e))?;
+    let mut written = Vec::new();
+    let mut put = |name: &str, text: String| -> Result<()> {
+        let path = out.join(name);
+        std::fs::write(&path, text).map_err(|e| G2dError::io(&path, e))?;
+        written.push(path);
+        Ok(())
+    };
+    put(
+        "report.json",
+        serde_json::to_string_pretty(report).expect("report serialises"),
+    )?;
+    put("report.md", markdown(report))?;
+    for (name, svg) in super::plots::all(report)? {
+        put(name, svg)?;
+    }
+    put("index.html", html(report))?;
+    Ok(written)
+}
+
+fn pct(v: f64) -> String {
+    format!("{:.2}", v * 100.0)
+}
+
+fn opt_pct(v: Option<f64>) -> String {
+    v.map_or("–".into(), |v| format!("{:.1}", v * 100.0))
+}
+
+/// The headline table: every (variant, λ) with accuracy, distance and attack figures.
+pub fn headline(report: &Report) -> String {
+    let mut out = String::from(
+        "| variant | regenerated | λ | median test acc. (Δ pt) | accepted | worst accepted (Δ pt) | L1 to θ_orig | agreement / wrong-IoU with θ_orig | PGD transfer success (%) | meets accuracy targets |\n|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for v in &report.variants {
+        for e in &v.evaluations {
+            let o = e.original_test_accuracy;
+            out += &format!(
+                "| {} | {} ({}) | {} | {} ({:+.2}) | {:.0}% | {} | {:.5} | {:.3} / {:.3} | {} | {} |\n",
+                v.name,
+                v.regenerated,
+                v.config.collect.scope,
+                lambda_tag(e.lambda),
+                pct(e.generated_test_accuracy.median),
+                (e.generated_test_accuracy.median - o) * 100.0,
+                e.accepted_fraction * 100.0,
+                e.accepted_test_accuracy.map_or("–".into(), |a| format!(
+                    "{} ({:+.2})",
+                    pct(a.min),
+                    (a.min - o) * 100.0
+                )),
+                e.l1_to_original.mean,
+                e.agreement_with_original.mean,
+                e.wrong_iou_with_original.mean,
+                opt_pct(v.transfer_success(e.lambda)),
+                if meets_accuracy_targets(e) {
+                    "yes"
+                } else {
+                    "no"
+                },
+            );
+        }
+    }
+    out
+}
+
+/// The two attack targets of the issue, each with whether it is met.
+pub fn targets(report: &Report) -> String {
+    let base = report.base();
+    let lambda = report.base_lambda;
+    let mut out = String::new();
+    if let (Some(s), Some(e)) = (base.transfer_success(lambda), base.evaluation(lambda)) {
+        let cost = (e.original_test_accuracy - e.generated_test_accuracy.median) * 100.0;
+        out += &format!(
+            "- PGD ε = {} transfer to guard-accepted regenerated models (λ = {}): {:.1}% success (target ≤ 20%), median clean cost {:.2} pt (target ≤ 0.5 pt): **{}**.\n",
+            base.transfer_plan.as_ref().map_or(0.0, |t| t.attack.epsilon),
+            lambda_tag(lambda),
+            s * 100.0,
+            cost,
+            if s <= 0.2 && cost <= 0.5 { "met" } else { "not met" }
+        );
+    }
+    for q in &base.query {
+        let Some(stat) = q
+            .rows
+            .iter()
+            .find(|r| r.policy == super::query_attack::Policy::Static)
+        else {
+            continue;
+        };
+        for r in q.rows.iter().filter(|r| r.policy != stat.policy) {
+            let fall = stat.success_rate / r.success_rate.max(1e-9);
+            out += &format!(
+                "- SimBA at {} queries, λ = {} pool, {}: {:.0}% vs {:.0}% static, a {}× fall (target ≥ 5×): **{}**.\n",
+                q.budget,
+                lambda_tag(q.lambda),
+                r.policy,
+                r.success_rate * 100.0,
+                stat.success_rate * 100.0,
+                if r.success_rate == 0.0 { "∞".to_string() } else { format!("{fall:.1}") },
+                if fall >= 5.0 { "met" } else { "not met" }
+            );
+        }
+    }
+    out
+}
+
+fn markdown(report: &Report) -> String {
+    let base = report.base();
+    let mut out = format!(
+        "# G2D report\n\nWritten by `{}` on {} ({:.0} s; variants reused from earlier runs count their own time). θ_orig test accuracy {}%.\n\n## All variants\n\n{}\n",
+        report.command,
+        report.data,
+        report.variants.iter().map(|v| v.seconds).sum::<f64>(),
+        pct(report.original_test_accuracy()),
+        headline(report)
+    );
+    out += "## Targets\n\n";
+    out += &targets(report);
+    if let Some(r) = &report.recommendation {
+        out += &format!(
+            "\n**Best trade-off**: {} with λ = {} — median −{:.2} pt, L1 {:.5}, PGD transfer {} ({}).\n",
+            r.variant,
+            lambda_tag(r.lambda),
+            r.median_drop_pt,
+            r.l1_to_original,
+            opt_pct(r.transfer_success).to_string() + "%",
+            r.reason
+        );
+    } else {
+        out += "\nNo (scope, λ) pair meets the accuracy targets.\n";
+    }
+    if let Some(t) = &base.transfer {
+        out += &format!("\n## Transfer (base)\n\n{}", super::transfer::table(t));
+    }
+    for v in report.variants.iter().skip(1) {
+        if let Some(t) = &v.transfer {
+            out += &format!(
+                "\n### Transfer, {}\n\n{}",
+                v.name,
+                super::transfer::table(t)
+            );
+        }
+    }
+    for q in &base.query {
+        out += &format!(
+            "\n## Query attack, λ = {} pool\n\n{}",
+            lambda_tag(q.lambda),
+            super::query_attack::table(q)
+        );
+    }
+    out += "\n## Plots\n\n";
+    for (file, caption) in super::plots::CAPTIONS {
+        out += &format!("![{caption}]({file})\n\n");
+    }
+    out
+}
+
+fn html(report: &Report) -> String {
+    let mut figures = String::new();
+    for (file, caption) in super::plots::CAPTIONS {
+        figures += &format!(
+            "<figure><img src=\"{file}\" alt=\"{caption}\"><figcaption>{caption}</figcaption></figure>\n"
+        );
+    }
+    let escape = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>G2D report</title>\n<style>body{{font-family:system-ui,sans-serif;max-width:70rem;margin:2rem auto;padding:0 1rem}}img{{max-width:100%}}figure{{margin:1.5rem 0}}pre{{white-space:pre-wrap;background:#f5f5f5;padding:1rem}}</style></head>\n<body><h1>G2D report</h1><p><a href=\"../\">← demo</a> · <a href=\"report.md\">report.md</a> · <a href=\"report.json\">report.json</a></p>\n<p>Written by <code>{}</code> on {}.</p>\n{figures}<h2>Tables</h2><pre>{}</pre></body></html>\n",
+        escape(&report.command),
+        escape(&report.data),
+        escape(&markdown(report))
+    )
+}
+
+/// Per-model scores of the base variant's λ, for plots.
+pub fn scores(report: &Report, lambda: f32) -> &[ModelScore] {
+    report
+        .base()
+        .evaluation(lambda)
+        .map_or(&[], |e| e.models.as_slice())
+}
