@@ -10,6 +10,7 @@ use g2d::backend::cpu_device;
 use g2d::native::config::RunConfig;
 use g2d::native::query_attack::{Policy, QueryAttackPlan};
 use g2d::native::report::{self, Report, ReportPlan, TransferPlan};
+use g2d::native::stages::Run;
 use g2d::params::Scope;
 
 #[test]
@@ -113,6 +114,19 @@ fn regularised_generation_keeps_accuracy_and_moves_further_than_p_diff() {
         scatter.matches("<circle").count() >= 40,
         "a point per model"
     );
+
+    // A variant that changes only the autoencoder takes over the base's collection; one that
+    // changes what is collected does not.
+    let base_run = Run::new(&dir, config.clone(), device.clone()).unwrap();
+    let mut noisier = config.clone();
+    noisier.autoencoder.latent_noise_factor = 0.5;
+    let adopter = Run::new(&dir.join("adopter"), noisier, device.clone()).unwrap();
+    let adopted = adopter.adopt_collection(&base_run).unwrap().unwrap();
+    assert_eq!(adopted.regenerated.len(), 2410);
+    assert!(adopter.path("target.safetensors").is_file());
+    assert!(base_run.adopt_collection(&base_run).unwrap().is_none());
+    let other_scope = Run::new(&last.dir, last.config.clone(), device.clone()).unwrap();
+    assert!(other_scope.adopt_collection(&base_run).unwrap().is_none());
 
     // A second build reuses every finished variant (same recorded timings) instead of
     // training again.

@@ -79,8 +79,9 @@ fn accuracy_vs_l1(report: &Report) -> Result<String> {
     let err = failed("accuracy-vs-l1");
     let base = report.base();
     let original = report.original_test_accuracy() * 100.0;
-    let points: Vec<(f32, Vec<(f64, f64)>)> = base
-        .lambdas
+    let mut lambdas = base.lambdas.clone();
+    lambdas.sort_by(f32::total_cmp);
+    let points: Vec<(f32, Vec<(f64, f64)>)> = lambdas
         .iter()
         .map(|&l| {
             let pts = scores(report, l)
@@ -102,6 +103,10 @@ fn accuracy_vs_l1(report: &Report) -> Result<String> {
         y0 = y0.min(y);
         y1 = y1.max(y);
     }
+    // A collapsed λ would squash the rest into one line: the axis stops FLOOR_PT below θ_orig
+    // and models under it sit on the bottom edge as triangles, counted in the legend.
+    const FLOOR_PT: f64 = 3.0;
+    let y0 = y0.max(original - FLOOR_PT);
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
@@ -112,6 +117,7 @@ fn accuracy_vs_l1(report: &Report) -> Result<String> {
                 (FONT, 20),
             )
             .margin(12)
+            .margin_right(30)
             .x_label_area_size(45)
             .y_label_area_size(60)
             .build_cartesian_2d(padded(0.0, x1), padded(y0, y1))
@@ -145,18 +151,35 @@ fn accuracy_vs_l1(report: &Report) -> Result<String> {
         }
         for (i, (lambda, pts)) in points.iter().enumerate() {
             let c = color(i);
+            let below: Vec<(f64, f64)> = pts.iter().copied().filter(|p| p.1 < y0).collect();
+            let mut label = format!("λ = {}", lambda_tag(*lambda));
+            if let Some(lowest) = below.iter().map(|p| p.1).reduce(f64::min) {
+                label += &format!(
+                    " ({} of {} below the axis, down to {lowest:.1}%)",
+                    below.len(),
+                    pts.len()
+                );
+            }
             chart
                 .draw_series(
                     pts.iter()
+                        .filter(|p| p.1 >= y0)
                         .map(move |&p| Circle::new(p, 3, c.mix(0.7).filled())),
                 )
                 .map_err(&err)?
-                .label(format!("λ = {}", lambda_tag(*lambda)))
+                .label(label)
                 .legend(move |(x, y)| Circle::new((x + 9, y), 4, c.filled()));
+            chart
+                .draw_series(
+                    below
+                        .into_iter()
+                        .map(move |(x, _)| TriangleMarker::new((x, y0), 4, c.mix(0.7).filled())),
+                )
+                .map_err(&err)?;
         }
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
+            .position(SeriesLabelPosition::UpperRight)
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
             .draw()
@@ -189,17 +212,18 @@ fn accuracy_histogram(report: &Report) -> Result<String> {
     let (lo, hi) = values.fold((original - 1.0, original), |(lo, hi), v| {
         (lo.min(v), hi.max(v))
     });
-    // Bins centred on multiples of the width, so accuracies (multiples of 1/test size) never
-    // straddle an edge.
+    // Bins [k·w, (k+1)·w) on multiples of the width; the nudge keeps an accuracy that is an
+    // exact multiple (in decimal) in the bin it starts.
     let width = 0.1;
-    let start = (lo / width).round() * width;
-    let bins = ((hi - start) / width).round() as usize + 1;
+    let bin = |a: f64| ((a / width) + 1e-6).floor();
+    let start = bin(lo) * width;
+    let bins = (bin(hi) - bin(lo)) as usize + 1;
     let counts: Vec<Vec<usize>> = series
         .iter()
         .map(|(_, v)| {
             let mut c = vec![0usize; bins];
             for &a in v {
-                c[(((a - start) / width).round().max(0.0) as usize).min(bins - 1)] += 1;
+                c[((bin(a) - bin(lo)).max(0.0) as usize).min(bins - 1)] += 1;
             }
             c
         })
@@ -215,9 +239,13 @@ fn accuracy_histogram(report: &Report) -> Result<String> {
                 (FONT, 20),
             )
             .margin(12)
+            .margin_right(30)
             .x_label_area_size(45)
             .y_label_area_size(50)
-            .build_cartesian_2d(start - width..start + bins as f64 * width, 0.0..top * 1.15)
+            .build_cartesian_2d(
+                start - width..start + (bins + 1) as f64 * width,
+                0.0..top * 1.15,
+            )
             .map_err(&err)?;
         chart
             .configure_mesh()
@@ -300,6 +328,7 @@ fn transfer_by_lambda(report: &Report) -> Result<String> {
         let mut chart = ChartBuilder::on(&root)
             .caption(transfer_caption(report, "vs λ"), (FONT, 20))
             .margin(12)
+            .margin_right(30)
             .x_label_area_size(45)
             .y_label_area_size(50)
             .build_cartesian_2d(padded(0.0, x1), 0.0..105.0)
@@ -385,6 +414,7 @@ fn transfer_by_scope(report: &Report) -> Result<String> {
         let mut chart = ChartBuilder::on(&root)
             .caption(transfer_caption(report, "vs regenerated scope"), (FONT, 20))
             .margin(12)
+            .margin_right(30)
             .x_label_area_size(45)
             .y_label_area_size(50)
             .build_cartesian_2d((0..n).into_segmented(), 0.0..105.0)
@@ -455,7 +485,8 @@ fn query_success(report: &Report) -> Result<String> {
     let budget = base.query.first().map_or(1, |q| q.budget).max(1);
     let step = (budget / 100).max(1);
     let mut curves: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
-    for q in &base.query {
+    let shown = |l: f32| l == 0.0 || l == report.base_lambda;
+    for q in base.query.iter().filter(|q| shown(q.lambda)) {
         for r in &q.rows {
             let label = match r.policy {
                 Policy::Static if curves.iter().any(|(l, _)| l.starts_with("static")) => continue,
@@ -485,12 +516,14 @@ fn query_success(report: &Report) -> Result<String> {
         let mut chart = ChartBuilder::on(&root)
             .caption(caption, (FONT, 20))
             .margin(12)
+            .margin_right(30)
             .x_label_area_size(45)
             .y_label_area_size(50)
             .build_cartesian_2d(0.0..budget as f64, 0.0..105.0)
             .map_err(&err)?;
         chart
             .configure_mesh()
+            .x_label_formatter(&|x| format!("{x:.0}"))
             .x_desc("queries")
             .y_desc("images fooled (%)")
             .draw()

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::RunConfig;
 use super::evaluate::{Evaluation, ModelScore};
-use super::query_attack::{attack_run, QueryAttackPlan, QueryAttackReport};
+use super::query_attack::{attack_run, Policy, QueryAttackPlan, QueryAttackReport};
 use super::stages::{lambda_tag, Run};
 use super::transfer::{transfer, TransferReport};
 use crate::attacks::LinfAttack;
@@ -105,7 +105,7 @@ pub struct Variant {
     /// One evaluation per λ, in `lambdas` order.
     pub evaluations: Vec<Evaluation>,
     pub transfer: Option<TransferReport>,
-    /// SimBA with the λ = 0 pool and the base-λ pool.
+    /// SimBA against pools of each λ.
     pub query: Vec<QueryAttackReport>,
     /// Wall-clock time of all of the above.
     pub seconds: f64,
@@ -123,6 +123,20 @@ impl Variant {
             .iter()
             .find(|r| r.lambda == Some(lambda))
             .map(|r| r.attack_success.mean)
+    }
+
+    /// SimBA's success within the budget against the pool of λ rotated every N queries, for
+    /// the smallest N of the plan (the defender's strongest rotation).
+    pub fn query_success(&self, lambda: f32) -> Option<f64> {
+        let q = self.query.iter().find(|q| q.lambda == lambda)?;
+        q.rows
+            .iter()
+            .filter_map(|r| match r.policy {
+                Policy::EveryN(n) => Some((n, r.success_rate)),
+                _ => None,
+            })
+            .min_by_key(|&(n, _)| n)
+            .map(|(_, s)| s)
     }
 
     /// PGD success on θ_orig itself (white box).
@@ -161,6 +175,7 @@ pub struct Recommendation {
     pub lambda: f32,
     pub median_drop_pt: f64,
     pub transfer_success: Option<f64>,
+    pub query_success: Option<f64>,
     pub l1_to_original: f64,
     pub reason: String,
 }
@@ -187,28 +202,51 @@ pub fn meets_accuracy_targets(e: &Evaluation) -> bool {
             .is_some_and(|a| a.min >= floor - 0.01)
 }
 
+/// Transfer successes closer than this count as a tie (they are means over 20 models and a few
+/// hundred inputs).
+const TRANSFER_TIE: f64 = 0.02;
+
+/// L1 to θ_orig in units of the checkpoints' own spread: comparable across scopes.
+fn relative_l1(e: &Evaluation) -> f64 {
+    e.checkpoint_l1_to_original
+        .map_or(f64::NAN, |c| e.l1_to_original.mean / c.mean)
+}
+
 fn recommend(variants: &[Variant]) -> Option<Recommendation> {
-    let mut candidates: Vec<(&Variant, &Evaluation)> = variants
+    let candidates: Vec<(&Variant, &Evaluation)> = variants
         .iter()
         .filter(|v| matches!(v.ablation, Ablation::Base | Ablation::Scope))
         .flat_map(|v| v.evaluations.iter().map(move |e| (v, e)))
         .filter(|(_, e)| meets_accuracy_targets(e))
         .collect();
-    // Lowest transfer first (unknown last), then the largest distance.
-    candidates.sort_by(|(va, ea), (vb, eb)| {
-        let ta = va.transfer_success(ea.lambda).unwrap_or(f64::INFINITY);
-        let tb = vb.transfer_success(eb.lambda).unwrap_or(f64::INFINITY);
-        ta.total_cmp(&tb)
-            .then(eb.l1_to_original.mean.total_cmp(&ea.l1_to_original.mean))
-    });
-    let (v, e) = candidates.first()?;
+    let unknown = f64::INFINITY;
+    let transfer =
+        |(v, e): &&(&Variant, &Evaluation)| v.transfer_success(e.lambda).unwrap_or(unknown);
+    let query = |(v, e): &&(&Variant, &Evaluation)| v.query_success(e.lambda).unwrap_or(unknown);
+    let best = candidates
+        .iter()
+        .map(|c| transfer(&c))
+        .fold(unknown, f64::min);
+    let (v, e) = candidates
+        .iter()
+        .filter(|c| transfer(c) <= best + TRANSFER_TIE)
+        .min_by(|a, b| {
+            query(a)
+                .total_cmp(&query(b))
+                .then(relative_l1(b.1).total_cmp(&relative_l1(a.1)))
+        })?;
     Some(Recommendation {
         variant: v.name.clone(),
         lambda: e.lambda,
         median_drop_pt: (e.original_test_accuracy - e.generated_test_accuracy.median) * 100.0,
         transfer_success: v.transfer_success(e.lambda),
+        query_success: v.query_success(e.lambda),
         l1_to_original: e.l1_to_original.mean,
-        reason: "lowest PGD transfer success among the (scope, λ) pairs whose median stays within 0.5 pt of θ_orig and whose guard-accepted models all stay within 1 pt; ties go to the larger L1".into(),
+        reason: format!(
+            "among the (scope, λ) pairs whose median stays within 0.5 pt of θ_orig and whose guard-accepted models all stay within 1 pt, and whose PGD transfer success is within {:.0} pt of the lowest, the one SimBA fools least when the weights rotate most often (ties: the farthest from θ_orig in units of its checkpoints' spread, here {:.2}×)",
+            TRANSFER_TIE * 100.0,
+            relative_l1(e)
+        ),
     })
 }
 
@@ -255,7 +293,7 @@ fn specs(dir: &Path, base: &RunConfig, plan: &ReportPlan) -> Vec<Spec> {
             retrained: 0,
             ..plan.transfer.clone()
         }),
-        query: None,
+        query: attacked.then(|| plan.query.clone()),
     };
     for &scope in plan.scopes.iter().filter(|&&s| s != base.collect.scope) {
         let mut c = base.clone();
@@ -267,8 +305,10 @@ fn specs(dir: &Path, base: &RunConfig, plan: &ReportPlan) -> Vec<Spec> {
         .iter()
         .filter(|&&k| k != base.collect.checkpoints)
     {
+        // The same stretch of training, sampled by fewer or more checkpoints.
         let mut c = base.clone();
         c.collect.checkpoints = k;
+        c.collect.save_every = (base.collect.save_every * base.collect.checkpoints / k).max(1);
         out.push(variant(format!("K-{k}"), Ablation::Checkpoints, c, false));
     }
     let base_noise = (
@@ -295,23 +335,20 @@ fn specs(dir: &Path, base: &RunConfig, plan: &ReportPlan) -> Vec<Spec> {
 
 const PART: &str = "report-part.json";
 
-/// A saved result that still matches what the spec asks for.
+/// A saved result whose trained models still match the spec (its attacks may not).
 fn cached(spec: &Spec) -> Option<Variant> {
     let path = spec.dir.join(PART);
     let text = std::fs::read_to_string(&path).ok()?;
     let v: Variant = serde_json::from_str(&text)
         .map_err(|e| eprintln!("report: {} unreadable ({e}); running again", path.display()))
         .ok()?;
-    (v.config == spec.config
-        && v.lambdas == spec.lambdas
-        && v.transfer_plan == spec.transfer
-        && v.query_plan == spec.query)
-        .then_some(v)
+    (v.config == spec.config && v.lambdas == spec.lambdas).then_some(v)
 }
 
-fn run_variant(spec: &Spec, device: &burn::prelude::Device) -> Result<Variant> {
+/// Trains and evaluates a variant; its attacks come after ([`attack`]).
+fn train(spec: &Spec, base: &Run) -> Result<Variant> {
     let started = std::time::Instant::now();
-    let run = Run::new(&spec.dir, spec.config.clone(), device.clone())?;
+    let run = Run::new(&spec.dir, spec.config.clone(), base.device.clone())?;
     let splits = run.splits()?;
     eprintln!(
         "report: variant {} ({}) in {}",
@@ -319,7 +356,14 @@ fn run_variant(spec: &Spec, device: &burn::prelude::Device) -> Result<Variant> {
         spec.config.collect.scope,
         spec.dir.display()
     );
-    let collected = run.collect()?;
+    let adopted = match spec.ablation {
+        Ablation::Base => None,
+        _ => run.adopt_collection(base)?,
+    };
+    let collected = match adopted {
+        Some(info) => info,
+        None => run.collect()?,
+    };
     let ae = run.train_ae()?;
     let mut evaluations = Vec::new();
     for &lambda in &spec.lambdas {
@@ -327,49 +371,72 @@ fn run_variant(spec: &Spec, device: &burn::prelude::Device) -> Result<Variant> {
         let bundle = run.export(lambda, &splits)?;
         evaluations.push(run.evaluate(&bundle, &splits)?);
     }
-    let transfer = match &spec.transfer {
-        Some(t) => Some(transfer(
-            &run,
-            &splits,
-            t.attack,
-            t.inputs,
-            t.models,
-            &spec.lambdas,
-            t.retrained,
-        )?),
-        None => None,
-    };
-    let mut query = Vec::new();
-    if let Some(q) = &spec.query {
-        let mut lambdas = vec![0.0, spec.config.diffusion.lambda_l1];
-        lambdas.dedup();
-        for lambda in lambdas {
-            query.push(attack_run(&run, &splits, lambda, q)?);
-        }
-    }
-    let variant = Variant {
+    Ok(Variant {
         name: spec.name.clone(),
         ablation: spec.ablation,
         dir: spec.dir.clone(),
         config: spec.config.clone(),
         lambdas: spec.lambdas.clone(),
-        transfer_plan: spec.transfer.clone(),
-        query_plan: spec.query.clone(),
+        transfer_plan: None,
+        query_plan: None,
         regenerated: collected.regenerated.len(),
         fold: ae.config.fold,
         reconstruction_mse: ae.reconstruction_mse,
         evaluations,
-        transfer,
-        query,
+        transfer: None,
+        query: Vec::new(),
         seconds: started.elapsed().as_secs_f64(),
-    };
-    let path = spec.dir.join(PART);
-    let text = serde_json::to_string_pretty(&variant).expect("variant serialises");
-    std::fs::write(&path, text).map_err(|e| G2dError::io(&path, e))?;
-    Ok(variant)
+    })
 }
 
-/// Runs (or reuses) every variant of the plan and returns the report.
+/// Runs the attacks the spec asks for and the variant does not have yet (a changed plan runs
+/// its attack again; the query attack also runs for any λ it lacks). Returns whether it ran any.
+fn attack(v: &mut Variant, spec: &Spec, base: &Run) -> Result<bool> {
+    if v.query_plan != spec.query {
+        v.query.clear();
+        v.query_plan = spec.query.clone();
+    }
+    let missing: Vec<f32> = match &spec.query {
+        Some(_) => spec
+            .lambdas
+            .iter()
+            .copied()
+            .filter(|&l| !v.query.iter().any(|q| q.lambda == l))
+            .collect(),
+        None => Vec::new(),
+    };
+    if v.transfer_plan == spec.transfer && missing.is_empty() {
+        return Ok(false);
+    }
+    let started = std::time::Instant::now();
+    let run = Run::new(&spec.dir, spec.config.clone(), base.device.clone())?;
+    let splits = run.splits()?;
+    if v.transfer_plan != spec.transfer {
+        v.transfer = match &spec.transfer {
+            Some(t) => Some(transfer(
+                &run,
+                &splits,
+                t.attack,
+                t.inputs,
+                t.models,
+                &spec.lambdas,
+                t.retrained,
+            )?),
+            None => None,
+        };
+        v.transfer_plan = spec.transfer.clone();
+    }
+    if let Some(q) = &spec.query {
+        for lambda in missing {
+            v.query.push(attack_run(&run, &splits, lambda, q)?);
+        }
+    }
+    v.seconds += started.elapsed().as_secs_f64();
+    Ok(true)
+}
+
+/// Runs (or reuses) every variant of the plan and returns the report. A variant's models are
+/// reused while its configuration and λ values are unchanged, its attacks while their plans are.
 pub fn build(
     dir: &Path,
     base: &RunConfig,
@@ -378,17 +445,25 @@ pub fn build(
     command: String,
 ) -> Result<Report> {
     let started = std::time::Instant::now();
+    let base_run = Run::new(dir, base.clone(), device.clone())?;
     let mut variants = Vec::new();
     for spec in specs(dir, base, plan) {
-        variants.push(match cached(&spec) {
+        let path = spec.dir.join(PART);
+        let (mut v, mut changed) = match cached(&spec) {
             Some(v) => {
-                eprintln!("report: reusing {}", spec.dir.join(PART).display());
-                v
+                eprintln!("report: reusing {}", path.display());
+                (v, false)
             }
-            None => run_variant(&spec, device)?,
-        });
+            None => (train(&spec, &base_run)?, true),
+        };
+        changed |= attack(&mut v, &spec, &base_run)?;
+        if changed {
+            let text = serde_json::to_string_pretty(&v).expect("variant serialises");
+            std::fs::write(&path, text).map_err(|e| G2dError::io(&path, e))?;
+        }
+        variants.push(v);
     }
-    let data = Run::new(dir, base.clone(), device.clone())?.splits()?.name;
+    let data = base_run.splits()?.name;
     Ok(Report {
         command,
         data,
@@ -433,13 +508,13 @@ fn opt_pct(v: Option<f64>) -> String {
 /// The headline table: every (variant, λ) with accuracy, distance and attack figures.
 pub fn headline(report: &Report) -> String {
     let mut out = String::from(
-        "| variant | regenerated | λ | median test acc. (Δ pt) | accepted | worst accepted (Δ pt) | L1 to θ_orig | agreement / wrong-IoU with θ_orig | PGD transfer success (%) | meets accuracy targets |\n|---|---|---|---|---|---|---|---|---|---|\n",
+        "| variant | regenerated | λ | median test acc. (Δ pt) | accepted | worst accepted (Δ pt) | L1 to θ_orig (× checkpoints') | agreement / wrong-IoU with θ_orig | PGD transfer success (%) | SimBA success, fastest rotation (%) | meets accuracy targets |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for v in &report.variants {
         for e in &v.evaluations {
             let o = e.original_test_accuracy;
             out += &format!(
-                "| {} | {} ({}) | {} | {} ({:+.2}) | {:.0}% | {} | {:.5} | {:.3} / {:.3} | {} | {} |\n",
+                "| {} | {} ({}) | {} | {} ({:+.2}) | {:.0}% | {} | {:.5} ({:.2}×) | {:.3} / {:.3} | {} | {} | {} |\n",
                 v.name,
                 v.regenerated,
                 v.config.collect.scope,
@@ -453,9 +528,11 @@ pub fn headline(report: &Report) -> String {
                     (a.min - o) * 100.0
                 )),
                 e.l1_to_original.mean,
+                relative_l1(e),
                 e.agreement_with_original.mean,
                 e.wrong_iou_with_original.mean,
                 opt_pct(v.transfer_success(e.lambda)),
+                opt_pct(v.query_success(e.lambda)),
                 if meets_accuracy_targets(e) {
                     "yes"
                 } else {
@@ -483,12 +560,8 @@ pub fn targets(report: &Report) -> String {
             if s <= 0.2 && cost <= 0.5 { "met" } else { "not met" }
         );
     }
-    for q in &base.query {
-        let Some(stat) = q
-            .rows
-            .iter()
-            .find(|r| r.policy == super::query_attack::Policy::Static)
-        else {
+    for q in base.query.iter().filter(|q| q.lambda == lambda) {
+        let Some(stat) = q.rows.iter().find(|r| r.policy == Policy::Static) else {
             continue;
         };
         for r in q.rows.iter().filter(|r| r.policy != stat.policy) {
@@ -522,12 +595,13 @@ fn markdown(report: &Report) -> String {
     out += &targets(report);
     if let Some(r) = &report.recommendation {
         out += &format!(
-            "\n**Best trade-off**: {} with λ = {} — median −{:.2} pt, L1 {:.5}, PGD transfer {} ({}).\n",
+            "\n**Best trade-off**: {} with λ = {} — median −{:.2} pt, L1 {:.5}, PGD transfer {}%, SimBA under the fastest rotation {}% ({}).\n",
             r.variant,
             lambda_tag(r.lambda),
             r.median_drop_pt,
             r.l1_to_original,
-            opt_pct(r.transfer_success).to_string() + "%",
+            opt_pct(r.transfer_success),
+            opt_pct(r.query_success),
             r.reason
         );
     } else {
@@ -545,7 +619,11 @@ fn markdown(report: &Report) -> String {
             );
         }
     }
-    for q in &base.query {
+    for q in base
+        .query
+        .iter()
+        .filter(|q| q.lambda == 0.0 || q.lambda == report.base_lambda)
+    {
         out += &format!(
             "\n## Query attack, λ = {} pool\n\n{}",
             lambda_tag(q.lambda),

@@ -98,6 +98,22 @@ impl Run {
         Ok(c.info)
     }
 
+    /// Stage 1 without training: takes over `other`'s collection when it was made with the same
+    /// seed, data and collection settings (it would come out the same); `None` otherwise.
+    pub fn adopt_collection(&self, other: &Run) -> Result<Option<CollectInfo>> {
+        let (a, b) = (&self.config, &other.config);
+        let source = other.path("target.safetensors");
+        let same_dir = self.dir.canonicalize().ok() == other.dir.canonicalize().ok();
+        let same = a.seed == b.seed && a.data == b.data && a.collect == b.collect;
+        if same_dir || !same || !source.is_file() {
+            return Ok(None);
+        }
+        self.save_config()?;
+        let target = self.path("target.safetensors");
+        std::fs::copy(&source, &target).map_err(|e| G2dError::io(&target, e))?;
+        Ok(Some(artifacts::load(&target, "collect")?.meta()?))
+    }
+
     /// Stage 2.
     pub fn train_ae(&self) -> Result<AutoencoderInfo> {
         let target = artifacts::load(&self.path("target.safetensors"), "collect")?;
