@@ -106,7 +106,7 @@ fn regularised_generation_keeps_accuracy_and_moves_further_than_p_diff() {
         serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
     assert_eq!(read.variants.len(), 2);
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
-    assert_eq!(md.matches("| base | 2410 (last-two) |").count(), 2);
+    assert_eq!(md.matches("| base | 2410 (last-two) | ").count(), 2);
     assert_eq!(md.matches("| scope-last | 330 (last) |").count(), 2);
     let scatter = std::fs::read_to_string(out.join("accuracy-vs-l1.svg")).unwrap();
     assert!(scatter.starts_with("<svg"));

@@ -508,17 +508,20 @@ fn opt_pct(v: Option<f64>) -> String {
 /// The headline table: every (variant, λ) with accuracy, distance and attack figures.
 pub fn headline(report: &Report) -> String {
     let mut out = String::from(
-        "| variant | regenerated | λ | median test acc. (Δ pt) | accepted | worst accepted (Δ pt) | L1 to θ_orig (× checkpoints') | agreement / wrong-IoU with θ_orig | PGD transfer success (%) | SimBA success, fastest rotation (%) | meets accuracy targets |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| variant | regenerated | λ | θ_orig test acc. | median test acc. (Δ pt) | accepted | worst accepted (Δ pt) | L1 to θ_orig (× checkpoints') | agreement / wrong-IoU with θ_orig | PGD transfer success (%) | SimBA success, fastest rotation (%) | meets accuracy targets |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for v in &report.variants {
-        for e in &v.evaluations {
+        let mut evaluations: Vec<&Evaluation> = v.evaluations.iter().collect();
+        evaluations.sort_by(|a, b| a.lambda.total_cmp(&b.lambda));
+        for e in evaluations {
             let o = e.original_test_accuracy;
             out += &format!(
-                "| {} | {} ({}) | {} | {} ({:+.2}) | {:.0}% | {} | {:.5} ({:.2}×) | {:.3} / {:.3} | {} | {} | {} |\n",
+                "| {} | {} ({}) | {} | {} | {} ({:+.2}) | {:.0}% | {} | {:.5} ({:.2}×) | {:.3} / {:.3} | {} | {} | {} |\n",
                 v.name,
                 v.regenerated,
                 v.config.collect.scope,
                 lambda_tag(e.lambda),
+                pct(o),
                 pct(e.generated_test_accuracy.median),
                 (e.generated_test_accuracy.median - o) * 100.0,
                 e.accepted_fraction * 100.0,
@@ -584,7 +587,7 @@ pub fn targets(report: &Report) -> String {
 fn markdown(report: &Report) -> String {
     let base = report.base();
     let mut out = format!(
-        "# G2D report\n\nWritten by `{}` on {} ({:.0} s; variants reused from earlier runs count their own time). θ_orig test accuracy {}%.\n\n## All variants\n\n{}\n",
+        "# G2D report\n\nWritten by `{}` on {} ({:.0} s; variants reused from earlier runs count their own time). θ_orig test accuracy {}% (base); Δ is against each variant's own θ_orig.\n\n## All variants\n\n{}\n",
         report.command,
         report.data,
         report.variants.iter().map(|v| v.seconds).sum::<f64>(),
