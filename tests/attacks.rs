@@ -73,7 +73,7 @@ fn pgd_stays_in_the_ball_and_increases_the_loss() {
 fn simba_fools_a_static_model_within_its_budget() {
     use g2d::data::Images;
     use g2d::generate::predict;
-    use g2d::native::query_attack::{query_attack, Policy};
+    use g2d::native::query_attack::{query_attack, Attacker, Policy};
     let device = cpu_device();
     let model = Classifier::new(Arch::Mlp, &device);
     let (pixels, _) = batch();
@@ -85,7 +85,18 @@ fn simba_fools_a_static_model_within_its_budget() {
         cols: 28,
     };
     images.labels = predict(&model, &images, &device);
-    let rows = query_attack(&[model], &images, &[Policy::Static], 0.3, 3000, 1, &device);
+    let rows = query_attack(
+        &[model],
+        &images,
+        &[
+            (Policy::Static, Attacker::Simba),
+            (Policy::Static, Attacker::SimbaPaired),
+        ],
+        0.3,
+        3000,
+        1,
+        &device,
+    );
     assert_eq!(rows[0].attacked, 8);
     assert!(
         rows[0].success_rate >= 0.75,
@@ -93,4 +104,10 @@ fn simba_fools_a_static_model_within_its_budget() {
         rows[0].success_rate
     );
     assert!(rows[0].queries_to_success.unwrap().best <= 3000.0);
+    // Against fixed weights the paired (rotation-aware) attacker walks the same path, paying
+    // one extra query per candidate: 1 + 2c queries where SimBA needs 1 + c.
+    for (simba, paired) in rows[0].outcomes.iter().zip(&rows[1].outcomes) {
+        let expected = simba.map(|q| 2 * q - 1).filter(|&q| q <= 3000);
+        assert_eq!(*paired, expected);
+    }
 }

@@ -39,6 +39,7 @@ fn regularised_generation_keeps_accuracy_and_moves_further_than_p_diff() {
             budget: 1000,
             every: vec![10],
             per_session: true,
+            adaptive: true,
             inputs: 10,
             pool: 3,
         },

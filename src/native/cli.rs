@@ -152,6 +152,10 @@ pub enum Command {
         /// Also serve each attacked image (one attacker session) its own parameter set.
         #[arg(long)]
         per_session: bool,
+        /// Also run the rotation-aware attacker (re-queries the current image beside each
+        /// candidate).
+        #[arg(long)]
+        adaptive: bool,
         /// Test images attacked (ones θ_orig classifies correctly).
         #[arg(long, default_value_t = 100)]
         inputs: usize,
@@ -372,6 +376,7 @@ pub fn run(cli: Cli) -> Result<()> {
             budget,
             every,
             per_session,
+            adaptive,
             inputs,
             pool,
         } => {
@@ -380,6 +385,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 budget: *budget,
                 every: every.clone(),
                 per_session: *per_session,
+                adaptive: *adaptive,
                 inputs: *inputs,
                 pool: *pool,
             };

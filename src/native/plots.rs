@@ -4,7 +4,7 @@
 use plotters::coord::ranged1d::SegmentValue;
 use plotters::prelude::*;
 
-use super::query_attack::Policy;
+use super::query_attack::{Attacker, Policy};
 use super::report::{scores, Ablation, Report};
 use super::stages::lambda_tag;
 use crate::error::{G2dError, Result};
@@ -484,33 +484,49 @@ fn query_success(report: &Report) -> Result<String> {
     let base = report.base();
     let budget = base.query.first().map_or(1, |q| q.budget).max(1);
     let step = (budget / 100).max(1);
-    let mut curves: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
-    let shown = |l: f32| l == 0.0 || l == report.base_lambda;
-    for q in base.query.iter().filter(|q| shown(q.lambda)) {
-        for r in &q.rows {
-            let label = match r.policy {
-                Policy::Static if curves.iter().any(|(l, _)| l.starts_with("static")) => continue,
-                Policy::Static => "static θ_orig".to_string(),
-                Policy::EveryN(_) | Policy::PerSession => {
-                    format!("{} (λ = {})", r.policy, lambda_tag(q.lambda))
-                }
-            };
-            let pts = (0..=budget)
-                .step_by(step)
-                .map(|b| (b as f64, r.success_within(b) * 100.0))
-                .collect();
-            curves.push((label, pts));
+    // The base λ's pool only (the table has the others): one colour per policy, solid for
+    // SimBA as published, dashed for the adaptive attacker. Per session is left out: to an
+    // attacker whose session is one image it is a static model.
+    let pool = base.query.iter().find(|q| q.lambda == report.base_lambda);
+    struct Curve {
+        label: String,
+        colour: usize,
+        adaptive: bool,
+        points: Vec<(f64, f64)>,
+    }
+    let mut curves: Vec<Curve> = Vec::new();
+    let mut policies: Vec<Policy> = Vec::new();
+    for r in pool.iter().flat_map(|q| &q.rows) {
+        if r.policy == Policy::PerSession {
+            continue;
         }
+        if !policies.contains(&r.policy) {
+            policies.push(r.policy);
+        }
+        let colour = policies.iter().position(|&p| p == r.policy).unwrap_or(0);
+        let adaptive = r.attacker == Attacker::SimbaPaired;
+        let label = format!("{}{}", r.policy, if adaptive { ", adaptive" } else { "" });
+        let pts = (0..=budget)
+            .step_by(step)
+            .map(|b| (b as f64, r.success_within(b) * 100.0))
+            .collect();
+        curves.push(Curve {
+            label,
+            colour,
+            adaptive,
+            points: pts,
+        });
     }
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(&err)?;
-        let caption = base.query.first().map_or("SimBA".to_string(), |q| {
+        let caption = pool.map_or("SimBA".to_string(), |q| {
             format!(
-                "SimBA (ε = {}) on {} images: success within the query budget",
+                "SimBA (ε = {}) on {} images, λ = {} pool: success within the budget",
                 q.epsilon,
-                q.rows.first().map_or(0, |r| r.attacked)
+                q.rows.first().map_or(0, |r| r.attacked),
+                lambda_tag(q.lambda)
             )
         });
         let mut chart = ChartBuilder::on(&root)
@@ -528,13 +544,28 @@ fn query_success(report: &Report) -> Result<String> {
             .y_desc("images fooled (%)")
             .draw()
             .map_err(&err)?;
-        for (i, (label, pts)) in curves.into_iter().enumerate() {
-            let c = color(i);
-            chart
-                .draw_series(LineSeries::new(pts, c.stroke_width(2)))
-                .map_err(&err)?
-                .label(label)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c));
+        for Curve {
+            label,
+            colour,
+            adaptive,
+            points: pts,
+        } in curves
+        {
+            let c = color(colour);
+            let style = c.stroke_width(2);
+            let drawn = if adaptive {
+                chart.draw_series(DashedLineSeries::new(pts, 7, 4, style))
+            } else {
+                chart.draw_series(LineSeries::new(pts, style))
+            };
+            let legend = move |(x, y): (i32, i32)| {
+                if adaptive {
+                    PathElement::new(vec![(x, y), (x + 7, y)], style)
+                } else {
+                    PathElement::new(vec![(x, y), (x + 18, y)], style)
+                }
+            };
+            drawn.map_err(&err)?.label(label).legend(legend);
         }
         chart
             .configure_series_labels()

@@ -31,7 +31,30 @@ impl std::fmt::Display for Policy {
         match self {
             Policy::Static => write!(f, "static θ_orig"),
             Policy::PerSession => write!(f, "regenerated per session"),
+            Policy::EveryN(1) => write!(f, "regenerated every query"),
             Policy::EveryN(n) => write!(f, "regenerated every {n} queries"),
+        }
+    }
+}
+
+/// How the attacker compares scores.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Attacker {
+    /// SimBA as published: a candidate is kept when its score beats the best one seen so far
+    /// (which a rotation may have produced on other weights).
+    #[default]
+    Simba,
+    /// Adaptive to rotation: re-queries the current image right before each candidate, so both
+    /// scores come from the same weights unless a rotation falls between the two queries.
+    /// Costs twice the queries.
+    SimbaPaired,
+}
+
+impl std::fmt::Display for Attacker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Attacker::Simba => write!(f, "SimBA"),
+            Attacker::SimbaPaired => write!(f, "SimBA, paired queries (adaptive)"),
         }
     }
 }
@@ -77,10 +100,10 @@ fn predicted(p: &[f32]) -> usize {
 /// Runs SimBA on one image; returns the queries it took to fool the model, if it did.
 fn simba(
     model: &mut LiveModel,
+    attacker: Attacker,
     image: &[f32],
     label: usize,
-    epsilon: f32,
-    budget: usize,
+    (epsilon, budget): (f32, usize),
     rng: &mut G2dRng,
 ) -> Option<usize> {
     let mut x = image.to_vec();
@@ -98,6 +121,16 @@ fn simba(
             if candidate[pixel] == x[pixel] {
                 continue;
             }
+            if attacker == Attacker::SimbaPaired {
+                let current = model.probabilities(&x);
+                if predicted(&current) != label {
+                    return Some(model.queries - start);
+                }
+                best = current[label];
+                if model.queries - start >= budget {
+                    return None;
+                }
+            }
             let p = model.probabilities(&candidate);
             if predicted(&p) != label {
                 return Some(model.queries - start);
@@ -112,10 +145,12 @@ fn simba(
     None
 }
 
-/// One policy's outcome.
+/// One policy's outcome against one attacker.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct QueryAttackRow {
     pub policy: Policy,
+    #[serde(default)]
+    pub attacker: Attacker,
     pub attacked: usize,
     pub success_rate: f64,
     /// Queries to success, over the successful attacks (absent when none succeeded).
@@ -149,6 +184,9 @@ pub struct QueryAttackPlan {
     /// Also serve each session (attacked image) its own parameter set.
     #[serde(default)]
     pub per_session: bool,
+    /// Also run the rotation-aware attacker ([`Attacker::SimbaPaired`]) against every policy.
+    #[serde(default)]
+    pub adaptive: bool,
     /// Test images attacked (ones θ_orig classifies correctly).
     pub inputs: usize,
     /// Guard-accepted parameter sets the defender rotates through.
@@ -210,10 +248,18 @@ pub fn attack_run(
             .filter(|&&n| n > 0)
             .map(|&n| Policy::EveryN(n)),
     );
+    let mut attackers = vec![Attacker::Simba];
+    if plan.adaptive {
+        attackers.push(Attacker::SimbaPaired);
+    }
+    let settings: Vec<(Policy, Attacker)> = attackers
+        .iter()
+        .flat_map(|&a| policies.iter().map(move |&p| (p, a)))
+        .collect();
     let rows = query_attack(
         &pool,
         &images,
-        &policies,
+        &settings,
         plan.epsilon,
         plan.budget,
         run.config.seed + 8,
@@ -232,7 +278,7 @@ pub fn attack_run(
 pub fn table(report: &QueryAttackReport) -> String {
     let attacked = report.rows.first().map_or(0, |r| r.attacked);
     let mut out = format!(
-        "SimBA (pixel basis, ε = {}), budget {} queries, {attacked} images θ_orig gets right; pool of {} models (θ_orig + {} accepted regenerations, λ = {}).\n\n| served model | success within budget (%) | median queries to success |\n|---|---|---|\n",
+        "SimBA (pixel basis, ε = {}), budget {} queries, {attacked} images θ_orig gets right; pool of {} models (θ_orig + {} accepted regenerations, λ = {}).\n\n| attacker | served model | success within budget (%) | median queries to success |\n|---|---|---|---|\n",
         report.epsilon,
         report.budget,
         report.pool,
@@ -241,7 +287,8 @@ pub fn table(report: &QueryAttackReport) -> String {
     );
     for r in &report.rows {
         out += &format!(
-            "| {} | {:.1} | {} |\n",
+            "| {} | {} | {:.1} | {} |\n",
+            r.attacker,
             r.policy,
             r.success_rate * 100.0,
             r.queries_to_success
@@ -256,15 +303,15 @@ pub fn table(report: &QueryAttackReport) -> String {
 pub fn query_attack(
     pool: &[Classifier],
     images: &Images,
-    policies: &[Policy],
+    settings: &[(Policy, Attacker)],
     epsilon: f32,
     budget: usize,
     seed: u64,
     device: &Device,
 ) -> Vec<QueryAttackRow> {
-    policies
+    settings
         .iter()
-        .map(|&policy| {
+        .map(|&(policy, attacker)| {
             let mut model = LiveModel {
                 pool,
                 policy,
@@ -273,12 +320,19 @@ pub fn query_attack(
                 device: device.clone(),
             };
             let mut rng = G2dRng::seeded(seed);
-            let pb = bar(images.len() as u64, &format!("SimBA {policy:?}"));
+            let pb = bar(images.len() as u64, &format!("{attacker} {policy:?}"));
             let (mut queries, mut outcomes) = (Vec::new(), Vec::new());
             for (i, &label) in images.labels.iter().enumerate() {
                 let image = &images.pixels[i * IMAGE_PIXELS..(i + 1) * IMAGE_PIXELS];
                 model.new_session();
-                let outcome = simba(&mut model, image, label as usize, epsilon, budget, &mut rng);
+                let outcome = simba(
+                    &mut model,
+                    attacker,
+                    image,
+                    label as usize,
+                    (epsilon, budget),
+                    &mut rng,
+                );
                 if let Some(q) = outcome {
                     queries.push(q as f64);
                 }
@@ -288,6 +342,7 @@ pub fn query_attack(
             pb.finish_and_clear();
             QueryAttackRow {
                 policy,
+                attacker,
                 attacked: images.len(),
                 success_rate: queries.len() as f64 / images.len().max(1) as f64,
                 queries_to_success: (!queries.is_empty()).then(|| Summary::of(&queries)),
