@@ -2,8 +2,9 @@
 //!
 //! The run's configuration is the base. The report trains and evaluates it for every λ of the
 //! plan, then one variant per other regenerated scope, K and pair of noise factors (each with
-//! λ = 0 and the base λ), attacks them (PGD transfer; SimBA against a rotating model on the
-//! base), and writes `report.json`, `report.md`, SVG plots and an `index.html` that shows them.
+//! λ = 0 and the base λ), attacks the base and scope variants (PGD transfer; SimBA, as
+//! published and adaptive, against a static or rotating model), ranks (scope, λ) by accuracy
+//! and measured attack success, and writes `report.json`, `report.md`, SVG plots and an `index.html` that shows them.
 //!
 //! ```text
 //! RUN/                      the base variant (same layout as `g2d pipeline`)
@@ -38,7 +39,7 @@ pub struct ReportPlan {
     pub noise_factors: Vec<(f32, f32)>,
     /// The transfer attack (crafted on each variant's θ_orig).
     pub transfer: TransferPlan,
-    /// SimBA against the base's θ_orig, static and regenerated.
+    /// SimBA against the θ_orig of the base and scope variants, static and regenerated.
     pub query: QueryAttackPlan,
 }
 
@@ -306,7 +307,7 @@ fn specs(dir: &Path, base: &RunConfig, plan: &ReportPlan) -> Vec<Spec> {
         query: Some(plan.query.clone()),
     }];
     let variant = |name: String, ablation, config: RunConfig, attacked: bool| Spec {
-        dir: dir.join(format!("ablation-{}", name.replace([' ', '='], ""))),
+        dir: dir.join(format!("ablation-{name}")),
         name,
         ablation,
         config,
