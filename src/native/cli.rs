@@ -157,7 +157,7 @@ pub enum Command {
         #[arg(long)]
         adaptive: bool,
         /// Test images attacked (ones θ_orig classifies correctly).
-        #[arg(long, default_value_t = 100)]
+        #[arg(long, default_value_t = 300)]
         inputs: usize,
         /// Guard-accepted parameter sets the defender rotates through.
         #[arg(long, default_value_t = 20)]
@@ -192,7 +192,7 @@ pub enum Command {
         #[arg(long, default_value_t = 3)]
         retrained: usize,
         /// Images SimBA attacks.
-        #[arg(long, default_value_t = 100)]
+        #[arg(long, default_value_t = 300)]
         query_inputs: usize,
         /// SimBA's query budget per image.
         #[arg(long, default_value_t = 1000)]

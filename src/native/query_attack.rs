@@ -59,12 +59,14 @@ impl std::fmt::Display for Attacker {
     }
 }
 
-/// The model an attacker queries.
+/// The model an attacker queries. A rotation serves a parameter set drawn at random from the
+/// rest of the pool, so the attacker cannot count its way back to weights it has seen.
 struct LiveModel<'a> {
     pool: &'a [Classifier],
     policy: Policy,
     current: usize,
     queries: usize,
+    draws: G2dRng,
     device: Device,
 }
 
@@ -72,7 +74,7 @@ impl LiveModel<'_> {
     fn probabilities(&mut self, image: &[f32]) -> Vec<f32> {
         if let Policy::EveryN(n) = self.policy {
             if self.queries > 0 && self.queries.is_multiple_of(n) {
-                self.current = (self.current + 1) % self.pool.len();
+                self.rotate();
             }
         }
         self.queries += 1;
@@ -86,7 +88,15 @@ impl LiveModel<'_> {
     /// A new attacker session begins.
     fn new_session(&mut self) {
         if self.policy == Policy::PerSession && self.queries > 0 {
-            self.current = (self.current + 1) % self.pool.len();
+            self.rotate();
+        }
+    }
+
+    /// Any parameter set but the current one, uniformly.
+    fn rotate(&mut self) {
+        if self.pool.len() > 1 {
+            let next = self.draws.below(self.pool.len() - 1);
+            self.current = next + usize::from(next >= self.current);
         }
     }
 }
@@ -317,6 +327,7 @@ pub fn query_attack(
                 policy,
                 current: 0,
                 queries: 0,
+                draws: G2dRng::seeded(seed ^ 0x5eed),
                 device: device.clone(),
             };
             let mut rng = G2dRng::seeded(seed);
