@@ -16,7 +16,7 @@
 //! | metrics | [`metrics`] |
 //! | the bundle file | [`bundle`] |
 //! | attacks | [`attacks`] |
-//! | native training, evaluation and CLI (feature `cli`) | `native` |
+//! | native training, evaluation, transfer and query attacks, the report, CLI (feature `cli`) | `native` |
 //! | browser bindings (wasm32) | `web` |
 
 pub mod attacks;

@@ -132,7 +132,7 @@ fn regularised_generation_keeps_accuracy_and_moves_further_than_p_diff() {
     // A second build reuses every finished variant (same recorded timings) instead of
     // training again.
     let again = report::build(&dir, &config, &plan, &device, "test".into()).unwrap();
-    assert_eq!(again.variants[0].seconds, base.seconds);
-    assert_eq!(again.variants[1].seconds, last.seconds);
+    assert_eq!(again.variants[0].seconds(), base.seconds());
+    assert_eq!(again.variants[1].seconds(), last.seconds());
     std::fs::remove_dir_all(&dir).ok();
 }
