@@ -84,41 +84,29 @@ pub fn evaluate(
         count as u64,
         &format!("evaluate λ={}", model.bundle_meta.lambda_l1),
     );
-    let (mut val, mut test, mut accepted_test, mut l1, mut l2, mut iou, mut agree, mut models) = (
-        vec![],
-        vec![],
-        vec![],
-        vec![],
-        vec![],
-        vec![],
-        vec![],
-        vec![],
-    );
+    let (mut models, mut l2, mut iou, mut agree) = (vec![], vec![], vec![], vec![]);
     for theta in &thetas {
         let candidate = model.with_theta(theta)?;
         let v = guard.accuracy(&candidate).into_scalar::<f32>();
         let pred = predict(&candidate, &splits.test, device);
-        let t = accuracy(&pred, &splits.test.labels);
-        let accepted = guard.accepts(v, orig_val as f32);
-        if accepted {
-            accepted_test.push(t);
-        }
-        let d = l1_distance(theta, theta_orig);
         models.push(ModelScore {
-            test_accuracy: t,
+            test_accuracy: accuracy(&pred, &splits.test.labels),
             val_accuracy: v as f64,
-            accepted,
-            l1_to_original: d,
+            accepted: guard.accepts(v, orig_val as f32),
+            l1_to_original: l1_distance(theta, theta_orig),
         });
-        val.push(v as f64);
-        test.push(t);
-        l1.push(d);
         l2.push(l2_distance(theta, theta_orig));
         iou.push(wrong_iou(&pred, &orig_test_pred, &splits.test.labels));
         agree.push(agreement(&pred, &orig_test_pred));
         pb.inc(1);
     }
     pb.finish_and_clear();
+    let scores = |f: fn(&ModelScore) -> f64| models.iter().map(f).collect::<Vec<_>>();
+    let accepted_test: Vec<f64> = models
+        .iter()
+        .filter(|m| m.accepted)
+        .map(|m| m.test_accuracy)
+        .collect();
     let checkpoint_acc = match checkpoints {
         Some(cs) => {
             let mut accs = Vec::with_capacity(cs.len());
@@ -147,12 +135,12 @@ pub fn evaluate(
             sampler: *sampler,
             original_val_accuracy: orig_val,
             original_test_accuracy: orig_test,
-            generated_test_accuracy: Summary::of(&test),
-            generated_val_accuracy: Summary::of(&val),
+            generated_test_accuracy: Summary::of(&scores(|m| m.test_accuracy)),
+            generated_val_accuracy: Summary::of(&scores(|m| m.val_accuracy)),
             accepted_fraction: accepted_test.len() as f64 / count as f64,
             accepted_test_accuracy: (!accepted_test.is_empty())
                 .then(|| Summary::of(&accepted_test)),
-            l1_to_original: Summary::of(&l1),
+            l1_to_original: Summary::of(&scores(|m| m.l1_to_original)),
             l2_to_original: Summary::of(&l2),
             checkpoint_l1_to_original: checkpoint_l1,
             checkpoint_test_accuracy: checkpoint_acc,
