@@ -402,15 +402,13 @@ pub fn run(cli: Cli) -> Result<()> {
             } else {
                 crate::attacks::LinfAttack::pgd(*epsilon, *pgd_steps)
             };
-            let mut lambdas = vec![0.0, lambda];
-            lambdas.dedup();
             let report = super::transfer::transfer(
                 &run,
                 &run.splits()?,
                 attack,
                 *inputs,
                 *models,
-                &lambdas,
+                &super::report::compared_lambdas(lambda),
                 3,
             )?;
             if cli.json {

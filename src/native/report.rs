@@ -23,6 +23,7 @@ use super::query_attack::{attack_run, Attacker, Policy, QueryAttackPlan, QueryAt
 use super::stages::{lambda_tag, Run};
 use super::transfer::{transfer, TransferReport};
 use crate::attacks::LinfAttack;
+use crate::data::Splits;
 use crate::error::{G2dError, Result};
 use crate::params::Scope;
 
@@ -121,9 +122,7 @@ impl Variant {
     pub fn seconds(&self) -> f64 {
         self.train_seconds + self.transfer_seconds + self.query_seconds
     }
-}
 
-impl Variant {
     pub fn evaluation(&self, lambda: f32) -> Option<&Evaluation> {
         self.evaluations.iter().find(|e| e.lambda == lambda)
     }
@@ -186,7 +185,7 @@ pub struct Report {
     pub seconds: f64,
 }
 
-/// The variant and λ with the lowest PGD transfer among those meeting the accuracy targets.
+/// The variant and λ the report ranks first, and why (`reason`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Recommendation {
     pub variant: String,
@@ -201,6 +200,11 @@ pub struct Recommendation {
 impl Report {
     pub fn base(&self) -> &Variant {
         &self.variants[0]
+    }
+
+    /// λ = 0 (p-diff) and the base λ, the pair every variant trains.
+    pub fn compared_lambdas(&self) -> Vec<f32> {
+        compared_lambdas(self.base_lambda)
     }
 
     pub fn original_test_accuracy(&self) -> f64 {
@@ -287,13 +291,16 @@ struct Spec {
     query: Option<QueryAttackPlan>,
 }
 
+/// λ = 0 (p-diff) and `lambda`, once each.
+pub fn compared_lambdas(lambda: f32) -> Vec<f32> {
+    let mut pair = vec![0.0, lambda];
+    pair.dedup();
+    pair
+}
+
 fn specs(dir: &Path, base: &RunConfig, plan: &ReportPlan) -> Vec<Spec> {
     let lambda = base.diffusion.lambda_l1;
-    let pair = if lambda == 0.0 {
-        vec![0.0]
-    } else {
-        vec![0.0, lambda]
-    };
+    let pair = compared_lambdas(lambda);
     let mut base_lambdas = pair.clone();
     for &l in &plan.lambdas {
         if !base_lambdas.contains(&l) {
@@ -371,22 +378,40 @@ fn cached(spec: &Spec) -> Option<Variant> {
     (v.config == spec.config && v.lambdas == spec.lambdas).then_some(v)
 }
 
+/// A variant's run directory, with its data loaded on first use: training and attacks share it.
+struct Workspace {
+    run: Run,
+    splits: Option<Splits>,
+}
+
+impl Workspace {
+    fn new(spec: &Spec, device: &burn::prelude::Device) -> Result<Workspace> {
+        Ok(Workspace {
+            run: Run::new(&spec.dir, spec.config.clone(), device.clone())?,
+            splits: None,
+        })
+    }
+
+    fn open(&mut self) -> Result<(&Run, &Splits)> {
+        if self.splits.is_none() {
+            self.splits = Some(self.run.splits()?);
+        }
+        Ok((&self.run, self.splits.as_ref().expect("loaded above")))
+    }
+}
+
 /// Trains and evaluates a variant; its attacks come after ([`attack`]).
-fn train(spec: &Spec, base: &Run) -> Result<Variant> {
+fn train(spec: &Spec, ws: &mut Workspace, base: &Run) -> Result<Variant> {
     let started = std::time::Instant::now();
-    let run = Run::new(&spec.dir, spec.config.clone(), base.device.clone())?;
-    let splits = run.splits()?;
+    let (run, splits) = ws.open()?;
     eprintln!(
         "report: variant {} ({}) in {}",
         spec.name,
         spec.config.collect.scope,
         spec.dir.display()
     );
-    let adopted = match spec.ablation {
-        Ablation::Base => None,
-        _ => run.adopt_collection(base)?,
-    };
-    let collected = match adopted {
+    // adopt_collection refuses the base's own directory, so the base collects.
+    let collected = match run.adopt_collection(base)? {
         Some(info) => info,
         None => run.collect()?,
     };
@@ -394,8 +419,8 @@ fn train(spec: &Spec, base: &Run) -> Result<Variant> {
     let mut evaluations = Vec::new();
     for &lambda in &spec.lambdas {
         run.train_diffusion(lambda)?;
-        let bundle = run.export(lambda, &splits)?;
-        evaluations.push(run.evaluate(&bundle, &splits)?);
+        let bundle = run.export(lambda, splits)?;
+        evaluations.push(run.evaluate(&bundle, splits)?);
     }
     Ok(Variant {
         name: spec.name.clone(),
@@ -419,7 +444,7 @@ fn train(spec: &Spec, base: &Run) -> Result<Variant> {
 
 /// Runs the attacks the spec asks for and the variant does not have yet (a changed plan runs
 /// its attack again; the query attack also runs for any λ it lacks). Returns whether it ran any.
-fn attack(v: &mut Variant, spec: &Spec, base: &Run) -> Result<bool> {
+fn attack(v: &mut Variant, spec: &Spec, ws: &mut Workspace) -> Result<bool> {
     if v.query_plan != spec.query {
         v.query.clear();
         v.query_seconds = 0.0;
@@ -437,14 +462,13 @@ fn attack(v: &mut Variant, spec: &Spec, base: &Run) -> Result<bool> {
     if v.transfer_plan == spec.transfer && missing.is_empty() {
         return Ok(false);
     }
-    let run = Run::new(&spec.dir, spec.config.clone(), base.device.clone())?;
-    let splits = run.splits()?;
+    let (run, splits) = ws.open()?;
     if v.transfer_plan != spec.transfer {
         let started = std::time::Instant::now();
         v.transfer = match &spec.transfer {
             Some(t) => Some(transfer(
-                &run,
-                &splits,
+                run,
+                splits,
                 t.attack,
                 t.inputs,
                 t.models,
@@ -459,7 +483,7 @@ fn attack(v: &mut Variant, spec: &Spec, base: &Run) -> Result<bool> {
     if let Some(q) = &spec.query {
         for lambda in missing {
             let started = std::time::Instant::now();
-            v.query.push(attack_run(&run, &splits, lambda, q)?);
+            v.query.push(attack_run(run, splits, lambda, q)?);
             v.query_seconds += started.elapsed().as_secs_f64();
         }
     }
@@ -480,21 +504,22 @@ pub fn build(
     let mut variants = Vec::new();
     for spec in specs(dir, base, plan) {
         let path = spec.dir.join(PART);
+        let mut ws = Workspace::new(&spec, device)?;
         let (mut v, mut changed) = match cached(&spec) {
             Some(v) => {
                 eprintln!("report: reusing {}", path.display());
                 (v, false)
             }
-            None => (train(&spec, &base_run)?, true),
+            None => (train(&spec, &mut ws, &base_run)?, true),
         };
-        changed |= attack(&mut v, &spec, &base_run)?;
+        changed |= attack(&mut v, &spec, &mut ws)?;
         if changed {
             let text = serde_json::to_string_pretty(&v).expect("variant serialises");
             std::fs::write(&path, text).map_err(|e| G2dError::io(&path, e))?;
         }
         variants.push(v);
     }
-    let data = base_run.splits()?.name;
+    let data = base.data.source.name().to_string();
     Ok(Report {
         command,
         data,
@@ -664,7 +689,7 @@ fn markdown(report: &Report) -> String {
     for q in base
         .query
         .iter()
-        .filter(|q| q.lambda == 0.0 || q.lambda == report.base_lambda)
+        .filter(|q| report.compared_lambdas().contains(&q.lambda))
     {
         out += &format!(
             "\n## Query attack, λ = {} pool\n\n{}",
