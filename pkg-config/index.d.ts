@@ -1,10 +1,21 @@
-// Hand-written types for the g2d-wasm entry point (index.js).
+// Hand-written types for the g2d-wasm entry point (index.js). The one declaration of every
+// shared type: worker-client.d.ts imports and re-exports these. The objects' keys mirror what
+// src/web.rs sets.
 
 /** Compute backend actually in use. */
 export type Backend = "webgpu" | "cpu";
 
 /** Backend preference: "auto" tries WebGPU and falls back to the CPU. */
 export type BackendPreference = "auto" | "webgpu" | "cpu";
+
+/** Diffusion sampler. */
+export type Sampler = "ddim" | "ddpm";
+
+/** Classifier architecture a bundle protects. */
+export type Arch = "mlp" | "cnn";
+
+/** Which layers of the classifier a bundle regenerates. */
+export type Scope = "last" | "last-two" | "all";
 
 /** Anything `G2D.load` accepts: the bundle's bytes, or a URL to fetch them from. */
 export type BundleSource = Uint8Array | ArrayBuffer | string | URL;
@@ -35,13 +46,18 @@ export type ProgressCallback = (
 
 export interface RegenerateOptions {
   /** Defaults to the sampler stored in the bundle. */
-  sampler?: "ddim" | "ddpm";
+  sampler?: Sampler;
   /** Number of denoising steps; defaults to the bundle's. */
   steps?: number;
   /** DDIM stochasticity (0 = deterministic). */
   eta?: number;
   /** Seed for the initial noise; random when omitted. */
   seed?: number;
+  /**
+   * Guard tolerance for this call only, overriding the bundle's `guardDelta`: a candidate is
+   * accepted if its validation accuracy ≥ the original's − `guardDelta`.
+   */
+  guardDelta?: number;
   onProgress?: ProgressCallback;
 }
 
@@ -61,20 +77,27 @@ export interface RegenerateResult {
   backend: Backend;
   /** Wall-clock time of the regeneration in milliseconds. */
   ms: number;
-  sampler: string;
+  sampler: Sampler;
   steps: number;
 }
 
 export interface BundleInfo {
   formatVersion: number;
-  arch: string;
+  arch: Arch;
+  scope: Scope;
   dataset: string;
   paramCount: number;
   regeneratedTensors: string[];
   /** Regularisation weight the diffusion model was trained with. */
   lambda: number;
-  sampler: string;
+  /** The bundle's default sampler and its number of steps. */
+  sampler: Sampler;
   steps: number;
+  /**
+   * The guard's tolerance: a candidate is installed only if its validation accuracy ≥
+   * `originalValAccuracy` − `guardDelta`.
+   */
+  guardDelta: number;
   backend: Backend;
   /** Why this backend was chosen, e.g. why WebGPU was not available. */
   backendReason: string;

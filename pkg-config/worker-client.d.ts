@@ -1,13 +1,26 @@
-// Hand-written types for g2d-wasm/worker-client.
+// Hand-written types for g2d-wasm/worker-client. The shared types are declared once, in
+// index.d.ts (shipped next to this file), and re-exported here; only what differs in the
+// worker is declared below.
 
 import type {
   BundleInfo,
   BundleSource,
   LoadOptions,
+  RegenerateOptions,
   RegenerateResult,
 } from "./index.js";
 
-export type { Backend, BundleInfo, BundleSource, LoadOptions, RegenerateResult } from "./index.js";
+export type {
+  Arch,
+  Backend,
+  BackendPreference,
+  BundleInfo,
+  BundleSource,
+  LoadOptions,
+  RegenerateResult,
+  Sampler,
+  Scope,
+} from "./index.js";
 
 /**
  * `BundleInfo` as the worker reports it. On WebGPU the worker describes the adapter from the
@@ -22,11 +35,11 @@ export interface WorkerBundleInfo extends BundleInfo {
   fallbackAdapter?: boolean;
 }
 
-export interface WorkerRegenerateOptions {
-  sampler?: "ddim" | "ddpm";
-  steps?: number;
-  eta?: number;
-  seed?: number;
+/**
+ * `RegenerateOptions` as the worker takes them: the same settings, but `onProgress` cannot
+ * stop the regeneration (the callback stays on the page; use `cancel()`).
+ */
+export interface WorkerRegenerateOptions extends Omit<RegenerateOptions, "onProgress"> {
   /** Called for each progress message; the return value is ignored (use `cancel()`). */
   onProgress?: (step: number, total: number) => void;
 }

@@ -53,6 +53,25 @@ pub fn input_gradient(model: &Classifier, images: Tensor<2>, labels: Tensor<1, I
     x.grad(&grads).expect("input gradient")
 }
 
+/// The gradient of the mean cross-entropy over `models` with respect to the input images:
+/// the expectation-over-transformation gradient of an attacker who holds several models.
+///
+/// # Shapes
+///   - images [batch, 784], labels [batch] → gradient [batch, 784]
+pub fn ensemble_input_gradient(
+    models: &[Classifier],
+    images: Tensor<2>,
+    labels: Tensor<1, Int>,
+) -> Tensor<2> {
+    let x = images.autodiff().require_grad();
+    let losses = models
+        .iter()
+        .map(|m| cross_entropy(m.forward(x.clone()), labels.clone()));
+    let loss = losses.reduce(|a, b| a + b).expect("at least one model") / models.len() as f32;
+    let grads = loss.backward();
+    x.grad(&grads).expect("input gradient")
+}
+
 /// Crafts adversarial examples against `model`, staying in the ε-ball and in [0, 1].
 pub fn craft(
     model: &Classifier,
@@ -60,6 +79,31 @@ pub fn craft(
     labels: Tensor<1, Int>,
     attack: &LinfAttack,
     rng: &mut G2dRng,
+) -> Tensor<2> {
+    craft_with(images, attack, rng, |x| {
+        input_gradient(model, x, labels.clone())
+    })
+}
+
+/// Crafts adversarial examples against the mean loss of `models` (EOT).
+pub fn craft_ensemble(
+    models: &[Classifier],
+    images: Tensor<2>,
+    labels: Tensor<1, Int>,
+    attack: &LinfAttack,
+    rng: &mut G2dRng,
+) -> Tensor<2> {
+    craft_with(images, attack, rng, |x| {
+        ensemble_input_gradient(models, x, labels.clone())
+    })
+}
+
+/// FGSM / PGD steps along the sign of `gradient`, projected onto the ε-ball and [0, 1].
+fn craft_with(
+    images: Tensor<2>,
+    attack: &LinfAttack,
+    rng: &mut G2dRng,
+    gradient: impl Fn(Tensor<2>) -> Tensor<2>,
 ) -> Tensor<2> {
     let clean = images.clone();
     let mut x = images;
@@ -72,7 +116,7 @@ pub fn craft(
         x = (x + start).clamp(0.0, 1.0);
     }
     for _ in 0..attack.steps {
-        let grad = input_gradient(model, x.clone(), labels.clone());
+        let grad = gradient(x.clone());
         x = x + grad.sign() * attack.step_size;
         // Project onto the ε-ball around the clean image, then onto the valid pixel range.
         let lower = clean.clone() - attack.epsilon;

@@ -8,38 +8,15 @@ use crate::error::{G2dError, Result};
 
 /// The backends G2D runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum BackendKind {
     /// burn's CPU backend (flex: pure Rust, SIMD and threads natively, plain on wasm32).
     Cpu,
     /// burn-wgpu: Vulkan/Metal/DX12 natively, WebGPU in the browser.
+    #[serde(alias = "webgpu")]
+    #[cfg_attr(feature = "cli", value(alias = "webgpu"))]
     Wgpu,
-}
-
-impl std::str::FromStr for BackendKind {
-    type Err = G2dError;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "cpu" => Ok(BackendKind::Cpu),
-            "wgpu" | "webgpu" => Ok(BackendKind::Wgpu),
-            other => Err(G2dError::config(
-                "backend",
-                format!("expected cpu or wgpu, got {other:?}"),
-            )),
-        }
-    }
-}
-
-impl std::fmt::Display for BackendKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            BackendKind::Cpu => "cpu",
-            #[cfg(target_arch = "wasm32")]
-            BackendKind::Wgpu => "webgpu",
-            #[cfg(not(target_arch = "wasm32"))]
-            BackendKind::Wgpu => "wgpu",
-        })
-    }
 }
 
 /// The CPU device. flex was measured against ndarray on this pipeline (`g2d bench`); flex won

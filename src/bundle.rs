@@ -24,6 +24,7 @@ use sha2::{Digest, Sha256};
 
 use crate::autoencoder::AutoencoderConfig;
 use crate::classifier::{Arch, Classifier, IMAGE_PIXELS};
+use crate::codec::{f32_from_le_bytes, f32_to_le_bytes};
 use crate::data::Images;
 use crate::diffusion::denoiser::DenoiserConfig;
 use crate::diffusion::sampler::SamplerConfig;
@@ -104,9 +105,7 @@ fn bad(reason: impl Into<String>) -> G2dError {
 /// Hex SHA-256 of a vector's little-endian bytes.
 pub fn sha256_hex(values: &[f32]) -> String {
     let mut h = Sha256::new();
-    for v in values {
-        h.update(v.to_le_bytes());
-    }
+    h.update(f32_to_le_bytes(values));
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -160,9 +159,7 @@ impl Bundle {
         let json = serde_json::to_vec(&meta).expect("metadata serialises");
         let mut data = Vec::new();
         for (_, values) in self.f32_sections() {
-            for v in values {
-                data.extend_from_slice(&v.to_le_bytes());
-            }
+            data.extend_from_slice(&f32_to_le_bytes(values));
         }
         data.extend_from_slice(&self.validation_bytes());
         data.extend_from_slice(&self.validation.labels);
@@ -179,8 +176,9 @@ impl Bundle {
         out
     }
 
-    /// Decodes and validates a bundle.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Bundle> {
+    /// Checks the framing (length, magic, version, section lengths, checksum); returns the
+    /// metadata length and where the checksum starts.
+    fn check_framing(bytes: &[u8]) -> Result<(usize, usize)> {
         if bytes.len() < HEADER_LEN + CHECKSUM_LEN {
             return Err(bad(format!(
                 "truncated: {} bytes is shorter than the {}-byte header and checksum",
@@ -224,10 +222,23 @@ impl Bundle {
                 "checksum mismatch: the file is corrupt (SHA-256 of the content differs from the stored one)",
             ));
         }
-        let meta_end = HEADER_LEN + meta_len as usize;
+        Ok((meta_len as usize, body_end))
+    }
+
+    /// Decodes and validates a bundle.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Bundle> {
+        let (meta_len, body_end) = Self::check_framing(bytes)?;
+        let meta_end = HEADER_LEN + meta_len;
         let meta: BundleMeta = serde_json::from_slice(&bytes[HEADER_LEN..meta_end])
             .map_err(|e| bad(format!("metadata: {e}")))?;
-        let sections = read_sections(&meta, &bytes[meta_end..body_end])?;
+        let bundle = Self::assemble(meta, &bytes[meta_end..body_end])?;
+        bundle.validate()?;
+        Ok(bundle)
+    }
+
+    /// The sections named by `meta`, read out of `data`.
+    fn assemble(meta: BundleMeta, data: &[u8]) -> Result<Bundle> {
+        let sections = read_sections(&meta, data)?;
         let take = |name: &str| {
             sections
                 .iter()
@@ -248,7 +259,7 @@ impl Bundle {
         };
         let labels = u8s("validation_labels")?;
         let pixels = u8s("validation_images")?;
-        let bundle = Bundle {
+        Ok(Bundle {
             decoder: f32s("decoder")?,
             denoiser: f32s("denoiser")?,
             fixed: f32s("fixed")?,
@@ -268,13 +279,18 @@ impl Bundle {
                 cols: 28,
             },
             meta,
-        };
-        bundle.validate()?;
-        Ok(bundle)
+        })
     }
 
     /// Checks the sections against the architecture and configurations the metadata claims.
     pub fn validate(&self) -> Result<()> {
+        self.validate_manifests()?;
+        self.validate_lengths()?;
+        self.validate_values()
+    }
+
+    /// The manifests and the autoencoder's length match the claimed architecture and scope.
+    fn validate_manifests(&self) -> Result<()> {
         let m = &self.meta;
         let device = crate::backend::cpu_device();
         let classifier = Classifier::new(m.arch, &device);
@@ -308,6 +324,13 @@ impl Bundle {
                 m.autoencoder.param_len,
             ));
         }
+        Ok(())
+    }
+
+    /// Every section has the length its configuration implies.
+    fn validate_lengths(&self) -> Result<()> {
+        let m = &self.meta;
+        let device = crate::backend::cpu_device();
         let lens = [
             (
                 "decoder",
@@ -352,6 +375,12 @@ impl Bundle {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// Values are finite and in range, and θ_orig is the one the metadata names.
+    fn validate_values(&self) -> Result<()> {
+        let m = &self.meta;
         for (name, values) in self.f32_sections() {
             ensure_finite(&format!("bundle section {name}"), values)?;
         }
@@ -412,11 +441,7 @@ fn read_sections(meta: &BundleMeta, data: &[u8]) -> Result<Vec<(String, SectionD
             .ok_or_else(|| bad(format!("section {} runs past the end of the data", s.name)))?;
         let raw = &data[at..end];
         let values = if width == 4 {
-            SectionData::F32(
-                raw.chunks_exact(4)
-                    .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-                    .collect(),
-            )
+            SectionData::F32(f32_from_le_bytes(raw))
         } else {
             SectionData::U8(raw.to_vec())
         };

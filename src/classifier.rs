@@ -9,35 +9,13 @@ use serde::{Deserialize, Serialize};
 
 /// Which classifier G2D protects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Arch {
     /// 784 → 64 → 32 → 10, ReLU.
     Mlp,
     /// conv 5×5 (8) → pool → conv 5×5 (16) → pool → 256 → 10.
     Cnn,
-}
-
-impl std::str::FromStr for Arch {
-    type Err = crate::error::G2dError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "mlp" => Ok(Arch::Mlp),
-            "cnn" => Ok(Arch::Cnn),
-            other => Err(crate::error::G2dError::config(
-                "arch",
-                format!("expected mlp or cnn, got {other:?}"),
-            )),
-        }
-    }
-}
-
-impl std::fmt::Display for Arch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Arch::Mlp => "mlp",
-            Arch::Cnn => "cnn",
-        })
-    }
 }
 
 pub const IMAGE_SIDE: usize = 28;

@@ -7,16 +7,20 @@
 //! | stage | module |
 //! |---|---|
 //! | data (IDX, splits) | [`data`] |
-//! | the protected classifier | [`classifier`] |
+//! | the protected classifier, and the MLP batched over parameter sets | [`classifier`], [`functional`] |
 //! | parameter vectors θ (scope, manifest, flatten) | [`params`] |
 //! | per-position normalisation | [`normalize`] |
 //! | autoencoder over θ (input and latent noise) | [`autoencoder`] |
 //! | latent DDPM: schedule, denoiser, G2D loss, samplers | [`diffusion`] |
 //! | generation and guard | [`generate`] |
 //! | metrics | [`metrics`] |
-//! | the bundle file | [`bundle`] |
+//! | the bundle file, and the f32 codec of every file | [`bundle`], [`codec`] |
 //! | attacks | [`attacks`] |
-//! | native training, evaluation, transfer and query attacks, the report, CLI (feature `cli`) | `native` |
+//! | names of the closed sets (backend, arch, scope) | [`naming`] |
+//! | native training stages and the run directory (feature `cli`) | `pipeline` |
+//! | defense evaluation: transfer and query attacks (feature `cli`) | `defense` |
+//! | the report: plan, ranking, tables, plots (feature `cli`) | `report` |
+//! | the `g2d` command line (feature `cli`) | `cli` |
 //! | browser bindings (wasm32) | `web` |
 
 pub mod attacks;
@@ -24,17 +28,26 @@ pub mod autoencoder;
 pub mod backend;
 pub mod bundle;
 pub mod classifier;
+pub mod codec;
 pub mod data;
 pub mod diffusion;
 pub mod error;
+pub mod functional;
 pub mod generate;
 pub mod metrics;
+pub mod naming;
 pub mod normalize;
 pub mod params;
 pub mod rng;
 
 #[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
-pub mod native;
+pub mod cli;
+#[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
+pub mod defense;
+#[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
+pub mod pipeline;
+#[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
+pub mod report;
 
 #[cfg(target_arch = "wasm32")]
 pub mod web;

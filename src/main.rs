@@ -1,8 +1,8 @@
 use clap::Parser;
 
 fn main() {
-    let cli = g2d::native::cli::Cli::parse();
-    if let Err(e) = g2d::native::cli::run(cli) {
+    let cli = g2d::cli::Cli::parse();
+    if let Err(e) = g2d::cli::run(cli) {
         eprintln!("error: {e}");
         std::process::exit(1);
     }

@@ -56,6 +56,63 @@ pub fn agreement(a: &[u8], b: &[u8]) -> f64 {
     same as f64 / a.len().max(1) as f64
 }
 
+/// A success rate `k / n` with its 95% Wilson score interval.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Rate {
+    pub successes: usize,
+    pub n: usize,
+    /// `successes / n` (0 when n = 0).
+    pub rate: f64,
+    /// Wilson's 95% interval for the underlying probability.
+    pub ci95: [f64; 2],
+}
+
+impl Rate {
+    /// z of a two-sided 95% interval.
+    const Z: f64 = 1.959_963_984_540_054;
+
+    pub fn wilson(successes: usize, n: usize) -> Rate {
+        assert!(successes <= n, "{successes} successes out of {n}");
+        if n == 0 {
+            return Rate {
+                successes,
+                n,
+                rate: 0.0,
+                ci95: [0.0, 1.0],
+            };
+        }
+        let (k, n_f, z) = (successes as f64, n as f64, Self::Z);
+        let p = k / n_f;
+        let denom = 1.0 + z * z / n_f;
+        let center = (p + z * z / (2.0 * n_f)) / denom;
+        let half = z / denom * (p * (1.0 - p) / n_f + z * z / (4.0 * n_f * n_f)).sqrt();
+        Rate {
+            successes,
+            n,
+            rate: p,
+            ci95: [(center - half).max(0.0), (center + half).min(1.0)],
+        }
+    }
+
+    /// Pools the counts of several rates.
+    pub fn pooled(rates: &[Rate]) -> Rate {
+        Rate::wilson(
+            rates.iter().map(|r| r.successes).sum(),
+            rates.iter().map(|r| r.n).sum(),
+        )
+    }
+
+    /// `12.3% [10.1, 14.8]`.
+    pub fn display_pct(&self) -> String {
+        format!(
+            "{:.1}% [{:.1}, {:.1}]",
+            self.rate * 100.0,
+            self.ci95[0] * 100.0,
+            self.ci95[1] * 100.0
+        )
+    }
+}
+
 /// Best / mean / median / min of a set of figures.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
@@ -110,5 +167,22 @@ mod tests {
     fn summary_has_median_of_even_sets() {
         let s = Summary::of(&[4.0, 1.0, 3.0, 2.0]);
         assert_eq!((s.best, s.mean, s.median, s.min), (4.0, 2.5, 2.5, 1.0));
+    }
+
+    #[test]
+    fn wilson_interval_matches_known_counts() {
+        let close = |r: Rate, lo: f64, hi: f64| {
+            assert!(
+                (r.ci95[0] - lo).abs() < 1e-4 && (r.ci95[1] - hi).abs() < 1e-4,
+                "{r:?} vs [{lo}, {hi}]"
+            );
+        };
+        close(Rate::wilson(80, 100), 0.7112, 0.8666);
+        close(Rate::wilson(5, 10), 0.2366, 0.7634);
+        close(Rate::wilson(0, 10), 0.0, 0.2775);
+        close(Rate::wilson(10, 10), 0.7225, 1.0);
+        assert_eq!(Rate::wilson(0, 0).ci95, [0.0, 1.0]);
+        let pooled = Rate::pooled(&[Rate::wilson(3, 10), Rate::wilson(77, 90)]);
+        assert_eq!((pooled.successes, pooled.n, pooled.rate), (80, 100, 0.8));
     }
 }

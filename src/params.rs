@@ -12,6 +12,7 @@ use crate::error::{ensure_finite, G2dError, Result};
 
 /// Which layers of the classifier are regenerated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Scope {
     /// The output layer (weights and bias), as in p-diff's default.
@@ -20,31 +21,6 @@ pub enum Scope {
     LastTwo,
     /// Every parameter of the network.
     All,
-}
-
-impl std::str::FromStr for Scope {
-    type Err = G2dError;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "last" => Ok(Scope::Last),
-            "last-two" => Ok(Scope::LastTwo),
-            "all" => Ok(Scope::All),
-            other => Err(G2dError::config(
-                "scope",
-                format!("expected last, last-two or all, got {other:?}"),
-            )),
-        }
-    }
-}
-
-impl std::fmt::Display for Scope {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Scope::Last => "last",
-            Scope::LastTwo => "last-two",
-            Scope::All => "all",
-        })
-    }
 }
 
 impl Scope {
@@ -93,8 +69,7 @@ pub struct Manifest {
 impl Manifest {
     /// The manifest of the tensors of `model` selected by `keep(name)`, in module order.
     pub fn of<M: Module>(model: &M, keep: impl Fn(&str) -> bool) -> Manifest {
-        let mut collector = ShapeCollector::default();
-        model.visit(&mut collector);
+        let collector = visit_named(model, ShapeCollector::default());
         let mut offset = 0;
         let tensors = collector
             .found
@@ -152,13 +127,11 @@ impl Manifest {
     /// Reads the manifest's tensors out of `model` into one vector (native: synchronous
     /// readback).
     pub fn flatten<M: Module>(&self, model: &M) -> Vec<f32> {
-        let mut reader = ValueCollector {
+        let reader = ValueCollector {
             manifest: self,
-            path: Vec::new(),
             out: vec![0.0; self.len()],
         };
-        model.visit(&mut reader);
-        reader.out
+        visit_named(model, reader).out
     }
 
     /// Writes `theta` into the manifest's tensors of `model`. The vector is checked before the
@@ -201,67 +174,120 @@ impl Manifest {
             }
         }
         let device = model.devices()[0].clone();
-        let mut writer = ValueWriter {
+        let writer = ValueWriter {
             manifest: self,
             source,
             device,
-            path: Vec::new(),
         };
-        Ok(model.map(&mut writer))
+        Ok(map_named(model, writer))
     }
+}
+
+/// What a visitor of named parameters does with each float tensor; [`visit_named`] tracks the
+/// dotted path (`fc2.weight`), the one place module paths are worked out.
+pub(crate) trait NamedVisitor {
+    fn visit_named<const D: usize>(&mut self, name: &str, param: &Param<Tensor<D>>);
+}
+
+/// The same for a mapper ([`map_named`]).
+pub(crate) trait NamedMapper {
+    fn map_named<const D: usize>(
+        &mut self,
+        name: &str,
+        param: Param<Tensor<D>>,
+    ) -> Param<Tensor<D>>;
+}
+
+/// Visits every float parameter of `model` with its dotted name.
+pub(crate) fn visit_named<M: Module, V: NamedVisitor>(model: &M, visitor: V) -> V {
+    let mut tracked = PathTracked {
+        inner: visitor,
+        path: Vec::new(),
+    };
+    model.visit(&mut tracked);
+    tracked.inner
+}
+
+/// Maps every float parameter of `model` with its dotted name.
+pub(crate) fn map_named<M: Module, T: NamedMapper>(model: M, mapper: T) -> M {
+    let mut tracked = PathTracked {
+        inner: mapper,
+        path: Vec::new(),
+    };
+    model.map(&mut tracked)
 }
 
 /// Tracks the dotted path of the tensor being visited, leaving out enum variant names.
-pub(crate) fn push_path(path: &mut Vec<String>, name: &str, container: &str) {
-    if container.starts_with("Enum:") {
-        path.push(String::new());
-    } else {
-        path.push(name.to_string());
+struct PathTracked<T> {
+    inner: T,
+    path: Vec<String>,
+}
+
+impl<T> PathTracked<T> {
+    fn enter(&mut self, name: &str, container: &str) {
+        let part = if container.starts_with("Enum:") {
+            String::new()
+        } else {
+            name.to_string()
+        };
+        self.path.push(part);
+    }
+
+    fn name(&self) -> String {
+        self.path
+            .iter()
+            .filter(|p| !p.is_empty())
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(".")
     }
 }
 
-pub(crate) fn path_name(path: &[String]) -> String {
-    path.iter()
-        .filter(|p| !p.is_empty())
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(".")
-}
-
-#[derive(Default)]
-struct ShapeCollector {
-    path: Vec<String>,
-    found: Vec<(String, Vec<usize>)>,
-}
-
-impl ModuleVisitor for ShapeCollector {
+impl<T: NamedVisitor> ModuleVisitor for PathTracked<T> {
     fn enter_module(&mut self, name: &str, container_type: &str) {
-        push_path(&mut self.path, name, container_type);
+        self.enter(name, container_type);
     }
     fn exit_module(&mut self, _name: &str, _container_type: &str) {
         self.path.pop();
     }
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let name = self.name();
+        self.inner.visit_named(&name, param);
+    }
+}
+
+impl<T: NamedMapper> ModuleMapper for PathTracked<T> {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.enter(name, container_type);
+    }
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let name = self.name();
+        self.inner.map_named(&name, param)
+    }
+}
+
+#[derive(Default)]
+struct ShapeCollector {
+    found: Vec<(String, Vec<usize>)>,
+}
+
+impl NamedVisitor for ShapeCollector {
+    fn visit_named<const D: usize>(&mut self, name: &str, param: &Param<Tensor<D>>) {
         self.found
-            .push((path_name(&self.path), param.val().dims().to_vec()));
+            .push((name.to_string(), param.val().dims().to_vec()));
     }
 }
 
 struct ValueCollector<'a> {
     manifest: &'a Manifest,
-    path: Vec<String>,
     out: Vec<f32>,
 }
 
-impl ModuleVisitor for ValueCollector<'_> {
-    fn enter_module(&mut self, name: &str, container_type: &str) {
-        push_path(&mut self.path, name, container_type);
-    }
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.path.pop();
-    }
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let name = path_name(&self.path);
+impl NamedVisitor for ValueCollector<'_> {
+    fn visit_named<const D: usize>(&mut self, name: &str, param: &Param<Tensor<D>>) {
         if let Some(entry) = self.manifest.tensors.iter().find(|t| t.name == name) {
             let values = param
                 .val()
@@ -283,18 +309,14 @@ struct ValueWriter<'a> {
     manifest: &'a Manifest,
     source: Source<'a>,
     device: Device,
-    path: Vec<String>,
 }
 
-impl ModuleMapper for ValueWriter<'_> {
-    fn enter_module(&mut self, name: &str, container_type: &str) {
-        push_path(&mut self.path, name, container_type);
-    }
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.path.pop();
-    }
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let name = path_name(&self.path);
+impl NamedMapper for ValueWriter<'_> {
+    fn map_named<const D: usize>(
+        &mut self,
+        name: &str,
+        param: Param<Tensor<D>>,
+    ) -> Param<Tensor<D>> {
         let Some(entry) = self.manifest.tensors.iter().find(|t| t.name == name) else {
             return param;
         };

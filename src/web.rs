@@ -92,6 +92,14 @@ async fn pick_device(requested: &str) -> Result<(Device, BackendKind, String)> {
     }
 }
 
+/// The JS API's name of a backend: the browser's API is WebGPU.
+fn js_backend_name(backend: BackendKind) -> &'static str {
+    match backend {
+        BackendKind::Cpu => "cpu",
+        BackendKind::Wgpu => "webgpu",
+    }
+}
+
 fn adapter_name(device: &Device, backend: BackendKind) -> String {
     match backend {
         BackendKind::Cpu => "burn flex (CPU, wasm32)".into(),
@@ -298,7 +306,7 @@ impl WebG2d {
         };
         set(&o, "steps", steps as u32);
         set(&o, "guardDelta", meta.guard_delta);
-        set(&o, "backend", s.backend.to_string());
+        set(&o, "backend", js_backend_name(s.backend));
         set(&o, "backendReason", s.backend_reason.clone());
         set(&o, "adapter", s.adapter.clone());
         set(&o, "originalValAccuracy", s.original_val_accuracy);
@@ -372,7 +380,7 @@ async fn regenerate(state: Rc<RefCell<State>>, options_js: JsValue) -> Result<Js
     set(&result, "l2ToOriginal", figures[2]);
     set(&result, "originalValAccuracy", s.original_val_accuracy);
     set(&result, "accepted", accepted);
-    set(&result, "backend", s.backend.to_string());
+    set(&result, "backend", js_backend_name(s.backend));
     set(&result, "sampler", sampler.name());
     set(&result, "steps", total as u32);
     drop(s);

@@ -72,8 +72,8 @@ fn pgd_stays_in_the_ball_and_increases_the_loss() {
 #[test]
 fn simba_fools_a_static_model_within_its_budget() {
     use g2d::data::Images;
+    use g2d::defense::query_attack::{query_attack, Attacker, Policy};
     use g2d::generate::predict;
-    use g2d::native::query_attack::{query_attack, Attacker, Policy};
     let device = cpu_device();
     let model = Classifier::new(Arch::Mlp, &device);
     let (pixels, _) = batch();

@@ -3,9 +3,9 @@
 
 use g2d::backend::cpu_device;
 use g2d::metrics::l1_distance;
-use g2d::native::collect::{collect, train_target};
-use g2d::native::config::RunConfig;
-use g2d::native::sources::{load_splits, DataSource};
+use g2d::pipeline::collect::{collect, train_target};
+use g2d::pipeline::config::RunConfig;
+use g2d::pipeline::sources::{load_splits, DataSource};
 
 fn small_config(seeds: usize) -> RunConfig {
     let mut config = RunConfig::default();

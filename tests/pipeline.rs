@@ -7,11 +7,11 @@
 
 use g2d::attacks::LinfAttack;
 use g2d::backend::cpu_device;
-use g2d::native::config::RunConfig;
-use g2d::native::query_attack::{Policy, QueryAttackPlan};
-use g2d::native::report::{self, Report, ReportPlan, TransferPlan};
-use g2d::native::stages::Run;
+use g2d::defense::query_attack::{Policy, QueryAttackPlan};
 use g2d::params::Scope;
+use g2d::pipeline::config::RunConfig;
+use g2d::pipeline::run::Run;
+use g2d::report::{self, Report, ReportPlan, TransferPlan};
 
 #[test]
 fn regularised_generation_keeps_accuracy_and_moves_further_than_p_diff() {

@@ -11,7 +11,7 @@ pub struct DenoiserConfig {
     pub latent_channels: usize,
     #[config(default = 64)]
     pub channels: usize,
-    #[config(default = 3)]
+    #[config(default = 2)]
     pub blocks: usize,
     #[config(default = 64)]
     pub time_dim: usize,
@@ -99,4 +99,40 @@ pub fn timestep_embedding(t: Tensor<1>, dim: usize) -> Tensor<2> {
     let freqs = Tensor::<1>::from_floats(freqs.as_slice(), &t.device()).unsqueeze_dim::<2>(0); // [1, half]
     let args = t.unsqueeze_dim::<2>(1) * freqs; // [batch, half]
     Tensor::cat(vec![args.clone().sin(), args.cos()], 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::cpu_device;
+
+    #[test]
+    fn each_sample_is_conditioned_on_its_own_timestep_only() {
+        let device = cpu_device();
+        let denoiser = DenoiserConfig::new(4)
+            .with_channels(8)
+            .with_time_dim(8)
+            .init(&device);
+        let x = Tensor::<3>::random([3, 4, 6], burn::tensor::Distribution::Default, &device);
+        let rows = |t: [f32; 3]| {
+            let out = denoiser.forward(x.clone(), Tensor::<1>::from_floats(t, &device));
+            (0..3)
+                .map(|b| {
+                    out.clone()
+                        .narrow(0, b, 1)
+                        .into_data()
+                        .try_to_vec::<f32>()
+                        .unwrap()
+                })
+                .collect::<Vec<_>>()
+        };
+        let before = rows([10.0, 500.0, 990.0]);
+        let after = rows([10.0, 20.0, 990.0]);
+        assert_eq!(before[0], after[0], "sample 0 kept its timestep");
+        assert_eq!(before[2], after[2], "sample 2 kept its timestep");
+        assert_ne!(
+            before[1], after[1],
+            "sample 1's timestep changed its output"
+        );
+    }
 }

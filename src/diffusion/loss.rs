@@ -1,9 +1,12 @@
 //! The G2D training objective.
 //!
 //! ```text
-//! L = L_diffusion − λ · L_distance
+//! L = L_diffusion − λ · L_distance + μ_task · L_task + μ_vuln · L_vulnerability
 //! L_diffusion = mean ‖ε − ε̂(x_t, t)‖²                       (DDPM's ε-prediction MSE)
 //! L_distance  = mean_b w(t_b) · mean_i |D(clip(x̂₀_b))_i − θ̃_orig,i|  (G2D's regulariser)
+//! L_task      = mean_b w(t_b) · CE(f(θ_b; x_train), y_train)        (function-space terms,
+//! L_vulnerability = mean_b w(t_b) · CE(f(θ_b; x_adv), y_adv)         MLP only)
+//! θ_b = D(clip(x̂₀_b)) · σ_K + μ_K   (de-standardised), f the classifier with θ_b installed
 //! x̂₀ = (x_t − √(1−ᾱ_t)·ε̂) / √ᾱ_t
 //! w(t) = min(SNR_t, 5),  SNR_t = ᾱ_t / (1 − ᾱ_t)
 //! ```
@@ -23,6 +26,14 @@
 //! cannot win by pushing latents off to where the decoder produces garbage; its gain is bounded
 //! and accuracy is always reported beside distance. λ = 0 skips the decoder and is exactly
 //! p-diff's latent DDPM loss.
+//!
+//! Parameter distance is not functional distance: L1 grows with no change in function when
+//! hidden units are rescaled or permuted. The function-space terms look at what the generated
+//! parameters do. The task term holds accuracy in the loss (not only in the guard); the
+//! vulnerability term asks each generated model to classify correctly the adversarial examples
+//! crafted on θ_orig and on the checkpoints — what fools them must not fool the new model (the
+//! idea of ensemble adversarial training). Both are weighted per sample like the distance
+//! term, and both are skipped, leaving the loss exactly as above, when their weights are 0.
 
 use burn::prelude::*;
 
@@ -31,6 +42,7 @@ use super::sampler::predict_x0;
 use super::schedule::Schedule;
 use super::LatentSpace;
 use crate::autoencoder::Decoder;
+use crate::functional::FunctionalMlp;
 
 /// γ of the min-SNR weighting of the distance term.
 pub const SNR_CAP: f64 = 5.0;
@@ -43,6 +55,33 @@ pub struct Regularizer<'a> {
     /// θ_orig standardised, `[1, param_len]`.
     pub theta_orig: Tensor<2>,
     pub clip: f32,
+    /// The function-space terms; `None` (or both weights 0) leaves them out.
+    pub function: Option<FunctionTerms<'a>>,
+}
+
+/// The weights of the function-space terms and what they need besides the batch.
+pub struct FunctionTerms<'a> {
+    /// μ_task, on the cross-entropy of a clean training batch.
+    pub task_weight: f32,
+    /// μ_vuln, on the cross-entropy of adversarial examples crafted on θ_orig and the
+    /// checkpoints.
+    pub vulnerability_weight: f32,
+    pub classifier: &'a FunctionalMlp,
+    /// Per-position mean and standard deviation of θ over the K checkpoints, `[1, param_len]`.
+    pub param_mean: Tensor<2>,
+    pub param_std: Tensor<2>,
+}
+
+impl FunctionTerms<'_> {
+    fn active(&self) -> bool {
+        self.task_weight != 0.0 || self.vulnerability_weight != 0.0
+    }
+}
+
+/// Images and labels the function-space terms see this step.
+pub struct FunctionBatch {
+    pub clean: (Tensor<2>, Tensor<1, Int>),
+    pub adversarial: (Tensor<2>, Tensor<1, Int>),
 }
 
 /// The loss terms of one batch.
@@ -51,10 +90,34 @@ pub struct G2dLoss {
     pub diffusion: Tensor<1>,
     /// `None` when λ = 0 (nothing is decoded).
     pub distance: Option<Tensor<1>>,
+    /// `None` when the function-space terms are off.
+    pub task: Option<Tensor<1>>,
+    pub vulnerability: Option<Tensor<1>>,
+}
+
+/// The task and vulnerability terms (each `None` when its weight is 0) of the decoded
+/// parameters `theta_gen` (standardised, `[batch, param_len]`), weighted per sample.
+fn function_terms(
+    f: &FunctionTerms,
+    b: &FunctionBatch,
+    theta_gen: Tensor<2>,
+    weight: Tensor<1>,
+) -> (Option<Tensor<1>>, Option<Tensor<1>>) {
+    let theta = theta_gen * f.param_std.clone() + f.param_mean.clone();
+    let term = |(images, labels): &(Tensor<2>, Tensor<1, Int>)| {
+        let ce = f
+            .classifier
+            .cross_entropy(theta.clone(), images.clone(), labels.clone()); // [batch]
+        (ce * weight.clone()).mean()
+    };
+    (
+        (f.task_weight != 0.0).then(|| term(&b.clean)),
+        (f.vulnerability_weight != 0.0).then(|| term(&b.adversarial)),
+    )
 }
 
 /// Computes the G2D loss for clean latents `z0` `[batch, channels, len]` at timesteps `t` with
-/// noise `eps` of the same shape.
+/// noise `eps` of the same shape; `batch` feeds the function-space terms when they are on.
 pub fn g2d_loss(
     denoiser: &Denoiser,
     schedule: &Schedule,
@@ -62,6 +125,7 @@ pub fn g2d_loss(
     t: &[usize],
     eps: Tensor<3>,
     regularizer: &Regularizer,
+    function_batch: Option<&FunctionBatch>,
 ) -> G2dLoss {
     let device = z0.device();
     let batch = t.len();
@@ -84,11 +148,18 @@ pub fn g2d_loss(
     );
     let diffusion = (eps_hat.clone() - eps).powi_scalar(2).mean();
 
-    if regularizer.lambda_l1 == 0.0 {
+    let function = regularizer
+        .function
+        .as_ref()
+        .filter(|f| f.active())
+        .zip(function_batch);
+    if regularizer.lambda_l1 == 0.0 && function.is_none() {
         return G2dLoss {
             total: diffusion.clone(),
             diffusion,
             distance: None,
+            task: None,
+            vulnerability: None,
         };
     }
     let x0 =
@@ -96,13 +167,253 @@ pub fn g2d_loss(
     let theta_gen = regularizer
         .decoder
         .forward(regularizer.latent_space.to_latent(x0)); // [batch, param_len]
-    let per_sample_distance = (theta_gen - regularizer.theta_orig.clone())
-        .abs()
-        .mean_dim(1); // [batch, 1]
-    let distance = (per_sample_distance * weight).mean();
+    let mut total = diffusion.clone();
+    let mut distance = None;
+    if regularizer.lambda_l1 != 0.0 {
+        let per_sample = (theta_gen.clone() - regularizer.theta_orig.clone())
+            .abs()
+            .mean_dim(1); // [batch, 1]
+        let d = (per_sample * weight.clone()).mean();
+        total = total - d.clone() * regularizer.lambda_l1;
+        distance = Some(d);
+    }
+    let (mut task, mut vulnerability) = (None, None);
+    if let Some((f, b)) = function {
+        let (t, v) = function_terms(f, b, theta_gen, weight.reshape([batch]));
+        for (term, w) in [(&t, f.task_weight), (&v, f.vulnerability_weight)] {
+            if let Some(l) = term {
+                total = total + l.clone() * w;
+            }
+        }
+        (task, vulnerability) = (t, v);
+    }
     G2dLoss {
-        total: diffusion.clone() - distance.clone() * regularizer.lambda_l1,
+        total,
         diffusion,
-        distance: Some(distance),
+        distance,
+        task,
+        vulnerability,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::autoencoder::AutoencoderConfig;
+    use crate::backend::cpu_device;
+    use crate::diffusion::denoiser::DenoiserConfig;
+    use crate::diffusion::schedule::ScheduleConfig;
+    use crate::normalize::Normalizer;
+
+    #[test]
+    fn lambda_zero_is_exactly_the_epsilon_mse() {
+        let device = cpu_device();
+        let ae = AutoencoderConfig::new(64).with_channels(vec![8]);
+        let (channels, len) = (ae.latent_channels, ae.latent_len());
+        let decoder = ae.init_decoder(&device);
+        let latent_norm = Normalizer {
+            mean: vec![0.0; ae.latent_size()],
+            std: vec![1.0; ae.latent_size()],
+        };
+        let latent_space = LatentSpace::new(&latent_norm, channels, len, &device);
+        let denoiser = DenoiserConfig::new(channels)
+            .with_channels(8)
+            .with_time_dim(8)
+            .init(&device);
+        let schedule = Schedule::new(&ScheduleConfig::new().with_timesteps(50));
+        let z0 = Tensor::<3>::random(
+            [3, channels, len],
+            burn::tensor::Distribution::Default,
+            &device,
+        );
+        let eps = Tensor::<3>::random(
+            [3, channels, len],
+            burn::tensor::Distribution::Default,
+            &device,
+        );
+        let t = [0usize, 17, 49];
+        let regularizer = Regularizer {
+            lambda_l1: 0.0,
+            decoder: &decoder,
+            latent_space: &latent_space,
+            theta_orig: Tensor::zeros([1, 64], &device),
+            clip: 3.0,
+            function: None,
+        };
+        let loss = g2d_loss(
+            &denoiser,
+            &schedule,
+            z0.clone(),
+            &t,
+            eps.clone(),
+            &regularizer,
+            None,
+        );
+        assert!(loss.distance.is_none(), "λ = 0 decodes nothing");
+
+        // DDPM's forward process and ε-MSE, written out sample by sample.
+        let mut x_t = Vec::new();
+        for (b, &tb) in t.iter().enumerate() {
+            let ab = schedule.alpha_bars[tb];
+            let z = z0.clone().narrow(0, b, 1);
+            let e = eps.clone().narrow(0, b, 1);
+            x_t.push(z * (ab.sqrt() as f32) + e * ((1.0 - ab).sqrt() as f32));
+        }
+        let t_in = Tensor::<1>::from_floats([0.0, 17.0, 49.0], &device);
+        let eps_hat = denoiser.forward(Tensor::cat(x_t, 0), t_in);
+        let mse = (eps_hat - eps).powi_scalar(2).mean().into_scalar::<f32>();
+        let total = loss.total.into_scalar::<f32>();
+        assert_eq!(total, loss.diffusion.into_scalar::<f32>());
+        assert!((total - mse).abs() <= 1e-6 * mse.abs(), "{total} vs {mse}");
+    }
+
+    /// A tiny MLP-scope setup: decoder, latent space, denoiser and the function-space pieces.
+    struct Setup {
+        decoder: Decoder,
+        latent_space: LatentSpace,
+        classifier: FunctionalMlp,
+        param_len: usize,
+        shape: [usize; 2],
+    }
+
+    fn setup() -> Setup {
+        use crate::classifier::{Arch, Classifier};
+        use crate::params::{Manifest, Scope};
+        let device = cpu_device();
+        let mlp = Classifier::new(Arch::Mlp, &device);
+        let manifest = Manifest::regenerated(&mlp, Arch::Mlp, Scope::Last);
+        let ae = AutoencoderConfig::new(manifest.len()).with_channels(vec![8]);
+        let latent_norm = Normalizer {
+            mean: vec![0.0; ae.latent_size()],
+            std: vec![1.0; ae.latent_size()],
+        };
+        let shape = [ae.latent_channels, ae.latent_len()];
+        Setup {
+            decoder: ae.init_decoder(&device),
+            latent_space: LatentSpace::new(&latent_norm, shape[0], shape[1], &device),
+            classifier: FunctionalMlp::new(Arch::Mlp, &mlp, &manifest).unwrap(),
+            param_len: manifest.len(),
+            shape,
+        }
+    }
+
+    /// The loss of a fixed batch; `weights` = (μ_task, μ_vuln), `None` builds no terms at all.
+    fn loss_with(
+        s: &Setup,
+        denoiser: &Denoiser,
+        weights: Option<(f32, f32)>,
+        lambda: f32,
+    ) -> G2dLoss {
+        let device = denoiser.devices()[0].clone();
+        let [c, l] = s.shape;
+        let schedule = Schedule::new(&ScheduleConfig::new().with_timesteps(50));
+        let z0 =
+            Tensor::<1>::from_floats(vec![0.3; 2 * c * l].as_slice(), &device).reshape([2, c, l]);
+        let eps =
+            Tensor::<1>::from_floats(vec![-0.2; 2 * c * l].as_slice(), &device).reshape([2, c, l]);
+        let images =
+            Tensor::<1>::from_floats(vec![0.5; 3 * 784].as_slice(), &device).reshape([3, 784]);
+        let labels = Tensor::<1, Int>::from_ints([1, 2, 3], &device);
+        let batch = FunctionBatch {
+            clean: (images.clone(), labels.clone()),
+            adversarial: (images * 0.5, labels),
+        };
+        let regularizer = Regularizer {
+            lambda_l1: lambda,
+            decoder: &s.decoder,
+            latent_space: &s.latent_space,
+            theta_orig: Tensor::zeros([1, s.param_len], &device),
+            clip: 3.0,
+            function: weights.map(|(task, vuln)| FunctionTerms {
+                task_weight: task,
+                vulnerability_weight: vuln,
+                classifier: &s.classifier,
+                param_mean: Tensor::zeros([1, s.param_len], &device),
+                param_std: Tensor::ones([1, s.param_len], &device),
+            }),
+        };
+        g2d_loss(
+            denoiser,
+            &schedule,
+            z0,
+            &[3, 40],
+            eps,
+            &regularizer,
+            Some(&batch),
+        )
+    }
+
+    #[test]
+    fn function_terms_at_zero_weight_leave_the_loss_exactly_as_before() {
+        let s = setup();
+        let denoiser = DenoiserConfig::new(s.shape[0])
+            .with_channels(8)
+            .with_time_dim(8)
+            .init(&cpu_device());
+        for lambda in [0.0, 2.0] {
+            let zero = loss_with(&s, &denoiser, Some((0.0, 0.0)), lambda);
+            assert!(zero.task.is_none() && zero.vulnerability.is_none());
+            let without = loss_with(&s, &denoiser, None, lambda);
+            assert_eq!(
+                zero.total.into_scalar::<f32>(),
+                without.total.into_scalar::<f32>()
+            );
+        }
+        let on = loss_with(&s, &denoiser, Some((1.0, 0.5)), 0.0);
+        let (task, vuln) = (on.task.unwrap(), on.vulnerability.unwrap());
+        let want = on.diffusion.into_scalar::<f32>()
+            + task.into_scalar::<f32>()
+            + 0.5 * vuln.into_scalar::<f32>();
+        assert!((on.total.into_scalar::<f32>() - want).abs() < 1e-5);
+    }
+
+    #[test]
+    fn function_terms_reach_the_denoiser_weights() {
+        use burn::module::Module;
+        let s = setup();
+        let ad = cpu_device().autodiff();
+        let denoiser = DenoiserConfig::new(s.shape[0])
+            .with_channels(8)
+            .with_time_dim(8)
+            .init(&ad);
+        let s = Setup {
+            decoder: s.decoder.to_device(&ad).no_grad(),
+            latent_space: LatentSpace::new(
+                &Normalizer {
+                    mean: vec![0.0; s.shape[0] * s.shape[1]],
+                    std: vec![1.0; s.shape[0] * s.shape[1]],
+                },
+                s.shape[0],
+                s.shape[1],
+                &ad,
+            ),
+            ..s
+        };
+        // Only the task term: its gradient alone must move the denoiser's output layer.
+        let loss = loss_with(&s, &denoiser, Some((1.0, 0.0)), 0.0);
+        let grads = loss.task.unwrap().backward();
+        let mut total = GradNorm {
+            grads: &grads,
+            norm: 0.0,
+        };
+        denoiser.visit(&mut total);
+        assert!(
+            total.norm > 0.0,
+            "the task term has no gradient w.r.t. the denoiser"
+        );
+    }
+
+    /// Σ|∂L/∂w| over a module's weights.
+    struct GradNorm<'a> {
+        grads: &'a burn::tensor::Gradients,
+        norm: f32,
+    }
+
+    impl burn::module::ModuleVisitor for GradNorm<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+            if let Some(g) = param.val().grad(self.grads) {
+                self.norm += g.abs().sum().into_scalar::<f32>();
+            }
+        }
     }
 }

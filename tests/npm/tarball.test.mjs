@@ -21,6 +21,8 @@ const run = promisify(execFile);
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const BUNDLE = join(REPO, "tests/fixtures/tiny.g2d");
+const CONSUMER = join(REPO, "tests/types/consumer.ts");
+const TSC = join(REPO, "tests/node_modules/.bin/tsc");
 const PKG_DIR = process.env.G2D_NPM_PKG
   ? resolve(process.env.G2D_NPM_PKG)
   : [join(REPO, "pkg"), join(REPO, "www/pkg")].find((d) => existsSync(join(d, "package.json")));
@@ -33,6 +35,7 @@ const EXPECTED_FILES = [
   "package/g2d_wasm_bg.wasm",
   "package/worker.js",
   "package/worker-client.js",
+  "package/worker-client.d.ts", // imports its shared types from ./index.js (index.d.ts)
 ];
 const PARAM_COUNT = 2410; // tests/fixtures/tiny.g2d's classifier
 const STEP_TIMEOUT = 180_000;
@@ -142,5 +145,16 @@ describe("npm tarball", { skip: PKG_DIR ? false : "no built package in pkg/ or w
     assert.equal(r.rejected, true, "G2D.load accepted a truncated bundle");
     assert.equal(r.isError, true, `rejected with a non-Error: ${r.message}`);
     assert.match(r.message, /truncated/);
+  });
+
+  it("type-checks a strict TypeScript consumer of both entry points", async () => {
+    await writeFile(join(project, "consumer.ts"), await readFile(CONSUMER, "utf8"));
+    const flags = ["--noEmit", "--strict", "--module", "nodenext", "--moduleResolution", "nodenext",
+      "--target", "es2022", "--lib", "es2022,dom", "consumer.ts"];
+    try {
+      await sh(TSC, flags, project);
+    } catch (err) {
+      assert.fail(`tsc --strict failed on tests/types/consumer.ts:\n${err.stdout}${err.stderr}`);
+    }
   });
 });

@@ -9,6 +9,7 @@ use safetensors::SafeTensors;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::codec::{f32_from_le_bytes, f32_to_le_bytes};
 use crate::error::{G2dError, Result};
 
 /// A named tensor on its way to disk.
@@ -30,10 +31,7 @@ impl<'a> Named<'a> {
 
 /// Writes `tensors` and `meta` to `path`.
 pub fn save(path: &Path, meta: &impl Serialize, tensors: &[Named]) -> Result<()> {
-    let bytes: Vec<Vec<u8>> = tensors
-        .iter()
-        .map(|t| t.values.iter().flat_map(|v| v.to_le_bytes()).collect())
-        .collect();
+    let bytes: Vec<Vec<u8>> = tensors.iter().map(|t| f32_to_le_bytes(t.values)).collect();
     let views = tensors.iter().zip(&bytes).map(|(t, b)| {
         (
             t.name.to_string(),
@@ -103,11 +101,7 @@ pub fn load(path: &Path, made_by: &str) -> Result<Loaded> {
         if view.dtype() != Dtype::F32 {
             return Err(G2dError::config(&what, format!("tensor {name} is not f32")));
         }
-        let values = view
-            .data()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-            .collect();
+        let values = f32_from_le_bytes(view.data());
         tensors.insert(name, (view.shape().to_vec(), values));
     }
     Ok(Loaded {

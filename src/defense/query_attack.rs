@@ -6,13 +6,13 @@ use burn::prelude::*;
 use burn::tensor::activation::softmax;
 use serde::{Deserialize, Serialize};
 
-use super::progress::bar;
-use super::stages::{load_bundle, Run};
 use crate::classifier::{images_tensor, Classifier, CLASSES, IMAGE_PIXELS};
 use crate::data::{Images, Splits};
 use crate::error::Result;
 use crate::generate::{generate_accepted, predict, G2dModel, Guard};
 use crate::metrics::Summary;
+use crate::pipeline::progress::bar;
+use crate::pipeline::run::{load_bundle, Run};
 use crate::rng::G2dRng;
 
 /// When the defender swaps in new weights.
@@ -361,4 +361,51 @@ pub fn query_attack(
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::cpu_device;
+    use crate::classifier::Arch;
+    use crate::params::{Manifest, Scope};
+
+    #[test]
+    fn a_rotating_model_serves_new_weights_every_n_queries() {
+        let device = cpu_device();
+        let pool: Vec<Classifier> = (0..4)
+            .map(|_| Classifier::new(Arch::Mlp, &device))
+            .collect();
+        let weights =
+            |i: usize| Manifest::regenerated(&pool[i], Arch::Mlp, Scope::LastTwo).flatten(&pool[i]);
+        let image = vec![0.5; IMAGE_PIXELS];
+        let served = |policy: Policy| {
+            let mut live = LiveModel {
+                pool: &pool,
+                policy,
+                current: 0,
+                queries: 0,
+                draws: G2dRng::seeded(1),
+                device: device.clone(),
+            };
+            (0..9)
+                .map(|_| {
+                    let p = live.probabilities(&image);
+                    (live.current, p)
+                })
+                .collect::<Vec<_>>()
+        };
+        let rotating = served(Policy::EveryN(3));
+        for (q, pair) in rotating.windows(2).enumerate() {
+            let (a, b) = (&pair[0], &pair[1]);
+            if (q + 1) % 3 == 0 {
+                assert_ne!(weights(a.0), weights(b.0), "query {} rotates", q + 1);
+                assert_ne!(a.1, b.1, "and the answers change with the weights");
+            } else {
+                assert_eq!(a.0, b.0, "query {} keeps the weights", q + 1);
+                assert_eq!(a.1, b.1);
+            }
+        }
+        assert!(served(Policy::Static).iter().all(|(i, _)| *i == 0));
+    }
 }

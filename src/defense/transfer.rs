@@ -8,16 +8,16 @@ use std::path::Path;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::artifacts;
-use super::collect::train_target;
-use super::progress::bar;
-use super::stages::{lambda_tag, load_bundle, Run};
 use crate::attacks::{craft, LinfAttack};
 use crate::classifier::{images_tensor, labels_tensor, Classifier};
 use crate::data::{Images, Splits};
 use crate::error::Result;
 use crate::generate::{generate_accepted, predict, G2dModel, Guard};
 use crate::metrics::{accuracy, l1_distance, Summary};
+use crate::pipeline::artifacts;
+use crate::pipeline::collect::train_target;
+use crate::pipeline::progress::bar;
+use crate::pipeline::run::{lambda_tag, load_bundle, Run};
 use crate::rng::G2dRng;
 
 /// One group of models attacked with the same examples.
@@ -88,6 +88,110 @@ fn row(models: &str, scored: &[Scored]) -> TransferRow {
     }
 }
 
+/// The attacked inputs, clean and crafted on θ_orig, and what the rows are measured against.
+struct Attacked<'a> {
+    clean: Images,
+    adversarial: Images,
+    theta_orig: Vec<f32>,
+    device: &'a Device,
+}
+
+impl Attacked<'_> {
+    fn score(&self, model: &Classifier, theta: Option<&[f32]>) -> Scored {
+        let l1 = theta.map(|t| l1_distance(t, &self.theta_orig));
+        score(model, &self.clean, &self.adversarial, l1, self.device)
+    }
+}
+
+/// Examples crafted on `original` from the first `inputs` test images.
+fn craft_on_original(
+    original: &Classifier,
+    splits: &Splits,
+    attack: &LinfAttack,
+    inputs: usize,
+    seed: u64,
+    device: &Device,
+) -> (Images, Images) {
+    let clean = splits.test.take(inputs);
+    let pixels = craft(
+        original,
+        images_tensor(&clean.pixels, device),
+        labels_tensor(&clean.labels, device),
+        attack,
+        &mut G2dRng::seeded(seed),
+    )
+    .into_data()
+    .try_to_vec::<f32>()
+    .expect("f32 images");
+    let adversarial = Images {
+        pixels,
+        ..clean.clone()
+    };
+    (clean, adversarial)
+}
+
+/// Every `len / models`-th checkpoint but θ_orig.
+fn checkpoints_row(
+    run: &Run,
+    main: &G2dModel,
+    at: &Attacked,
+    models: usize,
+) -> Result<TransferRow> {
+    let checkpoints =
+        artifacts::load(&run.path("target.safetensors"), "collect")?.rows("checkpoints")?;
+    let step = (checkpoints.len() / models).max(1);
+    let scored: Vec<Scored> = checkpoints
+        .iter()
+        .step_by(step)
+        .filter(|c| **c != at.theta_orig)
+        .map(|c| Ok(at.score(&main.with_theta(c)?, Some(c))))
+        .collect::<Result<_>>()?;
+    Ok(row("K checkpoints", &scored))
+}
+
+/// Guard-accepted models generated from the bundle of λ, if that bundle exists.
+fn generated_row(
+    run: &Run,
+    splits: &Splits,
+    lambda: f32,
+    at: &Attacked,
+    models: usize,
+) -> Result<Option<TransferRow>> {
+    let path = run.bundle_path(lambda);
+    if !Path::new(&path).is_file() {
+        return Ok(None);
+    }
+    let model = G2dModel::from_bundle(&load_bundle(&path)?, at.device)?;
+    let guard = Guard::new(
+        &splits.validation,
+        run.config.generate.guard_delta,
+        at.device,
+    );
+    let original_val = guard.accuracy(&model.original).into_scalar::<f32>();
+    let pb = bar(models as u64, &format!("transfer λ={}", lambda_tag(lambda)));
+    let accepted = generate_accepted(
+        &model,
+        &guard,
+        original_val,
+        models,
+        &run.config.generate.sampler,
+        G2dRng::seeded(run.config.seed + 6),
+    )?;
+    pb.inc(models as u64);
+    let scored: Vec<Scored> = accepted
+        .iter()
+        .map(|(theta, candidate)| at.score(candidate, Some(theta)))
+        .collect();
+    pb.finish_and_clear();
+    Ok((!scored.is_empty()).then(|| TransferRow {
+        lambda: Some(lambda),
+        ..row(
+            &format!("generated, guard-accepted, λ = {}", lambda_tag(lambda)),
+            &scored,
+        )
+    }))
+}
+
 /// Runs the transfer evaluation on θ_orig, the checkpoints, the bundles of `lambdas` (those
 /// that exist) and `retrained` targets trained from other seeds.
 pub fn transfer(
@@ -102,92 +206,27 @@ pub fn transfer(
     let device = &run.device;
     let main_bundle = load_bundle(&run.bundle_path(run.config.diffusion.lambda_l1))?;
     let main = G2dModel::from_bundle(&main_bundle, device)?;
-    let original = &main.original;
-    let theta_orig = main.theta_orig.clone();
-    let clean = splits.test.take(inputs);
-    let adversarial = Images {
-        pixels: craft(
-            original,
-            images_tensor(&clean.pixels, device),
-            labels_tensor(&clean.labels, device),
-            &attack,
-            &mut G2dRng::seeded(run.config.seed + 5),
-        )
-        .into_data()
-        .try_to_vec::<f32>()
-        .expect("f32 images"),
-        ..clean.clone()
+    let seed = run.config.seed + 5;
+    let (clean, adversarial) =
+        craft_on_original(&main.original, splits, &attack, inputs, seed, device);
+    let at = Attacked {
+        clean,
+        adversarial,
+        theta_orig: main.theta_orig.clone(),
+        device,
     };
     let mut rows = vec![row(
         "θ_orig (white box)",
-        &[score(original, &clean, &adversarial, Some(0.0), device)],
+        &[at.score(&main.original, Some(&at.theta_orig))],
     )];
-
-    let checkpoints =
-        artifacts::load(&run.path("target.safetensors"), "collect")?.rows("checkpoints")?;
-    let step = (checkpoints.len() / models).max(1);
-    let scored: Vec<Scored> = checkpoints
-        .iter()
-        .step_by(step)
-        .filter(|c| **c != theta_orig)
-        .map(|c| {
-            Ok(score(
-                &main.with_theta(c)?,
-                &clean,
-                &adversarial,
-                Some(l1_distance(c, &theta_orig)),
-                device,
-            ))
-        })
-        .collect::<Result<_>>()?;
-    rows.push(row("K checkpoints", &scored));
-
-    let guard = Guard::new(&splits.validation, run.config.generate.guard_delta, device);
-    let original_val = guard.accuracy(original).into_scalar::<f32>();
+    rows.push(checkpoints_row(run, &main, &at, models)?);
     for &lambda in lambdas {
-        let path = run.bundle_path(lambda);
-        if !Path::new(&path).is_file() {
-            continue;
-        }
-        let model = G2dModel::from_bundle(&load_bundle(&path)?, device)?;
-        let pb = bar(models as u64, &format!("transfer λ={}", lambda_tag(lambda)));
-        let accepted = generate_accepted(
-            &model,
-            &guard,
-            original_val,
-            models,
-            &run.config.generate.sampler,
-            G2dRng::seeded(run.config.seed + 6),
-        )?;
-        pb.inc(models as u64);
-        let scored: Vec<Scored> = accepted
-            .iter()
-            .map(|(theta, candidate)| {
-                score(
-                    candidate,
-                    &clean,
-                    &adversarial,
-                    Some(l1_distance(theta, &theta_orig)),
-                    device,
-                )
-            })
-            .collect();
-        pb.finish_and_clear();
-        if !scored.is_empty() {
-            rows.push(TransferRow {
-                lambda: Some(lambda),
-                ..row(
-                    &format!("generated, guard-accepted, λ = {}", lambda_tag(lambda)),
-                    &scored,
-                )
-            });
-        }
+        rows.extend(generated_row(run, splits, lambda, &at, models)?);
     }
-
     let retrained: Vec<Scored> = (1..=retrained as u64)
         .map(|i| {
             let m = train_target(&run.config, splits, run.config.seed + 1000 + i, device);
-            score(&m, &clean, &adversarial, None, device)
+            at.score(&m, None)
         })
         .collect();
     if !retrained.is_empty() {
@@ -195,7 +234,7 @@ pub fn transfer(
     }
     Ok(TransferReport {
         attack,
-        inputs: clean.len(),
+        inputs: at.clean.len(),
         rows,
     })
 }

@@ -19,11 +19,15 @@ use super::collect::{collect, CollectInfo};
 use super::config::RunConfig;
 use super::evaluate::{evaluate, Evaluation};
 use super::sources::load_splits;
-use super::train_ae::{train_autoencoder, AutoencoderInfo};
-use super::train_diffusion::{train_diffusion, DiffusionData, DiffusionInfo};
+use super::train_autoencoder::{train_autoencoder, AutoencoderInfo};
+use super::train_diffusion::{
+    train_diffusion, vulnerability_bank, DiffusionData, DiffusionInfo, FunctionData,
+};
 use crate::bundle::{sha256_hex, Bundle, BundleMeta};
+use crate::classifier::Classifier;
 use crate::data::Splits;
 use crate::error::{G2dError, Result};
+use crate::functional::FunctionalMlp;
 use crate::generate::G2dModel;
 use crate::normalize::Normalizer;
 use crate::params::Manifest;
@@ -159,6 +163,14 @@ impl Run {
         };
         let theta_orig = param_norm.normalize(&target.vector("theta_orig")?);
         let latents = ae_file.rows("latents")?;
+        let splits = match self.config.diffusion.function_terms() {
+            true => Some(self.splits()?),
+            false => None,
+        };
+        let function = match &splits {
+            Some(s) => Some(self.function_data(&target, &param_norm, s)?),
+            None => None,
+        };
         let data = DiffusionData {
             latents: &latents,
             latent_shape: [info.config.latent_channels, info.config.latent_len()],
@@ -166,6 +178,7 @@ impl Run {
             latent_clip: info.latent_clip,
             decoder: &decoder,
             theta_orig: &theta_orig,
+            function,
         };
         let trained = train_diffusion(&self.config, lambda, &data, &self.device);
         let weights = Manifest::full(&trained.denoiser).flatten(&trained.denoiser);
@@ -178,6 +191,42 @@ impl Run {
             &[Named::vector("denoiser", &weights)],
         )?;
         Ok(trained.info)
+    }
+
+    /// The function-space terms' inputs: the collected classifier batched over parameter sets,
+    /// and the bank of adversarial examples crafted on θ_orig and the checkpoints.
+    fn function_data<'a>(
+        &self,
+        target: &artifacts::Loaded,
+        param_norm: &'a Normalizer,
+        splits: &'a Splits,
+    ) -> Result<FunctionData<'a>> {
+        let info: CollectInfo = target.meta()?;
+        let classifier = Classifier::new(info.arch, &self.device);
+        let classifier = info.fixed.unflatten(classifier, &target.vector("fixed")?)?;
+        let original = info
+            .regenerated
+            .unflatten(classifier.clone(), &target.vector("theta_orig")?)?;
+        let all = target.rows("checkpoints")?;
+        let spread: Vec<Classifier> = all
+            .iter()
+            .step_by((all.len() / 4).max(1))
+            .map(|c| info.regenerated.unflatten(classifier.clone(), c))
+            .collect::<Result<_>>()?;
+        let d = &self.config.diffusion;
+        Ok(FunctionData {
+            classifier: FunctionalMlp::new(info.arch, &classifier, &info.regenerated)?,
+            param_norm,
+            train: &splits.train,
+            bank: vulnerability_bank(
+                &original,
+                &spread,
+                &splits.train,
+                d.vulnerability_bank,
+                &d.vulnerability_attack,
+                self.config.seed + 3,
+            ),
+        })
     }
 
     /// Stage 3b: the bundle for one λ. Returns its path.

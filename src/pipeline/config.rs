@@ -4,8 +4,11 @@
 use serde::{Deserialize, Serialize};
 
 use super::sources::DataSource;
+use crate::attacks::LinfAttack;
+use crate::autoencoder::{auto_fold, AutoencoderConfig};
 use crate::backend::BackendKind;
 use crate::classifier::Arch;
+use crate::diffusion::denoiser::DenoiserConfig;
 use crate::diffusion::sampler::SamplerConfig;
 use crate::diffusion::schedule::ScheduleConfig;
 use crate::error::{G2dError, Result};
@@ -56,6 +59,10 @@ pub struct CollectConfig {
     /// tensors from seed + s and trains them for `pretrain_steps` before collecting (the fixed
     /// tensors stay shared).
     pub seeds: usize,
+    /// Adversarial training throughout stage 1 (the target and every checkpoint): half of each
+    /// batch's loss on examples this attack crafts against the current weights, so the
+    /// generator learns from robust checkpoints. Absent: clean training.
+    pub adversarial: Option<LinfAttack>,
 }
 
 /// Stage 2: the parameter autoencoder.
@@ -93,6 +100,18 @@ pub struct DiffusionTraining {
     pub batch_size: usize,
     pub lr: f64,
     pub ema_decay: f64,
+    /// μ_task: weight of the cross-entropy of the decoded parameters on clean training images
+    /// (0: off; MLP only).
+    pub task_weight: f32,
+    /// μ_vuln: weight of their cross-entropy on adversarial examples crafted on θ_orig and the
+    /// checkpoints (0: off; MLP only).
+    pub vulnerability_weight: f32,
+    /// Images per step for each function-space term.
+    pub function_batch: usize,
+    /// Adversarial examples in the vulnerability bank (training images).
+    pub vulnerability_bank: usize,
+    /// The attack that crafts the bank.
+    pub vulnerability_attack: LinfAttack,
 }
 
 /// Stage 4: generation, guard and evaluation.
@@ -143,18 +162,22 @@ impl Default for CollectConfig {
             save_every: 10,
             collect_lr: 3e-4,
             seeds: 1,
+            adversarial: None,
         }
     }
 }
 
 impl Default for AutoencoderTraining {
+    /// The network's defaults are [`AutoencoderConfig`]'s (its `param_len` comes from the
+    /// collection; the fold, when absent, from [`crate::autoencoder::auto_fold`]).
     fn default() -> Self {
+        let model = AutoencoderConfig::new(0);
         Self {
             fold: None,
-            channels: vec![32, 64],
-            latent_channels: 4,
-            input_noise_factor: 0.001,
-            latent_noise_factor: 0.1,
+            channels: model.channels,
+            latent_channels: model.latent_channels,
+            input_noise_factor: model.input_noise_factor,
+            latent_noise_factor: model.latent_noise_factor,
             steps: 1000,
             batch_size: 50,
             lr: 1e-3,
@@ -163,19 +186,27 @@ impl Default for AutoencoderTraining {
 }
 
 impl Default for DiffusionTraining {
+    /// The denoiser's defaults are [`DenoiserConfig`]'s (its `latent_channels` comes from the
+    /// autoencoder).
     fn default() -> Self {
+        let denoiser = DenoiserConfig::new(0);
         Self {
             lambda_l1: 3.0,
             baseline: true,
             sweep: Vec::new(),
-            channels: 64,
-            blocks: 2,
-            time_dim: 64,
+            channels: denoiser.channels,
+            blocks: denoiser.blocks,
+            time_dim: denoiser.time_dim,
             schedule: ScheduleConfig::new(),
             steps: 1000,
             batch_size: 50,
             lr: 1e-3,
             ema_decay: 0.995,
+            task_weight: 0.0,
+            vulnerability_weight: 0.0,
+            function_batch: 64,
+            vulnerability_bank: 2048,
+            vulnerability_attack: LinfAttack::pgd(0.1, 10),
         }
     }
 }
@@ -190,6 +221,33 @@ impl Default for GenerateConfig {
     }
 }
 
+impl AutoencoderTraining {
+    /// The autoencoder these settings build for a parameter vector of `param_len`.
+    pub fn model(&self, param_len: usize) -> AutoencoderConfig {
+        AutoencoderConfig::new(param_len)
+            .with_fold(self.fold.unwrap_or_else(|| auto_fold(param_len)))
+            .with_channels(self.channels.clone())
+            .with_latent_channels(self.latent_channels)
+            .with_input_noise_factor(self.input_noise_factor)
+            .with_latent_noise_factor(self.latent_noise_factor)
+    }
+}
+
+impl DiffusionTraining {
+    /// Whether the function-space terms take part.
+    pub fn function_terms(&self) -> bool {
+        self.task_weight != 0.0 || self.vulnerability_weight != 0.0
+    }
+
+    /// The denoiser these settings build over latents of `latent_channels`.
+    pub fn denoiser(&self, latent_channels: usize) -> DenoiserConfig {
+        DenoiserConfig::new(latent_channels)
+            .with_channels(self.channels)
+            .with_blocks(self.blocks)
+            .with_time_dim(self.time_dim)
+    }
+}
+
 impl RunConfig {
     pub fn from_file(path: &std::path::Path) -> Result<RunConfig> {
         let text = std::fs::read_to_string(path).map_err(|e| G2dError::io(path, e))?;
@@ -199,8 +257,8 @@ impl RunConfig {
         })
     }
 
-    /// Rejects settings no stage can run with.
-    pub fn validate(&self) -> Result<()> {
+    /// Counts that must be at least 1.
+    fn validate_counts(&self) -> Result<()> {
         let positive = [
             ("collect.batch_size", self.collect.batch_size),
             ("collect.pretrain_steps", self.collect.pretrain_steps),
@@ -216,6 +274,11 @@ impl RunConfig {
             ("diffusion.steps", self.diffusion.steps),
             ("diffusion.batch_size", self.diffusion.batch_size),
             ("diffusion.channels", self.diffusion.channels),
+            ("diffusion.function_batch", self.diffusion.function_batch),
+            (
+                "diffusion.vulnerability_bank",
+                self.diffusion.vulnerability_bank,
+            ),
             ("generate.count", self.generate.count),
             (
                 "data.bundle_validation_size",
@@ -227,6 +290,12 @@ impl RunConfig {
                 return Err(G2dError::config(field, "must be at least 1"));
             }
         }
+        Ok(())
+    }
+
+    /// Rejects settings no stage can run with.
+    pub fn validate(&self) -> Result<()> {
+        self.validate_counts()?;
         if self.collect.checkpoints < 2 {
             return Err(G2dError::config(
                 "collect.checkpoints",
@@ -252,6 +321,26 @@ impl RunConfig {
             return Err(G2dError::config(
                 "diffusion.lambda_l1",
                 "must be a finite λ ≥ 0",
+            ));
+        }
+        for (field, w) in [
+            ("diffusion.task_weight", self.diffusion.task_weight),
+            (
+                "diffusion.vulnerability_weight",
+                self.diffusion.vulnerability_weight,
+            ),
+        ] {
+            if !(w >= 0.0 && w.is_finite()) {
+                return Err(G2dError::config(
+                    field,
+                    format!("must be a finite weight ≥ 0, got {w}"),
+                ));
+            }
+        }
+        if self.diffusion.function_terms() && self.collect.arch != crate::classifier::Arch::Mlp {
+            return Err(G2dError::config(
+                "diffusion.task_weight / diffusion.vulnerability_weight",
+                "the function-space terms need the MLP (collect.arch mlp)",
             ));
         }
         if !(0.0..1.0).contains(&self.diffusion.ema_decay) {

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::RunConfig;
 use super::progress::bar;
-use crate::autoencoder::{auto_fold, blend_noise, AutoencoderConfig, Decoder, Encoder};
+use crate::autoencoder::{blend_noise, AutoencoderConfig, Decoder, Encoder};
 use crate::diffusion::sampler::noise;
 use crate::normalize::Normalizer;
 use crate::rng::G2dRng;
@@ -41,6 +41,42 @@ fn batch_tensor(rows: &[Vec<f32>], idx: &[usize], device: &Device) -> Tensor<2> 
     Tensor::<1>::from_floats(flat.as_slice(), device).reshape([idx.len(), rows[0].len()])
 }
 
+/// The trained autoencoder's view of the checkpoints: reconstruction error, the latents
+/// standardised per position, and the clip range of the standardised latents.
+struct Encoded {
+    reconstruction_mse: f64,
+    latent_norm: Normalizer,
+    latents: Vec<Vec<f32>>,
+    latent_clip: f32,
+}
+
+fn encode_all(
+    encoder: &Encoder,
+    decoder: &Decoder,
+    rows: &[Vec<f32>],
+    ae: &AutoencoderConfig,
+    device: &Device,
+) -> Encoded {
+    let all: Vec<usize> = (0..rows.len()).collect();
+    let x = batch_tensor(rows, &all, device);
+    let z = encoder.forward(x.clone());
+    let reconstruction_mse = (decoder.forward(z.clone()) - x)
+        .powi_scalar(2)
+        .mean()
+        .into_scalar::<f32>() as f64;
+    let raw: Vec<f32> = z.into_data().try_to_vec::<f32>().expect("f32 latents");
+    let raw_rows: Vec<Vec<f32>> = raw.chunks(ae.latent_size()).map(<[f32]>::to_vec).collect();
+    let latent_norm = Normalizer::fit(&raw_rows);
+    let latents: Vec<Vec<f32>> = raw_rows.iter().map(|r| latent_norm.normalize(r)).collect();
+    let latent_clip = latents.iter().flatten().fold(0.0f32, |m, v| m.max(v.abs())) * 1.1;
+    Encoded {
+        reconstruction_mse,
+        latent_norm,
+        latents,
+        latent_clip,
+    }
+}
+
 pub fn train_autoencoder(
     config: &RunConfig,
     checkpoints: &[Vec<f32>],
@@ -48,12 +84,7 @@ pub fn train_autoencoder(
 ) -> TrainedAutoencoder {
     let started = std::time::Instant::now();
     let t = &config.autoencoder;
-    let ae = AutoencoderConfig::new(checkpoints[0].len())
-        .with_fold(t.fold.unwrap_or_else(|| auto_fold(checkpoints[0].len())))
-        .with_channels(t.channels.clone())
-        .with_latent_channels(t.latent_channels)
-        .with_input_noise_factor(t.input_noise_factor)
-        .with_latent_noise_factor(t.latent_noise_factor);
+    let ae = t.model(checkpoints[0].len());
     let param_norm = Normalizer::fit(checkpoints);
     let rows: Vec<Vec<f32>> = checkpoints
         .iter()
@@ -101,30 +132,19 @@ pub fn train_autoencoder(
     pb.finish();
 
     let (encoder, decoder) = (encoder.valid(), decoder.valid());
-    let all: Vec<usize> = (0..rows.len()).collect();
-    let x = batch_tensor(&rows, &all, device);
-    let z = encoder.forward(x.clone());
-    let reconstruction_mse = (decoder.forward(z.clone()) - x)
-        .powi_scalar(2)
-        .mean()
-        .into_scalar::<f32>() as f64;
-    let raw: Vec<f32> = z.into_data().try_to_vec::<f32>().expect("f32 latents");
-    let raw_rows: Vec<Vec<f32>> = raw.chunks(ae.latent_size()).map(<[f32]>::to_vec).collect();
-    let latent_norm = Normalizer::fit(&raw_rows);
-    let latents: Vec<Vec<f32>> = raw_rows.iter().map(|r| latent_norm.normalize(r)).collect();
-    let latent_clip = latents.iter().flatten().fold(0.0f32, |m, v| m.max(v.abs())) * 1.1;
+    let encoded = encode_all(&encoder, &decoder, &rows, &ae, device);
     TrainedAutoencoder {
         info: AutoencoderInfo {
             config: ae,
             final_loss: last_loss,
-            reconstruction_mse,
-            latent_clip,
+            reconstruction_mse: encoded.reconstruction_mse,
+            latent_clip: encoded.latent_clip,
             seconds: started.elapsed().as_secs_f64(),
         },
         encoder,
         decoder,
         param_norm,
-        latent_norm,
-        latents,
+        latent_norm: encoded.latent_norm,
+        latents: encoded.latents,
     }
 }

@@ -68,7 +68,6 @@ pub fn evaluate(
     let started = std::time::Instant::now();
     let device = &model.device;
     let guard = Guard::new(&splits.validation, guard_delta, device);
-    let theta_orig = &model.theta_orig;
     let orig_val = accuracy(
         &predict(&model.original, &splits.validation, device),
         &splits.validation.labels,
@@ -80,54 +79,21 @@ pub fn evaluate(
     let thetas = generate_host(model, count, sampler, rng)?;
     let generation_ms = gen_started.elapsed().as_secs_f64() * 1000.0 / count as f64;
 
-    let pb = bar(
-        count as u64,
-        &format!("evaluate λ={}", model.bundle_meta.lambda_l1),
-    );
-    let (mut models, mut l2, mut iou, mut agree) = (vec![], vec![], vec![], vec![]);
-    for theta in &thetas {
-        let candidate = model.with_theta(theta)?;
-        let v = guard.accuracy(&candidate).into_scalar::<f32>();
-        let pred = predict(&candidate, &splits.test, device);
-        models.push(ModelScore {
-            test_accuracy: accuracy(&pred, &splits.test.labels),
-            val_accuracy: v as f64,
-            accepted: guard.accepts(v, orig_val as f32),
-            l1_to_original: l1_distance(theta, theta_orig),
-        });
-        l2.push(l2_distance(theta, theta_orig));
-        iou.push(wrong_iou(&pred, &orig_test_pred, &splits.test.labels));
-        agree.push(agreement(&pred, &orig_test_pred));
-        pb.inc(1);
-    }
-    pb.finish_and_clear();
+    let (models, l2, iou, agree) =
+        score_models(model, &thetas, splits, &guard, orig_val, &orig_test_pred)?;
     let scores = |f: fn(&ModelScore) -> f64| models.iter().map(f).collect::<Vec<_>>();
     let accepted_test: Vec<f64> = models
         .iter()
         .filter(|m| m.accepted)
         .map(|m| m.test_accuracy)
         .collect();
-    let checkpoint_acc = match checkpoints {
+    let (checkpoint_acc, checkpoint_l1) = match checkpoints {
         Some(cs) => {
-            let mut accs = Vec::with_capacity(cs.len());
-            for c in cs {
-                accs.push(accuracy(
-                    &predict(&model.with_theta(c)?, &splits.test, device),
-                    &splits.test.labels,
-                ));
-            }
-            Some(Summary::of(&accs))
+            let (acc, l1) = checkpoint_scale(model, cs, splits)?;
+            (Some(acc), Some(l1))
         }
-        None => None,
+        None => (None, None),
     };
-    let checkpoint_l1 = checkpoints.map(|cs| {
-        let others: Vec<f64> = cs
-            .iter()
-            .map(|c| l1_distance(c, theta_orig))
-            .filter(|d| *d > 0.0)
-            .collect();
-        Summary::of(&others)
-    });
     Ok((
         Evaluation {
             lambda: model.bundle_meta.lambda_l1,
@@ -152,6 +118,64 @@ pub fn evaluate(
         },
         thetas,
     ))
+}
+
+/// Per generated model: its scores, L2 to θ_orig, wrong-prediction IoU and agreement with
+/// θ_orig's test predictions.
+#[allow(clippy::type_complexity)]
+fn score_models(
+    model: &G2dModel,
+    thetas: &[Vec<f32>],
+    splits: &Splits,
+    guard: &Guard,
+    orig_val: f64,
+    orig_test_pred: &[u8],
+) -> Result<(Vec<ModelScore>, Vec<f64>, Vec<f64>, Vec<f64>)> {
+    let device = &model.device;
+    let pb = bar(
+        thetas.len() as u64,
+        &format!("evaluate λ={}", model.bundle_meta.lambda_l1),
+    );
+    let (mut models, mut l2, mut iou, mut agree) = (vec![], vec![], vec![], vec![]);
+    for theta in thetas {
+        let candidate = model.with_theta(theta)?;
+        let v = guard.accuracy(&candidate).into_scalar::<f32>();
+        let pred = predict(&candidate, &splits.test, device);
+        models.push(ModelScore {
+            test_accuracy: accuracy(&pred, &splits.test.labels),
+            val_accuracy: v as f64,
+            accepted: guard.accepts(v, orig_val as f32),
+            l1_to_original: l1_distance(theta, &model.theta_orig),
+        });
+        l2.push(l2_distance(theta, &model.theta_orig));
+        iou.push(wrong_iou(&pred, orig_test_pred, &splits.test.labels));
+        agree.push(agreement(&pred, orig_test_pred));
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    Ok((models, l2, iou, agree))
+}
+
+/// The checkpoints' test accuracy, and their L1 to θ_orig (θ_orig itself left out): the scale
+/// generated models are read against.
+fn checkpoint_scale(
+    model: &G2dModel,
+    checkpoints: &[Vec<f32>],
+    splits: &Splits,
+) -> Result<(Summary, Summary)> {
+    let mut accs = Vec::with_capacity(checkpoints.len());
+    for c in checkpoints {
+        accs.push(accuracy(
+            &predict(&model.with_theta(c)?, &splits.test, &model.device),
+            &splits.test.labels,
+        ));
+    }
+    let others: Vec<f64> = checkpoints
+        .iter()
+        .map(|c| l1_distance(c, &model.theta_orig))
+        .filter(|d| *d > 0.0)
+        .collect();
+    Ok((Summary::of(&accs), Summary::of(&others)))
 }
 
 /// The evaluation table, as Markdown.

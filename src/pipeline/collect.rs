@@ -2,19 +2,20 @@
 //! one checkpoint every `save_every` steps until there are K, as p-diff does. θ_orig, the
 //! deployed parameters, is the last checkpoint of the main run.
 
-use burn::module::{Module, ModuleMapper, Param};
+use burn::module::{Module, Param};
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::config::RunConfig;
 use super::progress::bar;
+use crate::attacks::{craft, LinfAttack};
 use crate::classifier::{cross_entropy, images_tensor, labels_tensor, Arch, Classifier};
 use crate::data::{Images, Splits};
 use crate::error::Result;
 use crate::generate::predict;
 use crate::metrics::accuracy;
-use crate::params::{path_name, push_path, Manifest, Scope};
+use crate::params::{map_named, Manifest, NamedMapper, Scope};
 use crate::rng::G2dRng;
 
 /// What collection produces.
@@ -43,18 +44,15 @@ pub struct CollectInfo {
 struct FreezeOutside {
     arch: Arch,
     scope: Scope,
-    path: Vec<String>,
 }
 
-impl ModuleMapper for FreezeOutside {
-    fn enter_module(&mut self, name: &str, container_type: &str) {
-        push_path(&mut self.path, name, container_type);
-    }
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.path.pop();
-    }
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        if self.scope.contains(self.arch, &path_name(&self.path)) {
+impl NamedMapper for FreezeOutside {
+    fn map_named<const D: usize>(
+        &mut self,
+        name: &str,
+        param: Param<Tensor<D>>,
+    ) -> Param<Tensor<D>> {
+        if self.scope.contains(self.arch, name) {
             param
         } else {
             param.set_require_grad(false)
@@ -63,7 +61,10 @@ impl ModuleMapper for FreezeOutside {
 }
 
 /// Trains `model` for `steps` optimizer steps on shuffled mini-batches, calling `after_step`
-/// with the step number (from 1) and the model.
+/// with the step number (from 1) and the model. With `adversarial`, each batch's loss is the
+/// mean of the clean cross-entropy and that on examples the attack crafts against the current
+/// weights (PGD adversarial training).
+#[allow(clippy::too_many_arguments)]
 fn train(
     mut model: Classifier,
     train: &Images,
@@ -71,6 +72,7 @@ fn train(
     lr: f64,
     steps: usize,
     rng: &mut G2dRng,
+    adversarial: Option<&LinfAttack>,
     mut after_step: impl FnMut(usize, &Classifier),
 ) -> Classifier {
     let device = model.devices()[0].clone();
@@ -83,8 +85,20 @@ fn train(
         }
         let idx: Vec<usize> = order.split_off(order.len() - batch_size);
         let batch = train.select(&idx);
-        let logits = model.forward(images_tensor(&batch.pixels, &device));
-        let loss = cross_entropy(logits, labels_tensor(&batch.labels, &device));
+        let images = images_tensor(&batch.pixels, &device);
+        let labels = labels_tensor(&batch.labels, &device);
+        let mut loss = cross_entropy(model.forward(images.clone()), labels.clone());
+        if let Some(attack) = adversarial {
+            let crafted = craft(
+                &model.valid(),
+                images.inner(),
+                labels.clone().inner(),
+                attack,
+                rng,
+            );
+            let adv = cross_entropy(model.forward(Tensor::from_inner(crafted)), labels);
+            loss = (loss + adv) / 2.0;
+        }
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = optim.step(lr, model, grads);
         after_step(step, &model);
@@ -107,6 +121,34 @@ pub fn train_target(config: &RunConfig, splits: &Splits, seed: u64, device: &Dev
         c.lr,
         c.pretrain_steps,
         &mut rng,
+        None,
+        |_, _| {},
+    )
+    .valid()
+}
+
+/// A target trained as [`train_target`] trains it, but adversarially (see [`train`]): the
+/// static robust model a defender could deploy instead of a moving target.
+pub fn train_adversarial(
+    config: &RunConfig,
+    splits: &Splits,
+    seed: u64,
+    attack: LinfAttack,
+    device: &Device,
+) -> Classifier {
+    let c = &config.collect;
+    let ad = device.clone().autodiff();
+    ad.seed(seed);
+    let mut rng = G2dRng::seeded(seed);
+    let model = Classifier::new(c.arch, &ad);
+    train(
+        model,
+        &splits.train,
+        c.batch_size,
+        c.lr,
+        c.pretrain_steps,
+        &mut rng,
+        Some(&attack),
         |_, _| {},
     )
     .valid()
@@ -114,6 +156,33 @@ pub fn train_target(config: &RunConfig, splits: &Splits, seed: u64, device: &Dev
 
 pub fn test_accuracy(model: &Classifier, images: &Images, device: &Device) -> f64 {
     accuracy(&predict(model, images, device), &images.labels)
+}
+
+/// Run `s > 0` of collection: the regenerated tensors re-initialised from seed + s, trained as
+/// long as the target was before any of its checkpoints count.
+fn fresh_start(
+    config: &RunConfig,
+    splits: &Splits,
+    model: &Classifier,
+    regenerated: &Manifest,
+    s: usize,
+    rng: &mut G2dRng,
+    ad: &Device,
+) -> Result<Classifier> {
+    let c = &config.collect;
+    ad.seed(config.seed + s as u64);
+    let theta = regenerated.flatten(&Classifier::new(c.arch, ad));
+    let fresh = regenerated.unflatten(model.clone(), &theta)?.train();
+    Ok(train(
+        fresh,
+        &splits.train,
+        c.batch_size,
+        c.lr,
+        c.pretrain_steps,
+        rng,
+        c.adversarial.as_ref(),
+        |_, _| {},
+    ))
 }
 
 /// Runs stage 1.
@@ -124,28 +193,26 @@ pub fn collect(config: &RunConfig, splits: &Splits, device: &Device) -> Result<C
     ad.seed(config.seed);
     let mut rng = G2dRng::seeded(config.seed);
 
-    let pretrain_steps = c.pretrain_steps;
-    let pb = bar(pretrain_steps as u64, "collect: training the target");
-    let model = Classifier::new(c.arch, &ad);
+    let pb = bar(c.pretrain_steps as u64, "collect: training the target");
     let model = train(
-        model,
+        Classifier::new(c.arch, &ad),
         &splits.train,
         c.batch_size,
         c.lr,
-        pretrain_steps,
+        c.pretrain_steps,
         &mut rng,
+        c.adversarial.as_ref(),
         |_, _| pb.inc(1),
     );
     pb.finish();
 
     let regenerated = Manifest::regenerated(&model, c.arch, c.scope);
     let fixed = Manifest::fixed(&model, c.arch, c.scope);
-    let mut freeze = FreezeOutside {
+    let freeze = FreezeOutside {
         arch: c.arch,
         scope: c.scope,
-        path: Vec::new(),
     };
-    let model = model.map(&mut freeze);
+    let model = map_named(model, freeze);
 
     // K checkpoints spread over `seeds` runs; run 0 continues from the trained target and
     // ends on θ_orig, the others start the regenerated tensors from a fresh initialisation.
@@ -158,20 +225,7 @@ pub fn collect(config: &RunConfig, splits: &Splits, device: &Device) -> Result<C
         let start = if s == 0 {
             model.clone()
         } else {
-            // A fresh start for the regenerated tensors, trained as long as the target was
-            // before any of its checkpoints count.
-            ad.seed(config.seed + s as u64);
-            let theta = regenerated.flatten(&Classifier::new(c.arch, &ad));
-            let fresh = regenerated.unflatten(model.clone(), &theta)?.train();
-            train(
-                fresh,
-                &splits.train,
-                c.batch_size,
-                c.lr,
-                pretrain_steps,
-                &mut rng,
-                |_, _| {},
-            )
+            fresh_start(config, splits, &model, &regenerated, s, &mut rng, &ad)?
         };
         let start = start.train();
         let done = train(
@@ -181,6 +235,7 @@ pub fn collect(config: &RunConfig, splits: &Splits, device: &Device) -> Result<C
             c.collect_lr,
             count * c.save_every,
             &mut rng,
+            c.adversarial.as_ref(),
             |step, m| {
                 if step % c.save_every == 0 {
                     checkpoints.push(regenerated.flatten(m));

@@ -7,10 +7,10 @@ use std::time::Instant;
 use burn::prelude::*;
 use serde_json::json;
 
-use super::stages::load_bundle;
 use crate::diffusion::sampler::SamplerConfig;
 use crate::error::Result;
 use crate::generate::{generate_host, G2dModel};
+use crate::pipeline::run::load_bundle;
 use crate::rng::G2dRng;
 
 fn regenerate_once(model: &G2dModel, sampler: &SamplerConfig, seed: u64) -> Vec<f32> {

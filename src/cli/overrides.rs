@@ -1,0 +1,176 @@
+//! Settings from the command line: flags override the run's config file, which overrides the
+//! defaults.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{Cli, Command};
+use crate::attacks::LinfAttack;
+use crate::backend::BackendKind;
+use crate::classifier::Arch;
+use crate::diffusion::sampler::SamplerConfig;
+use crate::error::{G2dError, Result};
+use crate::params::Scope;
+use crate::pipeline::config::RunConfig;
+use crate::pipeline::sources::DataSource;
+
+#[derive(Args, Debug, Default)]
+pub struct Overrides {
+    /// Data set: embedded (default), mnist or fashion-mnist.
+    #[arg(long, global = true, value_enum)]
+    pub data: Option<DataSource>,
+    /// Folder of the IDX files for --data mnist / fashion-mnist.
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+    #[arg(long, global = true)]
+    pub seed: Option<u64>,
+    /// Backend the stages run on.
+    #[arg(long, global = true, value_enum)]
+    pub backend: Option<BackendKind>,
+    /// The protected classifier.
+    #[arg(long, global = true, value_enum)]
+    pub arch: Option<Arch>,
+    /// Regenerated tensors.
+    #[arg(long, global = true, value_enum)]
+    pub scope: Option<Scope>,
+    /// λ of the G2D regulariser (0 = p-diff).
+    #[arg(long, global = true)]
+    pub lambda: Option<f32>,
+    /// K, the number of checkpoints.
+    #[arg(long, global = true)]
+    pub checkpoints: Option<usize>,
+    /// Optimizer steps of target training before collection.
+    #[arg(long, global = true)]
+    pub pretrain_steps: Option<usize>,
+    #[arg(long, global = true)]
+    pub ae_steps: Option<usize>,
+    #[arg(long, global = true)]
+    pub diffusion_steps: Option<usize>,
+    /// N, the number of generated models to evaluate.
+    #[arg(long, global = true)]
+    pub count: Option<usize>,
+    /// ddim or ddpm.
+    #[arg(long, global = true)]
+    pub sampler: Option<String>,
+    /// DDIM steps.
+    #[arg(long, global = true)]
+    pub steps: Option<usize>,
+    /// DDIM η.
+    #[arg(long, global = true)]
+    pub eta: Option<f64>,
+    /// Guard tolerance δ (fraction): accept when val. accuracy ≥ original − δ.
+    #[arg(long, global = true)]
+    pub guard_delta: Option<f32>,
+    /// μ_task, the task cross-entropy term of the diffusion loss (MLP).
+    #[arg(long, global = true)]
+    pub task_weight: Option<f32>,
+    /// μ_vuln, the vulnerability cross-entropy term of the diffusion loss (MLP).
+    #[arg(long, global = true)]
+    pub vulnerability_weight: Option<f32>,
+    /// Adversarial training during collection with PGD-7 at this ε (robust checkpoints).
+    #[arg(long, global = true)]
+    pub adversarial_collect: Option<f32>,
+    /// Skip the λ = 0 (p-diff) comparison model in `pipeline`.
+    #[arg(long, global = true)]
+    pub no_baseline: bool,
+    /// More λ values for `pipeline` to train and evaluate (comma-separated): the λ ablation.
+    #[arg(long, global = true, value_delimiter = ',')]
+    pub sweep: Option<Vec<f32>>,
+}
+
+impl Overrides {
+    pub fn apply(&self, c: &mut RunConfig) -> Result<()> {
+        if let Some(v) = self.data {
+            c.data.source = v;
+        }
+        if let Some(v) = &self.data_dir {
+            c.data.dir = Some(v.clone());
+        }
+        if let Some(v) = self.seed {
+            c.seed = v;
+        }
+        if let Some(v) = self.backend {
+            c.backend = v;
+        }
+        if let Some(v) = self.arch {
+            c.collect.arch = v;
+        }
+        if let Some(v) = self.scope {
+            c.collect.scope = v;
+        }
+        if let Some(v) = self.lambda {
+            c.diffusion.lambda_l1 = v;
+        }
+        if let Some(v) = self.checkpoints {
+            c.collect.checkpoints = v;
+        }
+        if let Some(v) = self.pretrain_steps {
+            c.collect.pretrain_steps = v;
+        }
+        if let Some(v) = self.ae_steps {
+            c.autoencoder.steps = v;
+        }
+        if let Some(v) = self.diffusion_steps {
+            c.diffusion.steps = v;
+        }
+        if let Some(v) = self.count {
+            c.generate.count = v;
+        }
+        if self.sampler.is_some() || self.steps.is_some() || self.eta.is_some() {
+            let (kind, steps, eta) = match c.generate.sampler {
+                SamplerConfig::Ddpm => ("ddpm", None, None),
+                SamplerConfig::Ddim { steps, eta } => ("ddim", Some(steps), Some(eta)),
+            };
+            c.generate.sampler = SamplerConfig::parse(
+                self.sampler.as_deref().unwrap_or(kind),
+                self.steps.or(steps),
+                self.eta.or(eta),
+            )?;
+        }
+        if let Some(v) = self.guard_delta {
+            c.generate.guard_delta = v;
+        }
+        if let Some(v) = self.task_weight {
+            c.diffusion.task_weight = v;
+        }
+        if let Some(v) = self.vulnerability_weight {
+            c.diffusion.vulnerability_weight = v;
+        }
+        if let Some(eps) = self.adversarial_collect {
+            c.collect.adversarial = Some(LinfAttack::pgd(eps, 7));
+        }
+        if self.no_baseline {
+            c.diffusion.baseline = false;
+        }
+        if let Some(v) = &self.sweep {
+            c.diffusion.sweep = v.clone();
+        }
+        Ok(())
+    }
+}
+
+/// Defaults ← RUN/config.json (or --config) ← flags.
+pub fn load_config(cli: &Cli) -> Result<RunConfig> {
+    let saved = cli.run.join("config.json");
+    let mut config = match (&cli.config, saved.is_file()) {
+        (Some(path), _) => RunConfig::from_file(path)?,
+        (None, true) if !matches!(cli.command, Command::Pipeline | Command::Collect) => {
+            RunConfig::from_file(&saved)?
+        }
+        _ => RunConfig::default(),
+    };
+    cli.overrides.apply(&mut config)?;
+    config.validate()?;
+    Ok(config)
+}
+
+/// `INPUT:LATENT` noise factors.
+pub fn parse_noise(s: &str) -> Result<(f32, f32)> {
+    let bad = || G2dError::config("--noise", format!("expected INPUT:LATENT, got {s:?}"));
+    let (a, b) = s.split_once(':').ok_or_else(bad)?;
+    Ok((
+        a.trim().parse().map_err(|_| bad())?,
+        b.trim().parse().map_err(|_| bad())?,
+    ))
+}

@@ -1,0 +1,30 @@
+//! The one f32 codec of the crate's files (bundle sections, safetensors artifacts, hashes):
+//! little-endian IEEE-754, four bytes a value.
+
+/// `values` as little-endian bytes.
+pub fn f32_to_le_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// Little-endian bytes back to values; a trailing partial value is the caller's to reject
+/// (lengths are checked against the file's header before this runs).
+pub fn f32_from_le_bytes(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_keeps_every_bit() {
+        let values = [0.0, -0.0, 1.5, f32::MIN_POSITIVE, f32::MAX, -3.25e-12];
+        let back = f32_from_le_bytes(&f32_to_le_bytes(&values));
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&back), bits(&values));
+        assert_eq!(f32_to_le_bytes(&[1.0]), [0x00, 0x00, 0x80, 0x3f]);
+    }
+}

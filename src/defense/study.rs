@@ -1,0 +1,307 @@
+//! The threat-model study (`g2d threat`): every G2D configuration of the given runs, beside the
+//! baselines, under the four attackers of [`super::threat`], on validation images (which select
+//! the recommended configuration) and on test images (which only report).
+//!
+//! Per run: its generated populations (each λ with a bundle), θ_orig plus noise at the run's
+//! G2D L1, and its checkpoint rotation. Once, from the first run's data and recipe: whole models
+//! retrained from other seeds, a PGD-adversarially trained static model and θ_orig itself.
+
+use serde::{Deserialize, Serialize};
+
+use super::populations::{self, MethodKind, Population, PopulationSizes};
+use super::threat::{attack_population, AttackRates, AttackSet};
+use crate::attacks::LinfAttack;
+use crate::classifier::Classifier;
+use crate::data::{Images, Splits};
+use crate::error::{G2dError, Result};
+use crate::generate::{predict, G2dModel, Guard};
+use crate::metrics::{accuracy, l1_distance, Summary};
+use crate::pipeline::artifacts;
+use crate::pipeline::progress::bar;
+use crate::pipeline::run::{load_bundle, Run};
+
+/// What `g2d threat` runs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ThreatPlan {
+    /// L∞ radii; 0.1 is the headline.
+    pub epsilons: Vec<f32>,
+    pub pgd_steps: usize,
+    /// Images attacked, from the start of the validation and of the test split.
+    pub inputs: usize,
+    pub sizes: PopulationSizes,
+    /// The static robust baseline's training attack.
+    pub adversarial_training: LinfAttack,
+}
+
+impl Default for ThreatPlan {
+    fn default() -> Self {
+        Self {
+            epsilons: vec![0.05, 0.1],
+            pgd_steps: 40,
+            inputs: 500,
+            sizes: PopulationSizes::default(),
+            adversarial_training: LinfAttack::pgd(0.1, 7),
+        }
+    }
+}
+
+/// The ε the summary and the ranking use.
+pub const HEADLINE_EPSILON: f32 = 0.1;
+
+/// Each generated set's L1 to its nearest checkpoint, beside the checkpoints' own
+/// nearest-neighbour L1: generated sets much closer than that are copies.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Memorisation {
+    pub generated_to_nearest_checkpoint: Summary,
+    pub checkpoint_to_nearest_other: Summary,
+}
+
+/// One population's figures.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MethodResult {
+    pub name: String,
+    pub kind: MethodKind,
+    /// The run directory the population came from.
+    pub run: String,
+    pub lambda: Option<f32>,
+    pub models: usize,
+    pub median_test_accuracy: f64,
+    pub median_val_accuracy: f64,
+    /// θ_orig's accuracy in the same run.
+    pub original_test_accuracy: f64,
+    pub original_val_accuracy: f64,
+    pub accepted_fraction: f64,
+    pub l1_to_original: Option<f64>,
+    /// Attacks on validation images (selection).
+    pub validation: Vec<AttackRates>,
+    /// Attacks on test images (reporting).
+    pub test: Vec<AttackRates>,
+    pub memorisation: Option<Memorisation>,
+}
+
+impl MethodResult {
+    /// The test-image rates at ε.
+    pub fn test_at(&self, epsilon: f32) -> Option<&AttackRates> {
+        self.test.iter().find(|r| r.epsilon == epsilon)
+    }
+
+    fn validation_at(&self, epsilon: f32) -> Option<&AttackRates> {
+        self.validation.iter().find(|r| r.epsilon == epsilon)
+    }
+}
+
+/// Everything `g2d threat` measured.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ThreatStudy {
+    pub command: String,
+    pub dataset: String,
+    pub plan: ThreatPlan,
+    pub methods: Vec<MethodResult>,
+    /// The G2D population the validation rule picks.
+    pub recommended: Option<String>,
+    pub rule: String,
+    pub seconds: f64,
+}
+
+/// Selection on validation data only: among G2D populations whose median validation accuracy
+/// is within 0.5 pt of their θ_orig's and whose guard accepts ≥ 90% of candidates, the lowest
+/// T1 + T2 success at ε = 0.1 on validation images; if none qualifies, the lowest T1 + T2.
+pub const RULE: &str = "on validation images and accuracy only: among g2d populations with median validation accuracy within 0.5 pt of their θ_orig and guard acceptance ≥ 90%, the lowest T1 + T2 PGD success at ε = 0.1; when none qualifies, the lowest T1 + T2 of all g2d populations";
+
+fn recommend(methods: &[MethodResult]) -> Option<String> {
+    let g2d: Vec<&MethodResult> = methods
+        .iter()
+        .filter(|m| m.kind == MethodKind::G2d)
+        .collect();
+    let score = |m: &&MethodResult| {
+        m.validation_at(HEADLINE_EPSILON)
+            .map_or(f64::INFINITY, |r| r.t1.rate + r.t2.rate)
+    };
+    let qualifies = |m: &&&MethodResult| {
+        m.median_val_accuracy >= m.original_val_accuracy - 0.005 && m.accepted_fraction >= 0.9
+    };
+    let pick = |set: Vec<&&MethodResult>| {
+        set.into_iter()
+            .min_by(|a, b| score(a).total_cmp(&score(b)))
+            .map(|m| m.name.clone())
+    };
+    pick(g2d.iter().filter(qualifies).collect()).or_else(|| pick(g2d.iter().collect()))
+}
+
+/// A run's θ_orig, data and attack images, shared by the populations measured on it.
+struct RunContext<'a> {
+    run: &'a Run,
+    splits: Splits,
+    main: G2dModel,
+    guard: Guard,
+    validation: AttackSet<'a>,
+    test: AttackSet<'a>,
+}
+
+impl<'a> RunContext<'a> {
+    fn new(run: &'a Run, plan: &ThreatPlan) -> Result<RunContext<'a>> {
+        let splits = run.splits()?;
+        let lambda = run.config.diffusion.lambda_l1;
+        let main = G2dModel::from_bundle(&load_bundle(&run.bundle_path(lambda))?, &run.device)?;
+        let guard = Guard::new(
+            &splits.validation,
+            run.config.generate.guard_delta,
+            &run.device,
+        );
+        let attacks: Vec<LinfAttack> = plan
+            .epsilons
+            .iter()
+            .map(|&e| LinfAttack::pgd(e, plan.pgd_steps))
+            .collect();
+        let seed = run.config.seed + 7;
+        let set = |images: &Images, s| {
+            AttackSet::new(
+                &main.original,
+                images.take(plan.inputs),
+                attacks.clone(),
+                s,
+                &run.device,
+            )
+        };
+        let (validation, test) = (set(&splits.validation, seed), set(&splits.test, seed + 1));
+        Ok(RunContext {
+            run,
+            splits,
+            main,
+            guard,
+            validation,
+            test,
+        })
+    }
+
+    fn name(&self) -> String {
+        self.run.dir.file_name().map_or_else(
+            || self.run.dir.display().to_string(),
+            |n| n.to_string_lossy().into(),
+        )
+    }
+
+    fn accuracy(&self, model: &Classifier, images: &Images) -> f64 {
+        accuracy(&predict(model, images, &self.run.device), &images.labels)
+    }
+
+    fn measure(&self, population: &Population, seed: u64) -> Result<MethodResult> {
+        let pb = bar(1, &format!("threat: {}", population.name));
+        let median = |images: &Images| {
+            let accs: Vec<f64> = population
+                .targets
+                .iter()
+                .map(|m| self.accuracy(m, images))
+                .collect();
+            Summary::of(&accs).median
+        };
+        let result = MethodResult {
+            name: population.name.clone(),
+            kind: population.kind,
+            run: self.name(),
+            lambda: population.lambda,
+            models: population.targets.len(),
+            median_test_accuracy: median(&self.splits.test),
+            median_val_accuracy: median(&self.splits.validation),
+            original_test_accuracy: self.accuracy(&self.main.original, &self.splits.test),
+            original_val_accuracy: self.accuracy(&self.main.original, &self.splits.validation),
+            accepted_fraction: population.accepted_fraction,
+            l1_to_original: populations::mean_l1(population, &self.main.theta_orig),
+            validation: attack_population(population, &self.validation, seed),
+            test: attack_population(population, &self.test, seed + 1),
+            memorisation: match population.kind {
+                MethodKind::G2d | MethodKind::PDiff => Some(self.memorisation(population)?),
+                _ => None,
+            },
+        };
+        pb.finish_and_clear();
+        Ok(result)
+    }
+
+    fn memorisation(&self, population: &Population) -> Result<Memorisation> {
+        let checkpoints = artifacts::load(&self.run.path("target.safetensors"), "collect")?
+            .rows("checkpoints")?;
+        let nearest = |v: &[f32], skip: Option<usize>| {
+            checkpoints
+                .iter()
+                .enumerate()
+                .filter(|&(j, _)| Some(j) != skip)
+                .map(|(_, c)| l1_distance(v, c))
+                .fold(f64::INFINITY, f64::min)
+        };
+        let generated: Vec<f64> = population.thetas.iter().map(|t| nearest(t, None)).collect();
+        let own: Vec<f64> = (0..checkpoints.len())
+            .map(|i| nearest(&checkpoints[i], Some(i)))
+            .collect();
+        Ok(Memorisation {
+            generated_to_nearest_checkpoint: Summary::of(&generated),
+            checkpoint_to_nearest_other: Summary::of(&own),
+        })
+    }
+}
+
+/// Measures every population of every run, then the shared baselines, then picks the
+/// recommended G2D population on validation figures.
+pub fn study(runs: &[Run], plan: &ThreatPlan, command: String) -> Result<ThreatStudy> {
+    let started = std::time::Instant::now();
+    let first = runs
+        .first()
+        .ok_or_else(|| G2dError::config("--runs", "needs at least one run directory"))?;
+    let mut methods = Vec::new();
+    let mut base: Option<RunContext> = None;
+    for (r, run) in runs.iter().enumerate() {
+        let ctx = RunContext::new(run, plan)?;
+        let seed = run.config.seed + 100 * r as u64;
+        let lambdas = [0.0, run.config.diffusion.lambda_l1];
+        let mut main_l1 = None;
+        for (i, &lambda) in lambdas.iter().enumerate() {
+            if i == 1 && lambda == 0.0 {
+                continue;
+            }
+            if let Some(mut p) =
+                populations::generated(run, lambda, &ctx.guard, &plan.sizes, seed + i as u64)?
+            {
+                if runs.len() > 1 {
+                    p.name = format!("{}/{}", ctx.name(), p.name);
+                }
+                let m = ctx.measure(&p, seed + 10 + i as u64)?;
+                main_l1 = m.l1_to_original.or(main_l1);
+                methods.push(m);
+            }
+        }
+        let prefix = if runs.len() > 1 {
+            format!("{}/", ctx.name())
+        } else {
+            String::new()
+        };
+        if let Some(l1) = main_l1 {
+            let mut p = populations::noise(&ctx.main, l1, &ctx.guard, &plan.sizes, seed + 20)?;
+            p.name = format!("{prefix}{}", p.name);
+            methods.push(ctx.measure(&p, seed + 21)?);
+        }
+        let mut p = populations::checkpoints(run, &ctx.main, &plan.sizes)?;
+        p.name = format!("{prefix}{}", p.name);
+        methods.push(ctx.measure(&p, seed + 22)?);
+        if base.is_none() {
+            base = Some(ctx);
+        }
+    }
+    let ctx = base.expect("at least one run");
+    let shared = [
+        populations::retrained(first, &ctx.splits, &plan.sizes),
+        populations::adversarially_trained(first, &ctx.splits, plan.adversarial_training),
+        populations::original(&ctx.main),
+    ];
+    for (i, p) in shared.iter().enumerate() {
+        methods.push(ctx.measure(p, first.config.seed + 30 + i as u64)?);
+    }
+    Ok(ThreatStudy {
+        command,
+        dataset: ctx.splits.name.clone(),
+        plan: plan.clone(),
+        recommended: recommend(&methods),
+        methods,
+        rule: RULE.to_string(),
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
