@@ -55,7 +55,8 @@ export interface RegenerateOptions {
   seed?: number;
   /**
    * Guard tolerance for this call only, overriding the bundle's `guardDelta`: a candidate is
-   * accepted if its validation accuracy ≥ the original's − `guardDelta`.
+   * accepted if its validation accuracy ≥ the original's − `guardDelta`. A fraction in [0, 1];
+   * anything else is refused. The acceptance rule is the native guard's (`Guard::within`).
    */
   guardDelta?: number;
   onProgress?: ProgressCallback;

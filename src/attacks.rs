@@ -46,11 +46,7 @@ impl LinfAttack {
 /// # Shapes
 ///   - images [batch, 784], labels [batch] → gradient [batch, 784]
 pub fn input_gradient(model: &Classifier, images: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<2> {
-    // Only the input is tracked: the weights stay constants of the graph.
-    let x = images.autodiff().require_grad();
-    let loss = cross_entropy(model.forward(x.clone()), labels);
-    let grads = loss.backward();
-    x.grad(&grads).expect("input gradient")
+    ensemble_input_gradient(std::slice::from_ref(model), images, labels)
 }
 
 /// The gradient of the mean cross-entropy over `models` with respect to the input images:
@@ -63,6 +59,7 @@ pub fn ensemble_input_gradient(
     images: Tensor<2>,
     labels: Tensor<1, Int>,
 ) -> Tensor<2> {
+    // Only the input is tracked: the weights stay constants of the graph.
     let x = images.autodiff().require_grad();
     let losses = models
         .iter()
@@ -80,9 +77,7 @@ pub fn craft(
     attack: &LinfAttack,
     rng: &mut G2dRng,
 ) -> Tensor<2> {
-    craft_with(images, attack, rng, |x| {
-        input_gradient(model, x, labels.clone())
-    })
+    craft_ensemble(std::slice::from_ref(model), images, labels, attack, rng)
 }
 
 /// Crafts adversarial examples against the mean loss of `models` (EOT).
@@ -92,18 +87,6 @@ pub fn craft_ensemble(
     labels: Tensor<1, Int>,
     attack: &LinfAttack,
     rng: &mut G2dRng,
-) -> Tensor<2> {
-    craft_with(images, attack, rng, |x| {
-        ensemble_input_gradient(models, x, labels.clone())
-    })
-}
-
-/// FGSM / PGD steps along the sign of `gradient`, projected onto the ε-ball and [0, 1].
-fn craft_with(
-    images: Tensor<2>,
-    attack: &LinfAttack,
-    rng: &mut G2dRng,
-    gradient: impl Fn(Tensor<2>) -> Tensor<2>,
 ) -> Tensor<2> {
     let clean = images.clone();
     let mut x = images;
@@ -116,7 +99,7 @@ fn craft_with(
         x = (x + start).clamp(0.0, 1.0);
     }
     for _ in 0..attack.steps {
-        let grad = gradient(x.clone());
+        let grad = ensemble_input_gradient(models, x.clone(), labels.clone());
         x = x + grad.sign() * attack.step_size;
         // Project onto the ε-ball around the clean image, then onto the valid pixel range.
         let lower = clean.clone() - attack.epsilon;

@@ -403,9 +403,21 @@ impl Bundle {
                 m.theta_orig_sha256
             )));
         }
-        if !(m.latent_clip > 0.0 && m.guard_delta >= 0.0 && m.lambda_l1.is_finite()) {
-            return Err(bad("latent_clip, guard_delta or lambda_l1 out of range"));
+        if !(m.latent_clip > 0.0 && m.latent_clip.is_finite()) {
+            return Err(bad(format!(
+                "latent_clip must be finite and > 0, got {}",
+                m.latent_clip
+            )));
         }
+        if !(0.0..=1.0).contains(&m.guard_delta) || !m.lambda_l1.is_finite() {
+            return Err(bad(format!(
+                "guard_delta must lie in [0, 1] and lambda_l1 be finite, got {} and {}",
+                m.guard_delta, m.lambda_l1
+            )));
+        }
+        m.sampler
+            .validate(m.schedule.timesteps)
+            .map_err(|e| bad(format!("sampler: {e}")))?;
         Ok(())
     }
 }

@@ -134,7 +134,13 @@ impl Guard {
     }
 
     pub fn accepts(&self, accuracy: f32, original_accuracy: f32) -> bool {
-        accuracy.is_finite() && accuracy >= original_accuracy - self.delta
+        Guard::within(self.delta, accuracy, original_accuracy)
+    }
+
+    /// The acceptance rule, for a tolerance other than this guard's (the JS API's per-call
+    /// `guardDelta`, validated to lie in [0, 1]).
+    pub fn within(delta: f32, accuracy: f32, original_accuracy: f32) -> bool {
+        accuracy.is_finite() && accuracy >= original_accuracy - delta
     }
 }
 

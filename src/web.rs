@@ -341,6 +341,14 @@ async fn regenerate(state: Rc<RefCell<State>>, options_js: JsValue) -> Result<Js
         (None, None, None) => s.model.bundle_meta.sampler,
         (kind, steps, eta) => SamplerConfig::parse(kind.as_deref().unwrap_or("ddim"), steps, eta)?,
     };
+    sampler.validate(s.model.schedule.timesteps())?;
+    let delta = opts.guard_delta.unwrap_or(s.guard.delta);
+    if !(0.0..=1.0).contains(&delta) {
+        return Err(G2dError::config(
+            "guardDelta",
+            format!("must lie in [0, 1] (a fraction of accuracy), got {delta}"),
+        ));
+    }
     let rng = match opts.seed {
         Some(seed) if seed.is_finite() && seed >= 0.0 => G2dRng::seeded(seed as u64),
         Some(seed) => {
@@ -370,9 +378,7 @@ async fn regenerate(state: Rc<RefCell<State>>, options_js: JsValue) -> Result<Js
     let packed = read(Tensor::cat(vec![theta, accuracy, l1, l2], 0)).await?;
     let (params, figures) = packed.split_at(n);
     let finite = params.iter().all(|v| v.is_finite());
-    let delta = opts.guard_delta.unwrap_or(s.guard.delta);
-    let accepted =
-        finite && figures[0].is_finite() && figures[0] >= s.original_val_accuracy - delta;
+    let accepted = finite && Guard::within(delta, figures[0], s.original_val_accuracy);
     let result = Object::new();
     set(&result, "params", Float32Array::from(params));
     set(&result, "valAccuracy", figures[0]);

@@ -159,13 +159,22 @@ pub fn generated(
             .collect()
     })?;
     let (thetas, targets, attacker_pool) = split_pool(kept, sizes.targets);
-    let (kind, name) = if lambda == 0.0 {
-        (MethodKind::PDiff, "p-diff (λ = 0)".to_string())
-    } else {
-        (
+    let d = &run.config.diffusion;
+    let (kind, name) = match (lambda == 0.0, d.function_terms()) {
+        (true, false) => (MethodKind::PDiff, "p-diff (λ = 0)".to_string()),
+        (_, false) => (
             MethodKind::G2d,
             format!("g2d-lambda-{}", lambda_tag(lambda)),
-        )
+        ),
+        (_, true) => (
+            MethodKind::G2d,
+            format!(
+                "g2d-lambda-{}-task-{}-vuln-{}",
+                lambda_tag(lambda),
+                d.task_weight,
+                d.vulnerability_weight
+            ),
+        ),
     };
     Ok(Some(Population {
         name,

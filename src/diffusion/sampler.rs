@@ -58,6 +58,26 @@ impl SamplerConfig {
         }
     }
 
+    /// Rejects a sampler no schedule of `timesteps` can run as asked: DDIM needs 1 to T steps
+    /// (more would be silently clamped) and η in [0, 1].
+    pub fn validate(&self, timesteps: usize) -> Result<()> {
+        if let SamplerConfig::Ddim { steps, eta } = *self {
+            if !(1..=timesteps).contains(&steps) {
+                return Err(G2dError::config(
+                    "steps",
+                    format!("DDIM needs 1 to {timesteps} steps (the schedule's T), got {steps}"),
+                ));
+            }
+            if !(0.0..=1.0).contains(&eta) {
+                return Err(G2dError::config(
+                    "eta",
+                    format!("must lie in [0, 1], got {eta}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             SamplerConfig::Ddpm => "ddpm",

@@ -109,22 +109,7 @@ fn train(
 /// Trains a full target from `seed` as stage 1 does before collecting: what a defender would
 /// get by retraining from scratch instead of regenerating (the expensive alternative).
 pub fn train_target(config: &RunConfig, splits: &Splits, seed: u64, device: &Device) -> Classifier {
-    let c = &config.collect;
-    let ad = device.clone().autodiff();
-    ad.seed(seed);
-    let mut rng = G2dRng::seeded(seed);
-    let model = Classifier::new(c.arch, &ad);
-    train(
-        model,
-        &splits.train,
-        c.batch_size,
-        c.lr,
-        c.pretrain_steps,
-        &mut rng,
-        None,
-        |_, _| {},
-    )
-    .valid()
+    train_from_scratch(config, splits, seed, None, device)
 }
 
 /// A target trained as [`train_target`] trains it, but adversarially (see [`train`]): the
@@ -136,19 +121,28 @@ pub fn train_adversarial(
     attack: LinfAttack,
     device: &Device,
 ) -> Classifier {
+    train_from_scratch(config, splits, seed, Some(&attack), device)
+}
+
+fn train_from_scratch(
+    config: &RunConfig,
+    splits: &Splits,
+    seed: u64,
+    adversarial: Option<&LinfAttack>,
+    device: &Device,
+) -> Classifier {
     let c = &config.collect;
     let ad = device.clone().autodiff();
     ad.seed(seed);
     let mut rng = G2dRng::seeded(seed);
-    let model = Classifier::new(c.arch, &ad);
     train(
-        model,
+        Classifier::new(c.arch, &ad),
         &splits.train,
         c.batch_size,
         c.lr,
         c.pretrain_steps,
         &mut rng,
-        Some(&attack),
+        adversarial,
         |_, _| {},
     )
     .valid()

@@ -366,12 +366,94 @@ impl RunConfig {
                 ));
             }
         }
-        if self.diffusion.schedule.timesteps < 2 {
+        self.validate_generation()
+    }
+
+    /// The schedule, the sampler against it, and the guard's tolerance.
+    fn validate_generation(&self) -> Result<()> {
+        let s = &self.diffusion.schedule;
+        if s.timesteps < 2 {
             return Err(G2dError::config(
                 "diffusion.schedule.timesteps",
                 "needs at least 2",
             ));
         }
+        if !(s.beta_start > 0.0 && s.beta_start < s.beta_end && s.beta_end < 1.0) {
+            return Err(G2dError::config(
+                "diffusion.schedule.beta_start / beta_end",
+                format!(
+                    "need 0 < beta_start < beta_end < 1, got {} and {}",
+                    s.beta_start, s.beta_end
+                ),
+            ));
+        }
+        self.generate
+            .sampler
+            .validate(s.timesteps)
+            .map_err(|e| G2dError::config("generate.sampler", e.to_string()))?;
+        let delta = self.generate.guard_delta;
+        if !(0.0..=1.0).contains(&delta) {
+            return Err(G2dError::config(
+                "generate.guard_delta",
+                format!("must lie in [0, 1] (a fraction of accuracy), got {delta}"),
+            ));
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(edit: impl Fn(&mut RunConfig), field: &str) {
+        let mut c = RunConfig::default();
+        edit(&mut c);
+        let err = c.validate().unwrap_err().to_string();
+        assert!(
+            err.contains(field),
+            "expected an error naming {field}, got {err}"
+        );
+    }
+
+    #[test]
+    fn out_of_range_settings_are_refused_naming_the_field() {
+        assert!(RunConfig::default().validate().is_ok());
+        refused(
+            |c| {
+                c.generate.sampler = SamplerConfig::Ddim {
+                    steps: 5000,
+                    eta: 0.0,
+                }
+            },
+            "generate.sampler",
+        );
+        refused(
+            |c| c.generate.sampler = SamplerConfig::Ddim { steps: 0, eta: 0.0 },
+            "generate.sampler",
+        );
+        refused(
+            |c| {
+                c.generate.sampler = SamplerConfig::Ddim {
+                    steps: 50,
+                    eta: 7.0,
+                }
+            },
+            "generate.sampler",
+        );
+        refused(|c| c.generate.guard_delta = -5.0, "generate.guard_delta");
+        refused(|c| c.generate.guard_delta = 5.0, "generate.guard_delta");
+        refused(|c| c.diffusion.schedule.beta_end = 2.0, "beta_end");
+        refused(
+            |c| c.diffusion.task_weight = f32::NAN,
+            "diffusion.task_weight",
+        );
+        refused(
+            |c| {
+                c.diffusion.vulnerability_weight = 1.0;
+                c.collect.arch = crate::classifier::Arch::Cnn;
+            },
+            "need the MLP",
+        );
     }
 }
