@@ -325,6 +325,29 @@ pub fn report(run: &Run, args: &ReportArgs, json: bool) -> Result<()> {
 }
 
 pub fn threat(run: &Run, args: &ThreatArgs, json: bool) -> Result<()> {
+    let result = match &args.render {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| G2dError::io(path, e))?;
+            serde_json::from_str(&text).map_err(|source| G2dError::Json {
+                what: path.display().to_string(),
+                source,
+            })?
+        }
+        None => measure_threats(run, args)?,
+    };
+    let written = report::threat::write(&result, &args.out)?;
+    if json {
+        print_json(&report::threat::summary_json(&result));
+    } else {
+        println!("{}", report::threat::markdown(&result));
+        for path in written {
+            println!("wrote {}", path.display());
+        }
+    }
+    Ok(())
+}
+
+fn measure_threats(run: &Run, args: &ThreatArgs) -> Result<study::ThreatStudy> {
     let plan = ThreatPlan {
         epsilons: args.epsilons.clone(),
         pgd_steps: args.pgd_steps,
@@ -345,15 +368,5 @@ pub fn threat(run: &Run, args: &ThreatArgs, json: bool) -> Result<()> {
         "g2d {}",
         std::env::args().skip(1).collect::<Vec<_>>().join(" ")
     );
-    let result = study::study(&runs, &plan, command)?;
-    let written = report::threat::write(&result, &args.out)?;
-    if json {
-        print_json(&report::threat::summary_json(&result));
-    } else {
-        println!("{}", report::threat::markdown(&result));
-        for path in written {
-            println!("wrote {}", path.display());
-        }
-    }
-    Ok(())
+    study::study(&runs, &plan, command)
 }

@@ -178,6 +178,9 @@ pub struct ThreatArgs {
     /// Where the files go.
     #[arg(long, default_value = "www/report")]
     pub out: PathBuf,
+    /// Re-render the files from this threat-model.json instead of measuring again.
+    #[arg(long)]
+    pub render: Option<PathBuf>,
     /// L∞ radii (comma-separated).
     #[arg(long, value_delimiter = ',', default_values_t = ThreatPlan::default().epsilons)]
     pub epsilons: Vec<f32>,

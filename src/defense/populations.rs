@@ -105,7 +105,7 @@ fn accepted_by_guard(
     tries: usize,
     mut draw: impl FnMut(usize) -> Result<Candidates>,
 ) -> Result<(Candidates, f64)> {
-    let (mut kept, mut drawn) = (Vec::new(), 0usize);
+    let (mut kept, mut drawn, mut accepted) = (Vec::new(), 0usize, 0usize);
     for _ in 0..tries {
         if kept.len() >= want {
             break;
@@ -113,12 +113,15 @@ fn accepted_by_guard(
         for (theta, model) in draw(want)? {
             drawn += 1;
             let accuracy = guard.accuracy(&model).into_scalar::<f32>();
-            if kept.len() < want && guard.accepts(accuracy, original_accuracy) {
-                kept.push((theta, model));
+            if guard.accepts(accuracy, original_accuracy) {
+                accepted += 1;
+                if kept.len() < want {
+                    kept.push((theta, model));
+                }
             }
         }
     }
-    let fraction = kept.len() as f64 / drawn.max(1) as f64;
+    let fraction = accepted as f64 / drawn.max(1) as f64;
     Ok((kept, fraction))
 }
 

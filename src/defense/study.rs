@@ -104,11 +104,12 @@ pub struct ThreatStudy {
 }
 
 /// Selection on validation data only: among G2D populations whose median validation accuracy
-/// is within 0.5 pt of their θ_orig's and whose guard accepts ≥ 90% of candidates, the lowest
-/// T1 + T2 success at ε = 0.1 on validation images; if none qualifies, the lowest T1 + T2.
-pub const RULE: &str = "on validation images and accuracy only: among g2d populations with median validation accuracy within 0.5 pt of their θ_orig and guard acceptance ≥ 90%, the lowest T1 + T2 PGD success at ε = 0.1; when none qualifies, the lowest T1 + T2 of all g2d populations";
+/// is within 0.5 pt of the first run's θ_orig (the undefended model a user starts from) and
+/// whose guard accepts ≥ 90% of candidates, the lowest T1 + T2 success at ε = 0.1 on validation
+/// images; if none qualifies, the lowest T1 + T2.
+pub const RULE: &str = "on validation images and accuracy only: among g2d populations with median validation accuracy within 0.5 pt of the first run's θ_orig (the undefended model) and guard acceptance ≥ 90%, the lowest T1 + T2 PGD success at ε = 0.1; when none qualifies, the lowest T1 + T2 of all g2d populations";
 
-fn recommend(methods: &[MethodResult]) -> Option<String> {
+fn recommend(methods: &[MethodResult], reference_val: f64) -> Option<String> {
     let g2d: Vec<&MethodResult> = methods
         .iter()
         .filter(|m| m.kind == MethodKind::G2d)
@@ -118,7 +119,7 @@ fn recommend(methods: &[MethodResult]) -> Option<String> {
             .map_or(f64::INFINITY, |r| r.t1.rate + r.t2.rate)
     };
     let qualifies = |m: &&&MethodResult| {
-        m.median_val_accuracy >= m.original_val_accuracy - 0.005 && m.accepted_fraction >= 0.9
+        m.median_val_accuracy >= reference_val - 0.005 && m.accepted_fraction >= 0.9
     };
     let pick = |set: Vec<&&MethodResult>| {
         set.into_iter()
@@ -299,7 +300,10 @@ pub fn study(runs: &[Run], plan: &ThreatPlan, command: String) -> Result<ThreatS
         command,
         dataset: ctx.splits.name.clone(),
         plan: plan.clone(),
-        recommended: recommend(&methods),
+        recommended: recommend(
+            &methods,
+            ctx.accuracy(&ctx.main.original, &ctx.splits.validation),
+        ),
         methods,
         rule: RULE.to_string(),
         seconds: started.elapsed().as_secs_f64(),

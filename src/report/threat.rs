@@ -12,7 +12,11 @@ use crate::error::{G2dError, Result};
 use crate::metrics::Rate;
 
 fn rate_json(epsilon: f32, r: &Rate) -> Value {
-    json!({"eps": epsilon, "success": r.rate, "ci95": r.ci95, "n": r.n})
+    // ε as written (0.1), not as its f32 widened to f64 (0.10000000149011612).
+    let eps: f64 = format!("{epsilon}")
+        .parse()
+        .expect("a float prints as a float");
+    json!({"eps": eps, "success": r.rate, "ci95": r.ci95, "n": r.n})
 }
 
 fn method_json(m: &MethodResult) -> Value {

@@ -33,7 +33,7 @@ pub fn pareto(study: &ThreatStudy) -> Drawn<String> {
         ),
         50,
         (padded(x0, x1), 0.0..105.0),
-        SeriesLabelPosition::LowerLeft,
+        SeriesLabelPosition::UpperLeft,
         |chart| {
             chart
                 .configure_mesh()
