@@ -3,11 +3,14 @@
 //! layer); the generated models stay close to the original in accuracy, they are not copies of
 //! θ_orig, and the G2D regulariser (λ > 0) moves them further from θ_orig than p-diff (λ = 0)
 //! does from the same seed. The attack evaluations run on the same artifacts, and the report's
-//! files are written and read back.
+//! files are written and read back; the threat study measures every kind of population on the
+//! same run and writes a summary.json of the documented shape.
 
 use g2d::attacks::LinfAttack;
 use g2d::backend::cpu_device;
+use g2d::defense::populations::PopulationSizes;
 use g2d::defense::query_attack::{Policy, QueryAttackPlan};
+use g2d::defense::study::{self, ThreatPlan};
 use g2d::params::Scope;
 use g2d::pipeline::config::RunConfig;
 use g2d::pipeline::run::Run;
@@ -134,5 +137,73 @@ fn regularised_generation_keeps_accuracy_and_moves_further_than_p_diff() {
     let again = report::build(&dir, &config, &plan, &device, "test".into()).unwrap();
     assert_eq!(again.variants[0].seconds(), base.seconds());
     assert_eq!(again.variants[1].seconds(), last.seconds());
+
+    threat_study_covers_every_baseline_kind(&base_run, &out);
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The threat study on the same run: every kind of population is measured under every
+/// attacker, and summary.json has the documented shape.
+fn threat_study_covers_every_baseline_kind(run: &Run, out: &std::path::Path) {
+    let plan = ThreatPlan {
+        epsilons: vec![0.1],
+        pgd_steps: 5,
+        inputs: 60,
+        sizes: PopulationSizes {
+            targets: 2,
+            eot_models: 2,
+            retrained: 2,
+        },
+        adversarial_training: LinfAttack::pgd(0.1, 2),
+    };
+    let study = study::study(std::slice::from_ref(run), &plan, "test".into()).unwrap();
+    report::threat::write(&study, out).unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["selected_on"], "validation");
+    assert_eq!(summary["dataset"], "mnist-slice");
+    assert!(summary["theta_orig_test_accuracy"].as_f64().unwrap() > 0.8);
+    let methods = summary["methods"].as_array().unwrap();
+    let kinds: Vec<&str> = methods
+        .iter()
+        .map(|m| m["kind"].as_str().unwrap())
+        .collect();
+    for kind in [
+        "g2d",
+        "p-diff",
+        "noise",
+        "checkpoints",
+        "retrained",
+        "adversarial-training",
+        "static",
+    ] {
+        assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
+    }
+    let recommended = summary["recommended"].as_str().unwrap();
+    assert!(methods
+        .iter()
+        .any(|m| m["name"] == recommended && m["kind"] == "g2d"));
+    for m in methods {
+        for key in ["white_box", "t1", "t2", "t3"] {
+            let r = &m[key];
+            let (success, n) = (r["success"].as_f64().unwrap(), r["n"].as_u64().unwrap());
+            let [lo, hi] = [
+                r["ci95"][0].as_f64().unwrap(),
+                r["ci95"][1].as_f64().unwrap(),
+            ];
+            assert_eq!(r["eps"], 0.1, "{key} of {}", m["name"]);
+            assert!(
+                n > 0 && lo <= success && success <= hi,
+                "{key} of {}: {r}",
+                m["name"]
+            );
+        }
+        assert!(m["median_test_accuracy"].as_f64().unwrap() > 0.5);
+    }
+    // A static model serves one set of weights: its T2 and T3 are its white box.
+    let stat = methods.iter().find(|m| m["kind"] == "static").unwrap();
+    assert_eq!(stat["t2"], stat["white_box"]);
+    assert!(std::fs::read_to_string(out.join("pareto.svg"))
+        .unwrap()
+        .starts_with("<svg"));
 }

@@ -114,13 +114,27 @@ async fn a_rejected_candidate_leaves_the_weights_in_place() {
     let images = Float32Array::from(get(&info, "sampleImages"));
     let before =
         Float32Array::from(JsFuture::from(g.classify(images.clone())).await.unwrap()).to_vec();
-    // A negative tolerance demands more than the original's accuracy plus one: never met.
-    let r = regenerate(&g, object(&[("guardDelta", (-1.0).into())])).await;
+    // The seeded candidate (seed 7, DDIM-10: the committed parameters) classifies 3 of the
+    // 200 validation images fewer than the original, so a zero tolerance rejects it.
+    let strict = seeded();
+    Reflect::set(&strict, &"guardDelta".into(), &0.0.into()).unwrap();
+    let r = regenerate(&g, strict).await;
     assert_eq!(get(&r, "accepted"), JsValue::FALSE);
+    let (val, orig) = (get(&r, "valAccuracy"), get(&r, "originalValAccuracy"));
+    assert!(
+        val.as_f64().unwrap() < orig.as_f64().unwrap(),
+        "{val:?} vs {orig:?}"
+    );
     let after = Float32Array::from(JsFuture::from(g.classify(images)).await.unwrap()).to_vec();
     assert_eq!(before, after);
     let r = regenerate(&g, object(&[("guardDelta", 1.0.into())])).await;
     assert_eq!(get(&r, "accepted"), JsValue::TRUE);
+    // Out of [0, 1] is refused, not clamped.
+    let err = JsFuture::from(g.regenerate(object(&[("guardDelta", (-1.0).into())])))
+        .await
+        .unwrap_err();
+    let msg: String = err.dyn_into::<js_sys::Error>().unwrap().message().into();
+    assert!(msg.contains("guardDelta"), "{msg}");
 }
 
 #[wasm_bindgen_test]
