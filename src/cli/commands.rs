@@ -182,6 +182,23 @@ pub fn pipeline(run: &Run, json: bool) -> Result<()> {
     Ok(())
 }
 
+/// The command as typed, for the files it writes; the home folder is printed as `~`, so a
+/// committed report names no machine's paths.
+fn command_line() -> String {
+    let home = std::env::var("HOME").unwrap_or_default();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .map(|a| {
+            if home.is_empty() {
+                a
+            } else {
+                a.replace(&home, "~")
+            }
+        })
+        .collect();
+    format!("g2d {}", args.join(" "))
+}
+
 pub fn collect(run: &Run, json: bool) -> Result<()> {
     let info = run.collect()?;
     if json {
@@ -306,10 +323,7 @@ pub fn report(run: &Run, args: &ReportArgs, json: bool) -> Result<()> {
     plan.transfer.retrained = args.retrained;
     plan.query.inputs = args.query_inputs;
     plan.query.budget = args.query_budget;
-    let command = format!(
-        "g2d {}",
-        std::env::args().skip(1).collect::<Vec<_>>().join(" ")
-    );
+    let command = command_line();
     let built = report::build(&run.dir, &run.config, &plan, &run.device, command)?;
     let written = report::write(&built, &args.out)?;
     if json {
@@ -364,9 +378,6 @@ fn measure_threats(run: &Run, args: &ThreatArgs) -> Result<study::ThreatStudy> {
         let config = RunConfig::from_file(&dir.join("config.json"))?;
         runs.push(Run::new(dir, config, run.device.clone())?);
     }
-    let command = format!(
-        "g2d {}",
-        std::env::args().skip(1).collect::<Vec<_>>().join(" ")
-    );
+    let command = command_line();
     study::study(&runs, &plan, command)
 }

@@ -11,7 +11,6 @@ use crate::data::Splits;
 use crate::error::Result;
 use crate::generate::{generate_host, G2dModel, Guard};
 use crate::metrics::l1_distance;
-use crate::pipeline::artifacts;
 use crate::pipeline::collect::{train_adversarial, train_target};
 use crate::pipeline::run::{lambda_tag, load_bundle, Run};
 use crate::rng::G2dRng;
@@ -230,8 +229,11 @@ pub fn noise(
 
 /// Rotation among the collected checkpoints (θ_orig left out): targets and the attacker's pool
 /// interleave along the trajectory.
-pub fn checkpoints(run: &Run, main: &G2dModel, sizes: &PopulationSizes) -> Result<Population> {
-    let all = artifacts::load(&run.path("target.safetensors"), "collect")?.rows("checkpoints")?;
+pub fn checkpoints(
+    all: &[Vec<f32>],
+    main: &G2dModel,
+    sizes: &PopulationSizes,
+) -> Result<Population> {
     let others: Vec<&Vec<f32>> = all.iter().filter(|c| **c != main.theta_orig).collect();
     let want = (sizes.targets + sizes.eot_models).min(others.len());
     let step = (others.len() / want.max(1)).max(1);

@@ -129,7 +129,8 @@ fn recommend(methods: &[MethodResult], reference_val: f64) -> Option<String> {
     pick(g2d.iter().filter(qualifies).collect()).or_else(|| pick(g2d.iter().collect()))
 }
 
-/// A run's θ_orig, data and attack images, shared by the populations measured on it.
+/// A run's θ_orig, data, checkpoints and attack images, shared by the populations measured on
+/// it and read or computed once.
 struct RunContext<'a> {
     run: &'a Run,
     splits: Splits,
@@ -137,6 +138,11 @@ struct RunContext<'a> {
     guard: Guard,
     validation: AttackSet<'a>,
     test: AttackSet<'a>,
+    /// θ_orig's accuracy on the validation and the test split.
+    original_accuracy: (f64, f64),
+    checkpoints: Vec<Vec<f32>>,
+    /// Each checkpoint's L1 to its nearest other checkpoint (the memorisation check's scale).
+    checkpoint_spacing: Summary,
 }
 
 impl<'a> RunContext<'a> {
@@ -165,6 +171,18 @@ impl<'a> RunContext<'a> {
             )
         };
         let (validation, test) = (set(&splits.validation, seed), set(&splits.test, seed + 1));
+        let of = |images: &Images| {
+            accuracy(
+                &predict(&main.original, images, &run.device),
+                &images.labels,
+            )
+        };
+        let original_accuracy = (of(&splits.validation), of(&splits.test));
+        let checkpoints =
+            artifacts::load(&run.path("target.safetensors"), "collect")?.rows("checkpoints")?;
+        let spacing: Vec<f64> = (0..checkpoints.len())
+            .map(|i| nearest_l1(&checkpoints, &checkpoints[i], Some(i)))
+            .collect();
         Ok(RunContext {
             run,
             splits,
@@ -172,6 +190,9 @@ impl<'a> RunContext<'a> {
             guard,
             validation,
             test,
+            original_accuracy,
+            checkpoints,
+            checkpoint_spacing: Summary::of(&spacing),
         })
     }
 
@@ -204,14 +225,14 @@ impl<'a> RunContext<'a> {
             models: population.targets.len(),
             median_test_accuracy: median(&self.splits.test),
             median_val_accuracy: median(&self.splits.validation),
-            original_test_accuracy: self.accuracy(&self.main.original, &self.splits.test),
-            original_val_accuracy: self.accuracy(&self.main.original, &self.splits.validation),
+            original_test_accuracy: self.original_accuracy.1,
+            original_val_accuracy: self.original_accuracy.0,
             accepted_fraction: population.accepted_fraction,
             l1_to_original: populations::mean_l1(population, &self.main.theta_orig),
             validation: attack_population(population, &self.validation, seed),
             test: attack_population(population, &self.test, seed + 1),
             memorisation: match population.kind {
-                MethodKind::G2d | MethodKind::PDiff => Some(self.memorisation(population)?),
+                MethodKind::G2d | MethodKind::PDiff => Some(self.memorisation(population)),
                 _ => None,
             },
         };
@@ -219,26 +240,27 @@ impl<'a> RunContext<'a> {
         Ok(result)
     }
 
-    fn memorisation(&self, population: &Population) -> Result<Memorisation> {
-        let checkpoints = artifacts::load(&self.run.path("target.safetensors"), "collect")?
-            .rows("checkpoints")?;
-        let nearest = |v: &[f32], skip: Option<usize>| {
-            checkpoints
-                .iter()
-                .enumerate()
-                .filter(|&(j, _)| Some(j) != skip)
-                .map(|(_, c)| l1_distance(v, c))
-                .fold(f64::INFINITY, f64::min)
-        };
-        let generated: Vec<f64> = population.thetas.iter().map(|t| nearest(t, None)).collect();
-        let own: Vec<f64> = (0..checkpoints.len())
-            .map(|i| nearest(&checkpoints[i], Some(i)))
+    fn memorisation(&self, population: &Population) -> Memorisation {
+        let generated: Vec<f64> = population
+            .thetas
+            .iter()
+            .map(|t| nearest_l1(&self.checkpoints, t, None))
             .collect();
-        Ok(Memorisation {
+        Memorisation {
             generated_to_nearest_checkpoint: Summary::of(&generated),
-            checkpoint_to_nearest_other: Summary::of(&own),
-        })
+            checkpoint_to_nearest_other: self.checkpoint_spacing,
+        }
     }
+}
+
+/// L1 from `v` to the nearest of `checkpoints` (leaving out index `skip`).
+fn nearest_l1(checkpoints: &[Vec<f32>], v: &[f32], skip: Option<usize>) -> f64 {
+    checkpoints
+        .iter()
+        .enumerate()
+        .filter(|&(j, _)| Some(j) != skip)
+        .map(|(_, c)| l1_distance(v, c))
+        .fold(f64::INFINITY, f64::min)
 }
 
 /// Measures every population of every run, then the shared baselines, then picks the
@@ -280,7 +302,7 @@ pub fn study(runs: &[Run], plan: &ThreatPlan, command: String) -> Result<ThreatS
             p.name = format!("{prefix}{}", p.name);
             methods.push(ctx.measure(&p, seed + 21)?);
         }
-        let mut p = populations::checkpoints(run, &ctx.main, &plan.sizes)?;
+        let mut p = populations::checkpoints(&ctx.checkpoints, &ctx.main, &plan.sizes)?;
         p.name = format!("{prefix}{}", p.name);
         methods.push(ctx.measure(&p, seed + 22)?);
         if base.is_none() {

@@ -16,7 +16,7 @@
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::populations::{MethodKind, Population};
+use super::populations::Population;
 use crate::attacks::{craft, craft_ensemble, LinfAttack};
 use crate::classifier::{images_tensor, labels_tensor, Classifier};
 use crate::data::Images;
@@ -174,9 +174,4 @@ pub fn attack_population(population: &Population, set: &AttackSet, seed: u64) ->
         });
     }
     rows
-}
-
-/// Whether a kind of population serves one set of weights to everyone.
-pub fn is_static_kind(kind: MethodKind) -> bool {
-    matches!(kind, MethodKind::Static | MethodKind::AdversarialTraining)
 }
