@@ -6,6 +6,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::classifier::{cross_entropy, Classifier};
+use crate::error::{ensure_range, Result};
 use crate::rng::G2dRng;
 
 /// An L∞ attack's settings.
@@ -21,6 +22,14 @@ pub struct LinfAttack {
 }
 
 impl LinfAttack {
+    /// ε in [0, 1] (pixels live in [0, 1]), a step in (0, 1], 1 to 1,000 steps; errors name
+    /// `prefix.field`.
+    pub fn validate(&self, prefix: &str) -> Result<()> {
+        ensure_range(&format!("{prefix}.epsilon"), self.epsilon, 0.0, 1.0)?;
+        ensure_range(&format!("{prefix}.step_size"), self.step_size, 1e-6, 1.0)?;
+        ensure_range(&format!("{prefix}.steps"), self.steps, 1, 1000)
+    }
+
     pub fn fgsm(epsilon: f32) -> Self {
         Self {
             epsilon,

@@ -8,6 +8,8 @@ use burn::prelude::*;
 use burn::tensor::activation::silu;
 use burn::tensor::ops::PadMode;
 
+use crate::error::{ensure_range, Result};
+
 /// Shape of the autoencoder. The vector is zero-padded to a multiple of `fold · 2^stages` and
 /// folded into `fold` channels (consecutive parameters side by side, as p-diff folds its input),
 /// then each stage halves the length, so the latent is
@@ -30,7 +32,36 @@ pub struct AutoencoderConfig {
     pub latent_noise_factor: f32,
 }
 
+/// Bounds [`AutoencoderConfig::validate`] enforces, so that no file can ask for a network of
+/// more than about 20 million weights: up to 2²¹ parameters, fold 1 to 4,096, 1 to 6 stages of
+/// 1 to 512 channels, 1 to 256 latent channels, noise factors in [0, 1].
+pub const MAX_PARAM_LEN: usize = 1 << 21;
+
 impl AutoencoderConfig {
+    /// Range-checks every field before any network is built; errors name `prefix.field`.
+    pub fn validate(&self, prefix: &str) -> Result<()> {
+        let field = |name: &str| format!("{prefix}.{name}");
+        ensure_range(&field("param_len"), self.param_len, 1, MAX_PARAM_LEN)?;
+        ensure_range(&field("fold"), self.fold, 1, 4096)?;
+        ensure_range(&field("channels (the stage count)"), self.stages(), 1, 6)?;
+        for &c in &self.channels {
+            ensure_range(&field("channels"), c, 1, 512)?;
+        }
+        ensure_range(&field("latent_channels"), self.latent_channels, 1, 256)?;
+        ensure_range(
+            &field("input_noise_factor"),
+            self.input_noise_factor,
+            0.0,
+            1.0,
+        )?;
+        ensure_range(
+            &field("latent_noise_factor"),
+            self.latent_noise_factor,
+            0.0,
+            1.0,
+        )
+    }
+
     pub fn stages(&self) -> usize {
         self.channels.len()
     }

@@ -29,7 +29,7 @@ use crate::data::Images;
 use crate::diffusion::denoiser::DenoiserConfig;
 use crate::diffusion::sampler::SamplerConfig;
 use crate::diffusion::schedule::ScheduleConfig;
-use crate::error::{ensure_finite, G2dError, Result};
+use crate::error::{ensure_finite, BundleFault, G2dError, Result};
 use crate::normalize::Normalizer;
 use crate::params::{Manifest, Scope};
 
@@ -65,6 +65,45 @@ pub struct BundleMeta {
     pub sections: Vec<Section>,
 }
 
+impl BundleMeta {
+    /// Range-checks every setting before any network is built or memory reserved: the
+    /// autoencoder, denoiser and schedule within their bounds
+    /// ([`AutoencoderConfig::validate`], [`DenoiserConfig::validate`],
+    /// [`ScheduleConfig::validate`]), a sampler the schedule can run, a finite `latent_clip > 0`,
+    /// `guard_delta` in [0, 1] and a finite λ.
+    pub fn validate(&self) -> Result<()> {
+        self.autoencoder.validate("autoencoder")?;
+        self.denoiser.validate("denoiser")?;
+        if self.denoiser.latent_channels != self.autoencoder.latent_channels {
+            return Err(G2dError::config(
+                "denoiser.latent_channels",
+                format!(
+                    "is {} but the autoencoder's latent has {} channels",
+                    self.denoiser.latent_channels, self.autoencoder.latent_channels
+                ),
+            ));
+        }
+        self.schedule.validate("schedule")?;
+        self.sampler
+            .validate(self.schedule.timesteps)
+            .map_err(|e| G2dError::config("sampler", e.to_string()))?;
+        if !(self.latent_clip > 0.0 && self.latent_clip.is_finite()) {
+            return Err(G2dError::config(
+                "latent_clip",
+                format!("must be finite and > 0, got {}", self.latent_clip),
+            ));
+        }
+        crate::error::ensure_range("guard_delta", self.guard_delta, 0.0, 1.0)?;
+        if !self.lambda_l1.is_finite() {
+            return Err(G2dError::config(
+                "lambda_l1",
+                format!("must be finite, got {}", self.lambda_l1),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// One data section.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Section {
@@ -98,8 +137,16 @@ const F32_SECTIONS: [&str; 8] = [
     "latent_std",
 ];
 
-fn bad(reason: impl Into<String>) -> G2dError {
-    G2dError::Bundle(reason.into())
+fn bad(fault: BundleFault, reason: impl Into<String>) -> G2dError {
+    G2dError::bundle(fault, reason)
+}
+
+/// Re-files another error (a range check, a shape, a non-finite value) as a bundle fault.
+fn refile(fault: BundleFault) -> impl Fn(G2dError) -> G2dError {
+    move |e| match e {
+        G2dError::Bundle { .. } => e,
+        other => bad(fault, other.to_string()),
+    }
 }
 
 /// Hex SHA-256 of a vector's little-endian bytes.
@@ -180,45 +227,58 @@ impl Bundle {
     /// metadata length and where the checksum starts.
     fn check_framing(bytes: &[u8]) -> Result<(usize, usize)> {
         if bytes.len() < HEADER_LEN + CHECKSUM_LEN {
-            return Err(bad(format!(
-                "truncated: {} bytes is shorter than the {}-byte header and checksum",
-                bytes.len(),
-                HEADER_LEN + CHECKSUM_LEN
-            )));
+            return Err(bad(
+                BundleFault::Truncated,
+                format!(
+                    "truncated: {} bytes is shorter than the {}-byte header and checksum",
+                    bytes.len(),
+                    HEADER_LEN + CHECKSUM_LEN
+                ),
+            ));
         }
         if &bytes[..8] != MAGIC {
             return Err(bad(
+                BundleFault::Format,
                 "bad magic: this is not a G2D bundle (expected \"G2DBNDL\\0\")",
             ));
         }
         let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap());
         let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
         if version != FORMAT_VERSION {
-            return Err(bad(format!(
+            return Err(bad(
+                BundleFault::Format,
+                format!(
                 "unsupported format version {version} (this build reads version {FORMAT_VERSION})"
-            )));
+            ),
+            ));
         }
         let (meta_len, data_len) = (u64_at(12), u64_at(20));
         let expected = (HEADER_LEN as u64)
             .checked_add(meta_len)
             .and_then(|v| v.checked_add(data_len))
             .and_then(|v| v.checked_add(CHECKSUM_LEN as u64))
-            .ok_or_else(|| bad("header lengths overflow"))?;
+            .ok_or_else(|| bad(BundleFault::Truncated, "header lengths overflow"))?;
         if (bytes.len() as u64) < expected {
-            return Err(bad(format!(
-                "truncated: header says {expected} bytes, file has {}",
-                bytes.len()
-            )));
+            return Err(bad(
+                BundleFault::Truncated,
+                format!(
+                    "truncated: header says {expected} bytes, file has {}",
+                    bytes.len()
+                ),
+            ));
         }
         if (bytes.len() as u64) > expected {
-            return Err(bad(format!(
-                "{} unexpected bytes after the checksum",
-                bytes.len() as u64 - expected
-            )));
+            return Err(bad(
+                BundleFault::Truncated,
+                format!(
+                    "{} unexpected bytes after the checksum",
+                    bytes.len() as u64 - expected
+                ),
+            ));
         }
         let body_end = bytes.len() - CHECKSUM_LEN;
         if Sha256::digest(&bytes[..body_end]).as_slice() != &bytes[body_end..] {
-            return Err(bad(
+            return Err(bad(BundleFault::Checksum,
                 "checksum mismatch: the file is corrupt (SHA-256 of the content differs from the stored one)",
             ));
         }
@@ -230,7 +290,7 @@ impl Bundle {
         let (meta_len, body_end) = Self::check_framing(bytes)?;
         let meta_end = HEADER_LEN + meta_len;
         let meta: BundleMeta = serde_json::from_slice(&bytes[HEADER_LEN..meta_end])
-            .map_err(|e| bad(format!("metadata: {e}")))?;
+            .map_err(|e| bad(BundleFault::Metadata, format!("metadata: {e}")))?;
         let bundle = Self::assemble(meta, &bytes[meta_end..body_end])?;
         bundle.validate()?;
         Ok(bundle)
@@ -248,13 +308,19 @@ impl Bundle {
         let f32s = |name: &str| -> Result<Vec<f32>> {
             match take(name) {
                 Some(SectionData::F32(v)) => Ok(v),
-                _ => Err(bad(format!("section {name} missing or not f32"))),
+                _ => Err(bad(
+                    BundleFault::Section,
+                    format!("section {name} missing or not f32"),
+                )),
             }
         };
         let u8s = |name: &str| -> Result<Vec<u8>> {
             match take(name) {
                 Some(SectionData::U8(v)) => Ok(v),
-                _ => Err(bad(format!("section {name} missing or not u8"))),
+                _ => Err(bad(
+                    BundleFault::Section,
+                    format!("section {name} missing or not u8"),
+                )),
             }
         };
         let labels = u8s("validation_labels")?;
@@ -284,6 +350,9 @@ impl Bundle {
 
     /// Checks the sections against the architecture and configurations the metadata claims.
     pub fn validate(&self) -> Result<()> {
+        self.meta
+            .validate()
+            .map_err(refile(BundleFault::Metadata))?;
         self.validate_manifests()?;
         self.validate_lengths()?;
         self.validate_values()
@@ -296,7 +365,7 @@ impl Bundle {
         let classifier = Classifier::new(m.arch, &device);
         let expect_manifest = |what: &str, claimed: &Manifest, actual: Manifest| {
             if *claimed != actual {
-                Err(bad(format!(
+                Err(bad(BundleFault::Metadata, format!(
                     "{what} manifest does not match a {} with scope {}: expected tensors {:?}, bundle lists {:?}",
                     m.arch,
                     m.scope,
@@ -318,10 +387,13 @@ impl Bundle {
             Manifest::fixed(&classifier, m.arch, m.scope),
         )?;
         if m.autoencoder.param_len != m.regenerated.len() {
-            return Err(G2dError::shape(
-                "bundle autoencoder.param_len",
-                m.regenerated.len(),
-                m.autoencoder.param_len,
+            return Err(bad(
+                BundleFault::Metadata,
+                format!(
+                    "autoencoder.param_len is {} but the regenerated tensors hold {}",
+                    m.autoencoder.param_len,
+                    m.regenerated.len()
+                ),
             ));
         }
         Ok(())
@@ -368,10 +440,11 @@ impl Bundle {
         ];
         for (name, expected, got) in lens {
             if expected != got {
-                return Err(G2dError::shape(
-                    format!("bundle section {name}"),
-                    expected,
-                    got,
+                return Err(bad(
+                    BundleFault::Section,
+                    format!(
+                        "section {name} holds {got} values, its configuration implies {expected}"
+                    ),
                 ));
             }
         }
@@ -382,7 +455,8 @@ impl Bundle {
     fn validate_values(&self) -> Result<()> {
         let m = &self.meta;
         for (name, values) in self.f32_sections() {
-            ensure_finite(&format!("bundle section {name}"), values)?;
+            ensure_finite(&format!("section {name}"), values)
+                .map_err(refile(BundleFault::Value))?;
         }
         if self
             .param_norm
@@ -391,33 +465,27 @@ impl Bundle {
             .chain(&self.latent_norm.std)
             .any(|s| *s <= 0.0)
         {
-            return Err(bad("normalisation has a non-positive standard deviation"));
+            return Err(bad(
+                BundleFault::Value,
+                "normalisation has a non-positive standard deviation",
+            ));
         }
         if self.validation.is_empty() || self.validation.labels.iter().any(|&l| l > 9) {
-            return Err(bad("validation slice is empty or has labels outside 0-9"));
+            return Err(bad(
+                BundleFault::Value,
+                "validation slice is empty or has labels outside 0-9",
+            ));
         }
         let sha = sha256_hex(&self.theta_orig);
         if sha != m.theta_orig_sha256 {
-            return Err(bad(format!(
-                "theta_orig SHA-256 is {sha}, metadata says {}",
-                m.theta_orig_sha256
-            )));
+            return Err(bad(
+                BundleFault::Value,
+                format!(
+                    "theta_orig SHA-256 is {sha}, metadata says {}",
+                    m.theta_orig_sha256
+                ),
+            ));
         }
-        if !(m.latent_clip > 0.0 && m.latent_clip.is_finite()) {
-            return Err(bad(format!(
-                "latent_clip must be finite and > 0, got {}",
-                m.latent_clip
-            )));
-        }
-        if !(0.0..=1.0).contains(&m.guard_delta) || !m.lambda_l1.is_finite() {
-            return Err(bad(format!(
-                "guard_delta must lie in [0, 1] and lambda_l1 be finite, got {} and {}",
-                m.guard_delta, m.lambda_l1
-            )));
-        }
-        m.sampler
-            .validate(m.schedule.timesteps)
-            .map_err(|e| bad(format!("sampler: {e}")))?;
         Ok(())
     }
 }
@@ -435,7 +503,12 @@ fn read_sections(meta: &BundleMeta, data: &[u8]) -> Result<Vec<(String, SectionD
         let width = match s.dtype.as_str() {
             "f32" => 4,
             "u8" => 1,
-            other => return Err(bad(format!("section {}: unknown dtype {other:?}", s.name))),
+            other => {
+                return Err(bad(
+                    BundleFault::Section,
+                    format!("section {}: unknown dtype {other:?}", s.name),
+                ))
+            }
         };
         let expected_dtype = if F32_SECTIONS.contains(&s.name.as_str()) {
             4
@@ -443,14 +516,22 @@ fn read_sections(meta: &BundleMeta, data: &[u8]) -> Result<Vec<(String, SectionD
             1
         };
         if width != expected_dtype {
-            return Err(bad(format!("section {} has dtype {}", s.name, s.dtype)));
+            return Err(bad(
+                BundleFault::Section,
+                format!("section {} has dtype {}", s.name, s.dtype),
+            ));
         }
         let end = s
             .len
             .checked_mul(width)
             .and_then(|n| n.checked_add(at))
             .filter(|&end| end <= data.len())
-            .ok_or_else(|| bad(format!("section {} runs past the end of the data", s.name)))?;
+            .ok_or_else(|| {
+                bad(
+                    BundleFault::Section,
+                    format!("section {} runs past the end of the data", s.name),
+                )
+            })?;
         let raw = &data[at..end];
         let values = if width == 4 {
             SectionData::F32(f32_from_le_bytes(raw))
@@ -461,10 +542,13 @@ fn read_sections(meta: &BundleMeta, data: &[u8]) -> Result<Vec<(String, SectionD
         at = end;
     }
     if at != data.len() {
-        return Err(bad(format!(
-            "sections cover {at} bytes but the header declares {}",
-            data.len()
-        )));
+        return Err(bad(
+            BundleFault::Section,
+            format!(
+                "sections cover {at} bytes but the header declares {}",
+                data.len()
+            ),
+        ));
     }
     Ok(out)
 }

@@ -179,7 +179,16 @@ pub fn parse_idx_images(bytes: &[u8], file: &str) -> Result<IdxImages> {
     let count = read_u32(bytes, 4, file, "image count")? as usize;
     let rows = read_u32(bytes, 8, file, "row count")? as usize;
     let cols = read_u32(bytes, 12, file, "column count")? as usize;
-    let data = body(bytes, 16, count * rows * cols, file)?;
+    let len = count
+        .checked_mul(rows)
+        .and_then(|n| n.checked_mul(cols))
+        .ok_or_else(|| {
+            idx_error(
+                file,
+                format!("header dimensions {count} × {rows} × {cols} overflow"),
+            )
+        })?;
+    let data = body(bytes, 16, len, file)?;
     Ok(IdxImages {
         count,
         rows,
@@ -282,6 +291,14 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("truncated"), "{err}");
+    }
+
+    #[test]
+    fn overflowing_header_dimensions_are_rejected() {
+        let mut bytes = encode_idx_images(&tiny());
+        bytes[4..16].fill(0xFF);
+        let err = parse_idx_images(&bytes, "imgs").unwrap_err().to_string();
+        assert!(err.contains("imgs") && err.contains("overflow"), "{err}");
     }
 
     #[test]

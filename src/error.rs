@@ -10,8 +10,25 @@ pub enum G2dError {
     Idx { file: String, reason: String },
 
     /// A bundle file failed validation; nothing was loaded from it.
-    #[error("bundle: {0}")]
-    Bundle(String),
+    #[error("bundle: {reason}")]
+    Bundle { fault: BundleFault, reason: String },
+
+    /// Artifacts of a run that were not made from each other (a stage was rerun and a later
+    /// one was not).
+    #[error("{what} is stale: {reason}; rerun `g2d {rerun}`")]
+    Stale {
+        what: String,
+        reason: String,
+        rerun: String,
+    },
+
+    /// A training loss became NaN or infinite; the stage stopped and wrote nothing.
+    #[error("{stage} diverged at step {step}: the loss is {loss}; nothing was written (lower the learning rate or check the schedule)")]
+    Diverged {
+        stage: String,
+        step: usize,
+        loss: f32,
+    },
 
     /// A parameter vector or tensor had the wrong length or shape.
     #[error("shape mismatch in {what}: expected {expected}, got {got}")]
@@ -33,10 +50,11 @@ pub enum G2dError {
     #[error("backend {backend} unavailable: {reason}")]
     Backend { backend: String, reason: String },
 
-    /// Sampling was cancelled between diffusion steps.
+    /// A plot could not be drawn.
     #[error("plot {plot}: {reason}")]
     Plot { plot: String, reason: String },
 
+    /// Sampling was cancelled between diffusion steps.
     #[error("regeneration cancelled")]
     Cancelled,
 
@@ -59,7 +77,63 @@ pub enum G2dError {
 
 pub type Result<T, E = G2dError> = std::result::Result<T, E>;
 
+/// Which check a bundle failed, in the order loading runs them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BundleFault {
+    /// Shorter than its header says, or bytes after the checksum.
+    Truncated,
+    /// Not a G2D bundle, or a format version this build cannot read.
+    Format,
+    /// The SHA-256 over the content differs from the stored one.
+    Checksum,
+    /// The JSON metadata did not parse, or a field is out of range.
+    Metadata,
+    /// A section is missing, has the wrong dtype or the wrong length.
+    Section,
+    /// A value is out of range (non-finite weights, a bad label, θ_orig's hash).
+    Value,
+}
+
+impl BundleFault {
+    pub fn code(self) -> &'static str {
+        match self {
+            BundleFault::Truncated => "BUNDLE_TRUNCATED",
+            BundleFault::Format => "BUNDLE_FORMAT",
+            BundleFault::Checksum => "BUNDLE_CHECKSUM",
+            BundleFault::Metadata => "BUNDLE_METADATA",
+            BundleFault::Section => "BUNDLE_SECTION",
+            BundleFault::Value => "BUNDLE_VALUE",
+        }
+    }
+}
+
 impl G2dError {
+    /// A stable code for programs (the CLI prints it, the JS API sets `error.code`): the
+    /// message may be reworded, the code is not.
+    pub fn code(&self) -> &'static str {
+        match self {
+            G2dError::Idx { .. } => "DATA_FORMAT",
+            G2dError::Bundle { fault, .. } => fault.code(),
+            G2dError::Stale { .. } => "STALE_ARTIFACT",
+            G2dError::Diverged { .. } => "TRAINING_DIVERGED",
+            G2dError::Shape { .. } => "SHAPE_MISMATCH",
+            G2dError::NonFinite { .. } => "NON_FINITE",
+            G2dError::Config { .. } => "INVALID_ARGUMENT",
+            G2dError::Backend { .. } => "BACKEND_UNAVAILABLE",
+            G2dError::Plot { .. } => "PLOT",
+            G2dError::Cancelled => "ABORTED",
+            G2dError::Io { .. } => "IO",
+            G2dError::Json { .. } => "JSON",
+        }
+    }
+
+    pub fn bundle(fault: BundleFault, reason: impl Into<String>) -> Self {
+        Self::Bundle {
+            fault,
+            reason: reason.into(),
+        }
+    }
+
     pub fn config(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Self::Config {
             field: field.into(),
@@ -80,6 +154,21 @@ impl G2dError {
             path: path.as_ref().display().to_string(),
             source,
         }
+    }
+}
+
+/// Fails with [`G2dError::Config`] naming `field` unless `lo ≤ value ≤ hi`.
+pub fn ensure_range<T>(field: &str, value: T, lo: T, hi: T) -> Result<()>
+where
+    T: PartialOrd + std::fmt::Display,
+{
+    if lo <= value && value <= hi {
+        Ok(())
+    } else {
+        Err(G2dError::config(
+            field,
+            format!("must lie in [{lo}, {hi}], got {value}"),
+        ))
     }
 }
 

@@ -3,7 +3,8 @@ use clap::Parser;
 fn main() {
     let cli = g2d::cli::Cli::parse();
     if let Err(e) = g2d::cli::run(cli) {
-        eprintln!("error: {e}");
+        // The code is stable (scripts may match on it); the message may be reworded.
+        eprintln!("error[{}]: {e}", e.code());
         std::process::exit(1);
     }
 }

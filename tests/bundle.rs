@@ -10,6 +10,10 @@ fn error_of(bytes: &[u8]) -> String {
     Bundle::from_bytes(bytes).unwrap_err().to_string()
 }
 
+fn code_of(bytes: &[u8]) -> &'static str {
+    Bundle::from_bytes(bytes).unwrap_err().code()
+}
+
 #[test]
 fn round_trip_is_exact() {
     let bundle = small_bundle();
@@ -32,6 +36,7 @@ fn truncation_is_reported_as_truncation() {
     let mut longer = bytes.clone();
     longer.push(0);
     assert!(error_of(&longer).contains("unexpected bytes after the checksum"));
+    assert_eq!(code_of(&longer), "BUNDLE_TRUNCATED");
 }
 
 #[test]
@@ -42,6 +47,7 @@ fn a_flipped_byte_fails_the_checksum() {
         damaged[at] ^= 0x01;
         let err = error_of(&damaged);
         assert!(err.contains("checksum mismatch"), "byte {at}: {err}");
+        assert_eq!(code_of(&damaged), "BUNDLE_CHECKSUM");
     }
 }
 
@@ -52,6 +58,7 @@ fn wrong_magic_and_version_are_named() {
     assert!(error_of(&bytes).contains("unsupported format version 2"));
     bytes[0] = b'X';
     assert!(error_of(&bytes).contains("not a G2D bundle"));
+    assert_eq!(code_of(&bytes), "BUNDLE_FORMAT");
 }
 
 #[test]
@@ -60,9 +67,10 @@ fn nan_weights_are_rejected() {
     bundle.denoiser[3] = f32::NAN;
     let err = error_of(&bundle.to_bytes());
     assert!(
-        err.contains("bundle section denoiser contains 1 non-finite"),
+        err.contains("section denoiser contains 1 non-finite"),
         "{err}"
     );
+    assert_eq!(code_of(&bundle.to_bytes()), "BUNDLE_VALUE");
 }
 
 #[test]
@@ -71,9 +79,10 @@ fn shape_mismatches_are_rejected() {
     bundle.decoder.pop();
     let err = error_of(&bundle.to_bytes());
     assert!(
-        err.contains("bundle section decoder") && err.contains("shape mismatch"),
+        err.contains("section decoder holds") && err.contains("configuration implies"),
         "{err}"
     );
+    assert_eq!(code_of(&bundle.to_bytes()), "BUNDLE_SECTION");
 
     let mut bundle = small_bundle();
     bundle.meta.arch = g2d::classifier::Arch::Cnn;
@@ -84,4 +93,47 @@ fn shape_mismatches_are_rejected() {
     bundle.theta_orig[0] += 1.0;
     let err = error_of(&bundle.to_bytes());
     assert!(err.contains("theta_orig SHA-256"), "{err}");
+}
+
+/// Metadata that once crashed the loader (with the checksum recomputed, as anyone can) is
+/// refused before a network is built, naming the field.
+#[test]
+fn out_of_range_metadata_is_refused_naming_the_field() {
+    type Edit = fn(&mut g2d::bundle::BundleMeta);
+    let cases: [(Edit, &str); 12] = [
+        (|m| m.autoencoder.channels.clear(), "autoencoder.channels"),
+        (|m| m.autoencoder.fold = 0, "autoencoder.fold"),
+        (|m| m.schedule.timesteps = 0, "schedule.timesteps"),
+        (|m| m.schedule.beta_end = 2.0, "beta_end"),
+        (|m| m.denoiser.channels = 1_000_000, "denoiser.channels"),
+        (|m| m.denoiser.blocks = 1_000_000_000, "denoiser.blocks"),
+        (|m| m.denoiser.time_dim = 0, "denoiser.time_dim"),
+        (
+            |m| m.denoiser.latent_channels = 3,
+            "denoiser.latent_channels",
+        ),
+        (
+            |m| m.sampler = g2d::diffusion::sampler::SamplerConfig::Ddim { steps: 0, eta: 0.0 },
+            "sampler",
+        ),
+        (
+            |m| {
+                m.sampler = g2d::diffusion::sampler::SamplerConfig::Ddim {
+                    steps: 10,
+                    eta: 7.0,
+                }
+            },
+            "sampler",
+        ),
+        (|m| m.latent_clip = -1.0, "latent_clip"),
+        (|m| m.guard_delta = -5.0, "guard_delta"),
+    ];
+    for (edit, field) in cases {
+        let mut bundle = small_bundle();
+        edit(&mut bundle.meta);
+        let bytes = bundle.to_bytes();
+        let err = error_of(&bytes);
+        assert!(err.contains(field), "expected {field} named: {err}");
+        assert_eq!(code_of(&bytes), "BUNDLE_METADATA", "{err}");
+    }
 }

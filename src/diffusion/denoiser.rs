@@ -6,6 +6,8 @@ use burn::nn::{Linear, LinearConfig, PaddingConfig1d};
 use burn::prelude::*;
 use burn::tensor::activation::silu;
 
+use crate::error::{ensure_range, G2dError, Result};
+
 #[derive(Config, Debug, PartialEq)]
 pub struct DenoiserConfig {
     pub latent_channels: usize,
@@ -18,6 +20,27 @@ pub struct DenoiserConfig {
 }
 
 impl DenoiserConfig {
+    /// Range-checks every field before any network is built (at most about 13 million
+    /// weights): 1 to 256 latent channels, 1 to 512 channels, 0 to 8 residual blocks, an even
+    /// time embedding of 2 to 1,024. Errors name `prefix.field`.
+    pub fn validate(&self, prefix: &str) -> Result<()> {
+        let field = |name: &str| format!("{prefix}.{name}");
+        ensure_range(&field("latent_channels"), self.latent_channels, 1, 256)?;
+        ensure_range(&field("channels"), self.channels, 1, 512)?;
+        ensure_range(&field("blocks"), self.blocks, 0, 8)?;
+        ensure_range(&field("time_dim"), self.time_dim, 2, 1024)?;
+        if !self.time_dim.is_multiple_of(2) {
+            return Err(G2dError::config(
+                field("time_dim"),
+                format!(
+                    "must be even (sine and cosine halves), got {}",
+                    self.time_dim
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     pub fn init(&self, device: &Device) -> Denoiser {
         let conv = |c_in, c_out| {
             Conv1dConfig::new(c_in, c_out, 3)

@@ -3,6 +3,8 @@
 
 use burn::prelude::*;
 
+use crate::error::{ensure_range, G2dError, Result};
+
 /// DDPM's linear β schedule.
 #[derive(Config, Debug, PartialEq)]
 pub struct ScheduleConfig {
@@ -12,6 +14,21 @@ pub struct ScheduleConfig {
     pub beta_start: f64,
     #[config(default = 2e-2)]
     pub beta_end: f64,
+}
+
+impl ScheduleConfig {
+    /// 2 to 10,000 timesteps and `0 < beta_start < beta_end < 1`; errors name `prefix.field`.
+    pub fn validate(&self, prefix: &str) -> Result<()> {
+        ensure_range(&format!("{prefix}.timesteps"), self.timesteps, 2, 10_000)?;
+        let (start, end) = (self.beta_start, self.beta_end);
+        if !(start > 0.0 && start < end && end < 1.0) {
+            return Err(G2dError::config(
+                format!("{prefix}.beta_start / beta_end"),
+                format!("need 0 < beta_start < beta_end < 1, got {start} and {end}"),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// β_t, α_t = 1 − β_t and ᾱ_t = ∏_{s≤t} α_s for t = 0 … T−1.

@@ -267,13 +267,8 @@ impl RunConfig {
             ("collect.seeds", self.collect.seeds),
             ("autoencoder.steps", self.autoencoder.steps),
             ("autoencoder.batch_size", self.autoencoder.batch_size),
-            (
-                "autoencoder.latent_channels",
-                self.autoencoder.latent_channels,
-            ),
             ("diffusion.steps", self.diffusion.steps),
             ("diffusion.batch_size", self.diffusion.batch_size),
-            ("diffusion.channels", self.diffusion.channels),
             ("diffusion.function_batch", self.diffusion.function_batch),
             (
                 "diffusion.vulnerability_bank",
@@ -308,15 +303,12 @@ impl RunConfig {
                 "more seeds than checkpoints",
             ));
         }
-        if self.autoencoder.fold == Some(0) {
-            return Err(G2dError::config("autoencoder.fold", "must be at least 1"));
-        }
-        if self.autoencoder.channels.is_empty() {
-            return Err(G2dError::config(
-                "autoencoder.channels",
-                "needs at least one stage",
-            ));
-        }
+        // The network settings: the same checks a bundle's metadata gets (θ's length is not
+        // known before collection, so one parameter stands in for it).
+        self.autoencoder.model(1).validate("autoencoder")?;
+        self.diffusion
+            .denoiser(self.autoencoder.latent_channels)
+            .validate("diffusion")?;
         if !(self.diffusion.lambda_l1 >= 0.0 && self.diffusion.lambda_l1.is_finite()) {
             return Err(G2dError::config(
                 "diffusion.lambda_l1",
@@ -337,6 +329,25 @@ impl RunConfig {
                 ));
             }
         }
+        for (field, lr) in [
+            ("collect.lr", self.collect.lr),
+            ("collect.collect_lr", self.collect.collect_lr),
+            ("autoencoder.lr", self.autoencoder.lr),
+            ("diffusion.lr", self.diffusion.lr),
+        ] {
+            if !(lr > 0.0 && lr.is_finite()) {
+                return Err(G2dError::config(
+                    field,
+                    format!("must be a finite learning rate > 0, got {lr}"),
+                ));
+            }
+        }
+        if let Some(attack) = &self.collect.adversarial {
+            attack.validate("collect.adversarial")?;
+        }
+        self.diffusion
+            .vulnerability_attack
+            .validate("diffusion.vulnerability_attack")?;
         if self.diffusion.function_terms() && self.collect.arch != crate::classifier::Arch::Mlp {
             return Err(G2dError::config(
                 "diffusion.task_weight / diffusion.vulnerability_weight",
@@ -349,44 +360,13 @@ impl RunConfig {
                 "must lie in [0, 1)",
             ));
         }
-        for (field, f) in [
-            (
-                "autoencoder.input_noise_factor",
-                self.autoencoder.input_noise_factor,
-            ),
-            (
-                "autoencoder.latent_noise_factor",
-                self.autoencoder.latent_noise_factor,
-            ),
-        ] {
-            if !(0.0..=1.0).contains(&f) {
-                return Err(G2dError::config(
-                    field,
-                    format!("must lie in [0, 1], got {f}"),
-                ));
-            }
-        }
         self.validate_generation()
     }
 
     /// The schedule, the sampler against it, and the guard's tolerance.
     fn validate_generation(&self) -> Result<()> {
         let s = &self.diffusion.schedule;
-        if s.timesteps < 2 {
-            return Err(G2dError::config(
-                "diffusion.schedule.timesteps",
-                "needs at least 2",
-            ));
-        }
-        if !(s.beta_start > 0.0 && s.beta_start < s.beta_end && s.beta_end < 1.0) {
-            return Err(G2dError::config(
-                "diffusion.schedule.beta_start / beta_end",
-                format!(
-                    "need 0 < beta_start < beta_end < 1, got {} and {}",
-                    s.beta_start, s.beta_end
-                ),
-            ));
-        }
+        s.validate("diffusion.schedule")?;
         self.generate
             .sampler
             .validate(s.timesteps)

@@ -315,7 +315,9 @@ impl Run {
 pub fn load_bundle(path: &Path) -> Result<Bundle> {
     let bytes = std::fs::read(path).map_err(|e| G2dError::io(path, e))?;
     Bundle::from_bytes(&bytes).map_err(|e| match e {
-        G2dError::Bundle(reason) => G2dError::Bundle(format!("{}: {reason}", path.display())),
+        G2dError::Bundle { fault, reason } => {
+            G2dError::bundle(fault, format!("{}: {reason}", path.display()))
+        }
         other => other,
     })
 }

@@ -65,16 +65,26 @@ const SLICE: [&[u8]; 4] = [
     include_bytes!("../embedded/mnist-slice/t10k-labels-idx1-ubyte.gz"),
 ];
 
+/// The most a gzip data file may decompress to (full MNIST's training images are 47 MB).
+const MAX_DECOMPRESSED: u64 = 1 << 30;
+
 /// Decompresses gzip data (detected by its magic bytes); other data is returned as is.
 pub fn maybe_gunzip(bytes: Vec<u8>, file: &str) -> Result<Vec<u8>> {
     if bytes.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
         flate2::read::GzDecoder::new(bytes.as_slice())
+            .take(MAX_DECOMPRESSED + 1)
             .read_to_end(&mut out)
             .map_err(|e| G2dError::Idx {
                 file: file.to_string(),
                 reason: format!("corrupt gzip data: {e}"),
             })?;
+        if out.len() as u64 > MAX_DECOMPRESSED {
+            return Err(G2dError::Idx {
+                file: file.to_string(),
+                reason: "decompresses to more than 1 GiB".into(),
+            });
+        }
         Ok(out)
     } else {
         Ok(bytes)
@@ -84,6 +94,15 @@ pub fn maybe_gunzip(bytes: Vec<u8>, file: &str) -> Result<Vec<u8>> {
 fn read_pair(images: (&[u8], &str), labels: (&[u8], &str)) -> Result<Images> {
     let img = parse_idx_images(&maybe_gunzip(images.0.to_vec(), images.1)?, images.1)?;
     let lbl = parse_idx_labels(&maybe_gunzip(labels.0.to_vec(), labels.1)?, labels.1)?;
+    if (img.rows, img.cols) != (28, 28) {
+        return Err(G2dError::Idx {
+            file: images.1.to_string(),
+            reason: format!(
+                "images are {}×{}; the classifiers take 28×28",
+                img.rows, img.cols
+            ),
+        });
+    }
     Images::from_idx(img, lbl, images.1)
 }
 
@@ -161,6 +180,25 @@ mod tests {
         );
         assert_eq!((s.train.rows, s.train.cols), (28, 28));
         assert!(s.train.pixels.iter().all(|p| (0.0..=1.0).contains(p)));
+    }
+
+    #[test]
+    fn images_of_another_size_are_refused_naming_the_file() {
+        let images = crate::data::Images {
+            pixels: vec![0.5; 3 * 100],
+            labels: vec![1, 2, 3],
+            rows: 10,
+            cols: 10,
+        };
+        let idx = crate::data::encode_idx_images(&images);
+        let labels = crate::data::encode_idx_labels(&images.labels);
+        let err = read_pair((&idx, "small-images"), (&labels, "small-labels"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("small-images") && err.contains("10×10"),
+            "{err}"
+        );
     }
 
     #[test]
