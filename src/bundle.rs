@@ -151,9 +151,7 @@ fn refile(fault: BundleFault) -> impl Fn(G2dError) -> G2dError {
 
 /// Hex SHA-256 of a vector's little-endian bytes.
 pub fn sha256_hex(values: &[f32]) -> String {
-    let mut h = Sha256::new();
-    h.update(f32_to_le_bytes(values));
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    crate::codec::sha256_hex(&f32_to_le_bytes(values))
 }
 
 impl Bundle {

@@ -1,5 +1,5 @@
 //! The one f32 codec of the crate's files (bundle sections, safetensors artifacts, hashes):
-//! little-endian IEEE-754, four bytes a value.
+//! little-endian IEEE-754, four bytes a value; and the hex SHA-256 that names their contents.
 
 /// `values` as little-endian bytes.
 pub fn f32_to_le_bytes(values: &[f32]) -> Vec<u8> {
@@ -12,6 +12,15 @@ pub fn f32_from_le_bytes(bytes: &[u8]) -> Vec<f32> {
     bytes
         .chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+/// Hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
         .collect()
 }
 

@@ -14,6 +14,7 @@ use crate::defense::transfer;
 use crate::error::{G2dError, Result};
 use crate::generate::{generate_host, G2dModel, Guard};
 use crate::metrics::l1_distance;
+use crate::pipeline::artifacts::write_atomic;
 use crate::pipeline::config::RunConfig;
 use crate::pipeline::evaluate::{table, Evaluation};
 use crate::pipeline::run::{load_bundle, Run};
@@ -37,6 +38,10 @@ pub fn generate(
     json: bool,
 ) -> Result<()> {
     let bundle = load_bundle(bundle_path)?;
+    if bundle_path.parent() == Some(run.dir.as_path()) && run.path("target.safetensors").is_file() {
+        // The run's own bundle must come from its current collection.
+        run.check_bundle_matches(bundle_path, &bundle, &run.load_target()?)?;
+    }
     let model = G2dModel::from_bundle(&bundle, &run.device)?;
     let guard = Guard::new(&bundle.validation, bundle.meta.guard_delta, &run.device);
     let original = guard.accuracy(&model.original).into_scalar::<f32>();
@@ -76,7 +81,7 @@ pub fn generate(
         let text =
             serde_json::to_string(&json!({"manifest": bundle.meta.regenerated, "params": thetas}))
                 .expect("json");
-        std::fs::write(out, text).map_err(|e| G2dError::io(out, e))?;
+        write_atomic(out, text)?;
     }
     if json {
         print_json(&json!({"original_val_accuracy": original, "candidates": rows}));
@@ -175,7 +180,7 @@ pub fn pipeline(run: &Run, json: bool) -> Result<()> {
         run.dir.display(),
         table(&rows)
     );
-    std::fs::write(&md, text).map_err(|e| G2dError::io(&md, e))?;
+    write_atomic(&md, text)?;
     if json {
         print_evaluations(true, &rows);
     }

@@ -16,7 +16,6 @@ use crate::data::{Images, Splits};
 use crate::error::{G2dError, Result};
 use crate::generate::{predict, G2dModel, Guard};
 use crate::metrics::{accuracy, l1_distance, Summary};
-use crate::pipeline::artifacts;
 use crate::pipeline::progress::bar;
 use crate::pipeline::run::{load_bundle, Run};
 
@@ -178,8 +177,7 @@ impl<'a> RunContext<'a> {
             )
         };
         let original_accuracy = (of(&splits.validation), of(&splits.test));
-        let checkpoints =
-            artifacts::load(&run.path("target.safetensors"), "collect")?.rows("checkpoints")?;
+        let checkpoints = run.load_target()?.rows("checkpoints")?;
         let spacing: Vec<f64> = (0..checkpoints.len())
             .map(|i| nearest_l1(&checkpoints, &checkpoints[i], Some(i)))
             .collect();

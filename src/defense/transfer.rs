@@ -14,7 +14,6 @@ use crate::data::{Images, Splits};
 use crate::error::Result;
 use crate::generate::{generate_accepted, predict, G2dModel, Guard};
 use crate::metrics::{accuracy, l1_distance, Summary};
-use crate::pipeline::artifacts;
 use crate::pipeline::collect::train_target;
 use crate::pipeline::progress::bar;
 use crate::pipeline::run::{lambda_tag, load_bundle, Run};
@@ -137,8 +136,7 @@ fn checkpoints_row(
     at: &Attacked,
     models: usize,
 ) -> Result<TransferRow> {
-    let checkpoints =
-        artifacts::load(&run.path("target.safetensors"), "collect")?.rows("checkpoints")?;
+    let checkpoints = run.load_target()?.rows("checkpoints")?;
     let step = (checkpoints.len() / models).max(1);
     let scored: Vec<Scored> = checkpoints
         .iter()

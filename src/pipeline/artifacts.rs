@@ -9,7 +9,7 @@ use safetensors::SafeTensors;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::codec::{f32_from_le_bytes, f32_to_le_bytes};
+use crate::codec::{f32_from_le_bytes, f32_to_le_bytes, sha256_hex};
 use crate::error::{G2dError, Result};
 
 /// A named tensor on its way to disk.
@@ -29,8 +29,33 @@ impl<'a> Named<'a> {
     }
 }
 
-/// Writes `tensors` and `meta` to `path`.
-pub fn save(path: &Path, meta: &impl Serialize, tensors: &[Named]) -> Result<()> {
+/// Writes `bytes` to `path` all at once: into a temporary file in the same directory, flushed,
+/// then renamed over `path`. An interrupted or failed write leaves the old file as it was.
+pub fn write_atomic(path: &Path, bytes: impl AsRef<[u8]>) -> Result<()> {
+    use std::io::Write;
+    let name = path
+        .file_name()
+        .map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
+    let temp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let written = std::fs::File::create(&temp).and_then(|mut f| {
+        f.write_all(bytes.as_ref())?;
+        f.sync_all()
+    });
+    if let Err(e) = written.and_then(|()| std::fs::rename(&temp, path)) {
+        let _ = std::fs::remove_file(&temp);
+        return Err(G2dError::io(path, e));
+    }
+    Ok(())
+}
+
+/// Writes `tensors` and `meta` to `path`, recording `derived_from`: the hash of what the
+/// artifact was made from (see [`Loaded::check_derived_from`]).
+pub fn save(
+    path: &Path,
+    meta: &impl Serialize,
+    derived_from: &str,
+    tensors: &[Named],
+) -> Result<()> {
     let bytes: Vec<Vec<u8>> = tensors.iter().map(|t| f32_to_le_bytes(t.values)).collect();
     let views = tensors.iter().zip(&bytes).map(|(t, b)| {
         (
@@ -39,19 +64,43 @@ pub fn save(path: &Path, meta: &impl Serialize, tensors: &[Named]) -> Result<()>
         )
     });
     let meta = serde_json::to_string(meta).expect("metadata serialises");
-    let data = safetensors::serialize(views, Some(HashMap::from([("g2d".to_string(), meta)])))
+    let header = HashMap::from([
+        ("g2d".to_string(), meta),
+        (DERIVED_FROM.to_string(), derived_from.to_string()),
+    ]);
+    let data = safetensors::serialize(views, Some(header))
         .map_err(|e| G2dError::config(path.display().to_string(), e.to_string()))?;
-    std::fs::write(path, data).map_err(|e| G2dError::io(path, e))
+    write_atomic(path, data)
 }
+
+/// The header key under which an artifact records what it was derived from.
+const DERIVED_FROM: &str = "g2d_derived_from";
 
 /// A loaded artifact.
 pub struct Loaded {
     path: String,
     meta: String,
+    /// Hex SHA-256 of the whole file: what the next stage records as its origin.
+    pub sha256: String,
+    derived_from: Option<String>,
     tensors: HashMap<String, (Vec<usize>, Vec<f32>)>,
 }
 
 impl Loaded {
+    /// Refuses an artifact that was made from something other than `origin` (the hash of its
+    /// input as it is now): an earlier stage was rerun after it, so it must be remade with
+    /// `g2d {rerun}`. Artifacts written before hashes were recorded pass.
+    pub fn check_derived_from(&self, origin: &str, input: &str, rerun: &str) -> Result<()> {
+        match &self.derived_from {
+            Some(d) if d != origin => Err(G2dError::Stale {
+                what: self.path.clone(),
+                reason: format!("it was made from another {input} than the one in the run"),
+                rerun: rerun.to_string(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     pub fn meta<T: DeserializeOwned>(&self) -> Result<T> {
         serde_json::from_str(&self.meta).map_err(|source| G2dError::Json {
             what: format!("{} metadata", self.path),
@@ -91,11 +140,9 @@ pub fn load(path: &Path, made_by: &str) -> Result<Loaded> {
         .map_err(|e| G2dError::config(&what, format!("not a valid artifact: {e}")))?;
     let (_, header) = SafeTensors::read_metadata(&bytes)
         .map_err(|e| G2dError::config(&what, format!("not a valid artifact: {e}")))?;
-    let meta = header
-        .metadata()
-        .as_ref()
-        .and_then(|m| m.get("g2d").cloned())
-        .ok_or_else(|| G2dError::config(&what, "has no g2d metadata"))?;
+    let entry = |key: &str| header.metadata().as_ref().and_then(|m| m.get(key).cloned());
+    let meta = entry("g2d").ok_or_else(|| G2dError::config(&what, "has no g2d metadata"))?;
+    let derived_from = entry(DERIVED_FROM);
     let mut tensors = HashMap::new();
     for (name, view) in st.tensors() {
         if view.dtype() != Dtype::F32 {
@@ -107,6 +154,8 @@ pub fn load(path: &Path, made_by: &str) -> Result<Loaded> {
     Ok(Loaded {
         path: what,
         meta,
+        sha256: sha256_hex(&bytes),
+        derived_from,
         tensors,
     })
 }

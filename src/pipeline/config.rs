@@ -257,6 +257,13 @@ impl RunConfig {
         })
     }
 
+    /// The hash of everything collection depends on (seed, data, collect settings): what
+    /// `target.safetensors` records as its origin.
+    pub fn collect_key(&self) -> String {
+        let key = serde_json::json!([self.seed, self.data, self.collect]);
+        crate::codec::sha256_hex(key.to_string().as_bytes())
+    }
+
     /// Counts that must be at least 1.
     fn validate_counts(&self) -> Result<()> {
         let positive = [

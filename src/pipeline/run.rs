@@ -76,19 +76,23 @@ impl Run {
     fn save_config(&self) -> Result<()> {
         let path = self.path("config.json");
         let text = serde_json::to_string_pretty(&self.config).expect("config serialises");
-        std::fs::write(&path, text).map_err(|e| G2dError::io(&path, e))
+        artifacts::write_atomic(&path, text)
     }
 
-    /// Stage 1.
+    /// Stage 1. The data is loaded and the target trained before anything in the run
+    /// directory changes; the artifact is written first, the configuration last, each whole.
     pub fn collect(&self) -> Result<CollectInfo> {
-        self.save_config()?;
         let splits = self.splits()?;
         let c = collect(&self.config, &splits, &self.device)?;
+        for (k, checkpoint) in c.checkpoints.iter().enumerate() {
+            crate::error::ensure_finite(&format!("collect: checkpoint {k}"), checkpoint)?;
+        }
         let fixed = c.info.fixed.flatten(&c.target);
         let flat: Vec<f32> = c.checkpoints.concat();
         artifacts::save(
             &self.path("target.safetensors"),
             &c.info,
+            &self.config.collect_key(),
             &[
                 Named::vector("fixed", &fixed),
                 Named::vector("theta_orig", &c.theta_orig),
@@ -99,7 +103,45 @@ impl Run {
                 },
             ],
         )?;
+        self.save_config()?;
         Ok(c.info)
+    }
+
+    /// `target.safetensors`, refused when `config.json` asks for another collection.
+    pub fn load_target(&self) -> Result<artifacts::Loaded> {
+        let target = artifacts::load(&self.path("target.safetensors"), "collect")?;
+        target.check_derived_from(
+            &self.config.collect_key(),
+            "seed, data or collect configuration",
+            "collect",
+        )?;
+        Ok(target)
+    }
+
+    /// `autoencoder.safetensors`, refused unless it was trained on `target` as it is now.
+    fn load_autoencoder(&self, target: &artifacts::Loaded) -> Result<artifacts::Loaded> {
+        let ae = artifacts::load(&self.path("autoencoder.safetensors"), "train-ae")?;
+        ae.check_derived_from(&target.sha256, "target.safetensors", "train-ae")?;
+        Ok(ae)
+    }
+
+    /// The diffusion artifact for λ, refused unless it was trained on `autoencoder` as it is.
+    fn load_diffusion(
+        &self,
+        lambda: f32,
+        autoencoder: &artifacts::Loaded,
+    ) -> Result<artifacts::Loaded> {
+        let rerun = format!("train-diffusion --lambda {lambda}");
+        let diffusion = artifacts::load(&self.diffusion_path(lambda), &rerun)?;
+        diffusion.check_derived_from(&autoencoder.sha256, "autoencoder.safetensors", &rerun)?;
+        Ok(diffusion)
+    }
+
+    fn diffusion_path(&self, lambda: f32) -> PathBuf {
+        self.path(&format!(
+            "diffusion-lambda-{}.safetensors",
+            lambda_tag(lambda)
+        ))
     }
 
     /// Stage 1 without training: takes over `other`'s collection when it was made with the same
@@ -112,23 +154,25 @@ impl Run {
         if same_dir || !same || !source.is_file() {
             return Ok(None);
         }
-        self.save_config()?;
         let target = self.path("target.safetensors");
-        std::fs::copy(&source, &target).map_err(|e| G2dError::io(&target, e))?;
-        Ok(Some(artifacts::load(&target, "collect")?.meta()?))
+        let bytes = std::fs::read(&source).map_err(|e| G2dError::io(&source, e))?;
+        artifacts::write_atomic(&target, bytes)?;
+        self.save_config()?;
+        Ok(Some(self.load_target()?.meta()?))
     }
 
     /// Stage 2.
     pub fn train_ae(&self) -> Result<AutoencoderInfo> {
-        let target = artifacts::load(&self.path("target.safetensors"), "collect")?;
+        let target = self.load_target()?;
         let checkpoints = target.rows("checkpoints")?;
-        let ae = train_autoencoder(&self.config, &checkpoints, &self.device);
+        let ae = train_autoencoder(&self.config, &checkpoints, &self.device)?;
         let encoder = Manifest::full(&ae.encoder).flatten(&ae.encoder);
         let decoder = Manifest::full(&ae.decoder).flatten(&ae.decoder);
         let latents = ae.latents.concat();
         artifacts::save(
             &self.path("autoencoder.safetensors"),
             &ae.info,
+            &target.sha256,
             &[
                 Named::vector("encoder", &encoder),
                 Named::vector("decoder", &decoder),
@@ -148,8 +192,8 @@ impl Run {
 
     /// Stage 3, for one λ.
     pub fn train_diffusion(&self, lambda: f32) -> Result<DiffusionInfo> {
-        let target = artifacts::load(&self.path("target.safetensors"), "collect")?;
-        let ae_file = artifacts::load(&self.path("autoencoder.safetensors"), "train-ae")?;
+        let target = self.load_target()?;
+        let ae_file = self.load_autoencoder(&target)?;
         let info: AutoencoderInfo = ae_file.meta()?;
         let decoder = info.config.init_decoder(&self.device);
         let decoder = Manifest::full(&decoder).unflatten(decoder, &ae_file.vector("decoder")?)?;
@@ -180,14 +224,12 @@ impl Run {
             theta_orig: &theta_orig,
             function,
         };
-        let trained = train_diffusion(&self.config, lambda, &data, &self.device);
+        let trained = train_diffusion(&self.config, lambda, &data, &self.device)?;
         let weights = Manifest::full(&trained.denoiser).flatten(&trained.denoiser);
         artifacts::save(
-            &self.path(&format!(
-                "diffusion-lambda-{}.safetensors",
-                lambda_tag(lambda)
-            )),
+            &self.diffusion_path(lambda),
             &trained.info,
+            &ae_file.sha256,
             &[Named::vector("denoiser", &weights)],
         )?;
         Ok(trained.info)
@@ -231,15 +273,9 @@ impl Run {
 
     /// Stage 3b: the bundle for one λ. Returns its path.
     pub fn export(&self, lambda: f32, splits: &Splits) -> Result<PathBuf> {
-        let target = artifacts::load(&self.path("target.safetensors"), "collect")?;
-        let ae_file = artifacts::load(&self.path("autoencoder.safetensors"), "train-ae")?;
-        let diff_file = artifacts::load(
-            &self.path(&format!(
-                "diffusion-lambda-{}.safetensors",
-                lambda_tag(lambda)
-            )),
-            &format!("train-diffusion --lambda {lambda}"),
-        )?;
+        let target = self.load_target()?;
+        let ae_file = self.load_autoencoder(&target)?;
+        let diff_file = self.load_diffusion(lambda, &ae_file)?;
         let collect_info: CollectInfo = target.meta()?;
         let ae_info: AutoencoderInfo = ae_file.meta()?;
         let diff_info: DiffusionInfo = diff_file.meta()?;
@@ -280,7 +316,7 @@ impl Run {
         };
         bundle.validate()?;
         let path = self.bundle_path(lambda);
-        std::fs::write(&path, bundle.to_bytes()).map_err(|e| G2dError::io(&path, e))?;
+        artifacts::write_atomic(&path, bundle.to_bytes())?;
         Ok(path)
     }
 
@@ -288,9 +324,14 @@ impl Run {
     pub fn evaluate(&self, bundle_path: &Path, splits: &Splits) -> Result<Evaluation> {
         let bundle = load_bundle(bundle_path)?;
         let model = G2dModel::from_bundle(&bundle, &self.device)?;
-        let checkpoints = artifacts::load(&self.path("target.safetensors"), "collect")
-            .and_then(|t| t.rows("checkpoints"))
-            .ok();
+        let checkpoints = match self.load_target() {
+            Ok(target) => {
+                self.check_bundle_matches(bundle_path, &bundle, &target)?;
+                Some(target.rows("checkpoints")?)
+            }
+            Err(G2dError::Io { .. }) => None, // a bundle from elsewhere, no run behind it
+            Err(e) => return Err(e),
+        };
         let g = &self.config.generate;
         let (evaluation, _) = evaluate(
             &model,
@@ -306,8 +347,28 @@ impl Run {
             lambda_tag(bundle.meta.lambda_l1)
         ));
         let text = serde_json::to_string_pretty(&evaluation).expect("evaluation serialises");
-        std::fs::write(&path, text).map_err(|e| G2dError::io(&path, e))?;
+        artifacts::write_atomic(&path, text)?;
         Ok(evaluation)
+    }
+}
+
+impl Run {
+    /// Refuses a bundle whose θ_orig is not this run's: it was exported before the last
+    /// collect.
+    pub fn check_bundle_matches(
+        &self,
+        path: &Path,
+        bundle: &Bundle,
+        target: &artifacts::Loaded,
+    ) -> Result<()> {
+        if bundle.meta.theta_orig_sha256 != sha256_hex(&target.vector("theta_orig")?) {
+            return Err(G2dError::Stale {
+                what: path.display().to_string(),
+                reason: "its θ_orig is not the one this run collected".into(),
+                rerun: format!("export --lambda {}", bundle.meta.lambda_l1),
+            });
+        }
+        Ok(())
     }
 }
 

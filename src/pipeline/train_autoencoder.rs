@@ -11,6 +11,7 @@ use super::config::RunConfig;
 use super::progress::bar;
 use crate::autoencoder::{blend_noise, AutoencoderConfig, Decoder, Encoder};
 use crate::diffusion::sampler::noise;
+use crate::error::{G2dError, Result};
 use crate::normalize::Normalizer;
 use crate::rng::G2dRng;
 
@@ -81,7 +82,7 @@ pub fn train_autoencoder(
     config: &RunConfig,
     checkpoints: &[Vec<f32>],
     device: &Device,
-) -> TrainedAutoencoder {
+) -> Result<TrainedAutoencoder> {
     let started = std::time::Instant::now();
     let t = &config.autoencoder;
     let ae = t.model(checkpoints[0].len());
@@ -117,6 +118,13 @@ pub fn train_autoencoder(
         let loss = (decoder.forward(z_noisy) - x).powi_scalar(2).mean();
         if step % 100 == 0 || step + 1 == t.steps {
             last_loss = loss.clone().into_scalar::<f32>() as f64;
+            if !last_loss.is_finite() {
+                return Err(G2dError::Diverged {
+                    stage: "train-ae".into(),
+                    step,
+                    loss: last_loss as f32,
+                });
+            }
             pb.set_message(format!("train-ae: loss {last_loss:.4}"));
             if std::env::var_os("G2D_DEBUG").is_some() {
                 eprintln!("step {step} loss {last_loss:.4}");
@@ -133,7 +141,7 @@ pub fn train_autoencoder(
 
     let (encoder, decoder) = (encoder.valid(), decoder.valid());
     let encoded = encode_all(&encoder, &decoder, &rows, &ae, device);
-    TrainedAutoencoder {
+    Ok(TrainedAutoencoder {
         info: AutoencoderInfo {
             config: ae,
             final_loss: last_loss,
@@ -146,5 +154,5 @@ pub fn train_autoencoder(
         param_norm,
         latent_norm: encoded.latent_norm,
         latents: encoded.latents,
-    }
+    })
 }

@@ -18,6 +18,7 @@ use crate::diffusion::loss::{g2d_loss, FunctionBatch, FunctionTerms, Regularizer
 use crate::diffusion::sampler::noise;
 use crate::diffusion::schedule::Schedule;
 use crate::diffusion::LatentSpace;
+use crate::error::{G2dError, Result};
 use crate::functional::FunctionalMlp;
 use crate::normalize::Normalizer;
 use crate::rng::G2dRng;
@@ -137,7 +138,7 @@ pub fn train_diffusion(
     lambda_l1: f32,
     data: &DiffusionData,
     device: &Device,
-) -> TrainedDiffusion {
+) -> Result<TrainedDiffusion> {
     let started = std::time::Instant::now();
     let t = &config.diffusion;
     let [channels, len] = data.latent_shape;
@@ -186,6 +187,13 @@ pub fn train_diffusion(
         );
         if step % 100 == 0 || step + 1 == t.steps {
             last = Logged::of(&loss);
+            if !last.is_finite() {
+                return Err(G2dError::Diverged {
+                    stage: format!("train-diffusion λ={lambda_l1}"),
+                    step,
+                    loss: last.mse as f32,
+                });
+            }
             pb.set_message(last.message(lambda_l1));
         }
         let grads = GradientsParams::from_grads(loss.total.backward(), &denoiser);
@@ -194,7 +202,7 @@ pub fn train_diffusion(
         pb.inc(1);
     }
     pb.finish();
-    TrainedDiffusion {
+    Ok(TrainedDiffusion {
         denoiser: ema,
         info: DiffusionInfo {
             config: denoiser_config,
@@ -205,7 +213,7 @@ pub fn train_diffusion(
             final_vulnerability: last.vulnerability,
             seconds: started.elapsed().as_secs_f64(),
         },
-    }
+    })
 }
 
 /// `n` training latents drawn with replacement, `[n, channels, len]`.
@@ -249,6 +257,12 @@ impl Logged {
             task: read(&loss.task),
             vulnerability: read(&loss.vulnerability),
         }
+    }
+
+    /// Whether every logged term is a finite number.
+    fn is_finite(&self) -> bool {
+        let optional = [self.distance, self.task, self.vulnerability];
+        self.mse.is_finite() && optional.iter().flatten().all(|v| v.is_finite())
     }
 
     fn message(&self, lambda_l1: f32) -> String {

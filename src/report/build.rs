@@ -9,7 +9,8 @@ use super::rank::recommend;
 use crate::data::Splits;
 use crate::defense::query_attack::attack_run;
 use crate::defense::transfer::transfer;
-use crate::error::{G2dError, Result};
+use crate::error::Result;
+use crate::pipeline::artifacts::write_atomic;
 use crate::pipeline::config::RunConfig;
 use crate::pipeline::run::Run;
 
@@ -162,7 +163,7 @@ pub fn build(
         changed |= attack(&mut v, &spec, &mut ws)?;
         if changed {
             let text = serde_json::to_string_pretty(&v).expect("variant serialises");
-            std::fs::write(&path, text).map_err(|e| G2dError::io(&path, e))?;
+            write_atomic(&path, text)?;
         }
         variants.push(v);
     }

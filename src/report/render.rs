@@ -9,6 +9,7 @@ use super::rank::{meets_accuracy_targets, relative_l1};
 use crate::defense::query_attack::{self, Attacker, Policy};
 use crate::defense::transfer;
 use crate::error::{G2dError, Result};
+use crate::pipeline::artifacts::write_atomic;
 use crate::pipeline::evaluate::Evaluation;
 use crate::pipeline::run::lambda_tag;
 
@@ -18,7 +19,7 @@ pub fn write(report: &Report, out: &Path) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     let mut put = |name: &str, text: String| -> Result<()> {
         let path = out.join(name);
-        std::fs::write(&path, text).map_err(|e| G2dError::io(&path, e))?;
+        write_atomic(&path, text)?;
         written.push(path);
         Ok(())
     };

@@ -10,6 +10,7 @@ use crate::defense::study::{MethodResult, ThreatStudy, HEADLINE_EPSILON};
 use crate::defense::threat::AttackRates;
 use crate::error::{G2dError, Result};
 use crate::metrics::Rate;
+use crate::pipeline::artifacts::write_atomic;
 
 fn rate_json(epsilon: f32, r: &Rate) -> Value {
     // ε as written (0.1), not as its f32 widened to f64 (0.10000000149011612).
@@ -160,7 +161,7 @@ pub fn write(study: &ThreatStudy, out: &Path) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     for (name, text) in files {
         let path = out.join(name);
-        std::fs::write(&path, text).map_err(|e| G2dError::io(&path, e))?;
+        write_atomic(&path, text)?;
         written.push(path);
     }
     Ok(written)
