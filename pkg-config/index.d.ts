@@ -17,6 +17,40 @@ export type Arch = "mlp" | "cnn";
 /** Which layers of the classifier a bundle regenerates. */
 export type Scope = "last" | "last-two" | "all";
 
+/**
+ * The stable `code` every error of this package carries (messages may be reworded). The
+ * bundle codes name the check that failed, in the order loading runs them.
+ */
+export type ErrorCode =
+  | "BUNDLE_TRUNCATED"
+  | "BUNDLE_FORMAT"
+  | "BUNDLE_CHECKSUM"
+  | "BUNDLE_METADATA"
+  | "BUNDLE_SECTION"
+  | "BUNDLE_VALUE"
+  | "BUNDLE_FETCH"
+  | "SHAPE_MISMATCH"
+  | "NON_FINITE"
+  | "INVALID_ARGUMENT"
+  | "BACKEND_UNAVAILABLE"
+  | "ABORTED"
+  | "FREED"
+  | "WORKER"
+  | "DATA_FORMAT"
+  | "STALE_ARTIFACT"
+  | "TRAINING_DIVERGED"
+  | "PLOT"
+  | "IO"
+  | "JSON";
+
+/**
+ * What every promise of this package rejects with. A cancelled regeneration is named
+ * "AbortError" and has code "ABORTED"; the weights in use stay as they were.
+ */
+export interface G2DError extends Error {
+  code: ErrorCode;
+}
+
 /** Anything `G2D.load` accepts: the bundle's bytes, or a URL to fetch them from. */
 export type BundleSource = Uint8Array | ArrayBuffer | string | URL;
 
@@ -36,7 +70,7 @@ export interface LoadOptions {
 
 /**
  * Called after each sampling step. Returning `false` (or a promise of `false`) stops the
- * regeneration, which then rejects with an Error whose message contains "cancelled".
+ * regeneration, which then rejects with a `G2DError` named "AbortError" (code "ABORTED").
  * Returning a promise also yields to the event loop between steps.
  */
 export type ProgressCallback = (
@@ -51,7 +85,11 @@ export interface RegenerateOptions {
   steps?: number;
   /** DDIM stochasticity (0 = deterministic). */
   eta?: number;
-  /** Seed for the initial noise; random when omitted. */
+  /**
+   * Seed for the initial noise: an integer from 0 to 2^53 − 1. For tests only: anyone who
+   * holds the bundle and the seed reproduces the weights exactly. Omitted (as it should be in
+   * production), each call draws fresh noise from the browser's CSPRNG.
+   */
   seed?: number;
   /**
    * Guard tolerance for this call only, overriding the bundle's `guardDelta`: a candidate is
@@ -60,6 +98,11 @@ export interface RegenerateOptions {
    */
   guardDelta?: number;
   onProgress?: ProgressCallback;
+  /**
+   * Stops the regeneration between diffusion steps when it fires; the call then rejects with
+   * a `G2DError` named "AbortError" (code "ABORTED").
+   */
+  signal?: AbortSignal;
 }
 
 export interface RegenerateResult {

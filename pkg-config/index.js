@@ -5,6 +5,14 @@ import initWasm, { G2D as WasmG2D } from "./g2d_wasm.js";
 
 let initPromise = null;
 
+// Every error this package throws carries a stable `code` (the message may be reworded);
+// errors from the wasm side already have theirs.
+function codedError(message, code, Type = Error) {
+  const err = new Type(message);
+  err.code = code;
+  return err;
+}
+
 /**
  * Initialise the WebAssembly module. Called implicitly by `G2D.load`; call it yourself
  * first only to load the `.wasm` from somewhere else than next to this file.
@@ -34,12 +42,12 @@ async function fetchBundle(source) {
   try {
     response = await fetch(url);
   } catch (err) {
-    throw new Error(`Failed to fetch G2D bundle from ${url}: ${err?.message ?? err}`);
+    throw codedError(`Failed to fetch G2D bundle from ${url}: ${err?.message ?? err}`, "BUNDLE_FETCH");
   }
   if (!response.ok) {
     const status = `HTTP ${response.status}${response.statusText ? " " + response.statusText : ""}`;
     // response.url is absolute (and after redirects): clearer than a relative input.
-    throw new Error(`Failed to fetch G2D bundle from ${response.url || url}: ${status}`);
+    throw codedError(`Failed to fetch G2D bundle from ${response.url || url}: ${status}`, "BUNDLE_FETCH");
   }
   return new Uint8Array(await response.arrayBuffer());
 }
@@ -51,7 +59,11 @@ async function toBytes(source) {
     return new Uint8Array(source.buffer, source.byteOffset, source.byteLength);
   }
   if (typeof source === "string" || source instanceof URL) return fetchBundle(source);
-  throw new TypeError("G2D.load: expected a Uint8Array, ArrayBuffer, URL or URL string");
+  throw codedError(
+    "G2D.load: expected a Uint8Array, ArrayBuffer, URL or URL string",
+    "INVALID_ARGUMENT",
+    TypeError,
+  );
 }
 
 // The wasm side takes exactly these array types; plain arrays are accepted for convenience.
@@ -64,7 +76,9 @@ export class G2D {
 
   /** @internal Use `G2D.load`. */
   constructor(inner) {
-    if (!(inner instanceof WasmG2D)) throw new TypeError("use G2D.load() to create a G2D");
+    if (!(inner instanceof WasmG2D)) {
+      throw codedError("use G2D.load() to create a G2D", "INVALID_ARGUMENT", TypeError);
+    }
     this.#inner = inner;
   }
 
@@ -77,10 +91,14 @@ export class G2D {
 
   // After free() the wasm object is gone; say so instead of failing on `undefined`.
   get #live() {
-    if (!this.#inner) throw new Error("this G2D instance has been freed");
+    if (!this.#inner) throw codedError("this G2D instance has been freed", "FREED");
     return this.#inner;
   }
 
+  /**
+   * `options.signal` (an AbortSignal) stops the regeneration between diffusion steps; it then
+   * rejects with an error named "AbortError" (code "ABORTED") and the weights stay as they were.
+   */
   async regenerate(options = {}) {
     return this.#live.regenerate(options ?? {});
   }

@@ -16,6 +16,8 @@ export type {
   BackendPreference,
   BundleInfo,
   BundleSource,
+  ErrorCode,
+  G2DError,
   LoadOptions,
   RegenerateResult,
   Sampler,
@@ -37,7 +39,7 @@ export interface WorkerBundleInfo extends BundleInfo {
 
 /**
  * `RegenerateOptions` as the worker takes them: the same settings, but `onProgress` cannot
- * stop the regeneration (the callback stays on the page; use `cancel()`).
+ * stop the regeneration (the callback stays on the page; use `signal` or `cancel()`).
  */
 export interface WorkerRegenerateOptions extends Omit<RegenerateOptions, "onProgress"> {
   /** Called for each progress message; the return value is ignored (use `cancel()`). */
@@ -60,7 +62,8 @@ export class G2DWorker {
   ): Promise<G2DWorker>;
 
   /**
-   * Regenerate the weights. Rejects with an Error named "AbortError" if `cancel()` stops it.
+   * Regenerate the weights. Rejects with a `G2DError` named "AbortError" (code "ABORTED") if
+   * `options.signal` or `cancel()` stops it.
    * Calls are queued in the worker: classify calls made meanwhile run after it.
    */
   regenerate(options?: WorkerRegenerateOptions): Promise<RegenerateResult>;

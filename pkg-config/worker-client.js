@@ -1,11 +1,17 @@
 // Promise-based client for worker.js: one G2D instance in a module Web Worker.
 
+// The same error the main-thread API throws when a regeneration is cancelled: named
+// "AbortError" (what fetch and friends use for "stopped on request"), code "ABORTED".
 function cancelledError() {
-  const message = "regeneration cancelled";
-  // AbortError is what fetch and friends use for "stopped on request".
-  if (typeof DOMException === "function") return new DOMException(message, "AbortError");
-  const err = new Error(message);
+  const err = new Error("regeneration cancelled");
   err.name = "AbortError";
+  err.code = "ABORTED";
+  return err;
+}
+
+function codedError(message, code) {
+  const err = new Error(message);
+  err.code = code;
   return err;
 }
 
@@ -34,10 +40,10 @@ export class G2DWorker {
     // Fires when the worker script itself fails (404, syntax error, failed import).
     worker.addEventListener("error", (event) => {
       event.preventDefault?.();
-      this.#fail(new Error(`G2D worker failed: ${event.message || "could not load the worker script"}`));
+      this.#fail(codedError(`G2D worker failed: ${event.message || "could not load the worker script"}`, "WORKER"));
     });
     worker.addEventListener("messageerror", () => {
-      this.#fail(new Error("G2D worker sent a message that could not be deserialised"));
+      this.#fail(codedError("G2D worker sent a message that could not be deserialised", "WORKER"));
     });
   }
 
@@ -82,7 +88,7 @@ export class G2DWorker {
         return;
       case "error":
         this.#pending.delete(msg.id);
-        entry.reject(new Error(msg.error));
+        entry.reject(codedError(msg.error, msg.code ?? "WORKER"));
         return;
     }
   }
@@ -93,24 +99,31 @@ export class G2DWorker {
     this.#pending.clear();
   }
 
-  #call(message, { onProgress, transfer = [] } = {}) {
+  #call(message, { onProgress, transfer = [], signal } = {}) {
     if (this.#dead) return Promise.reject(this.#dead);
+    if (signal?.aborted) return Promise.reject(cancelledError());
     const id = this.#nextId++;
-    return new Promise((resolve, reject) => {
+    // An AbortSignal cannot cross postMessage: its abort becomes a "cancel" for this call.
+    const abort = () => this.#worker.postMessage({ command: "cancel", id });
+    signal?.addEventListener("abort", abort, { once: true });
+    const settled = new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject, onProgress });
       this.#worker.postMessage({ ...message, id }, transfer);
     });
+    const forget = () => signal?.removeEventListener("abort", abort);
+    settled.then(forget, forget);
+    return settled;
   }
 
   /**
    * Regenerate the weights in the worker. `options.onProgress(step, total)` is called as
-   * sampling advances (its return value is ignored: use `cancel()` to stop). Rejects with
-   * an AbortError when cancelled.
+   * sampling advances (its return value is ignored). `options.signal` (an AbortSignal) or
+   * `cancel()` stops it; it then rejects with an error named "AbortError", code "ABORTED".
    */
   regenerate(options = {}) {
-    // Functions cannot cross postMessage; the worker reports progress by message instead.
-    const { onProgress, ...rest } = options ?? {};
-    return this.#call({ command: "regenerate", options: rest }, { onProgress });
+    // Functions and signals cannot cross postMessage; the worker reports progress by message.
+    const { onProgress, signal, ...rest } = options ?? {};
+    return this.#call({ command: "regenerate", options: rest }, { onProgress, signal });
   }
 
   /** Stop the running regeneration and any queued ones. */
@@ -146,6 +159,6 @@ export class G2DWorker {
   /** Stop the worker at once; pending calls reject. */
   terminate() {
     this.#worker.terminate();
-    this.#fail(new Error("G2D worker terminated"));
+    this.#fail(codedError("G2D worker terminated", "WORKER"));
   }
 }

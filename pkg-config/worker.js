@@ -7,10 +7,11 @@
 //        {id, command: "info"}           the bundle's info; on WebGPU, `adapter` is described
 //                                        from the browser's GPUAdapterInfo when it has one,
 //                                        and `fallbackAdapter` says if that is a software one
-//        {command: "cancel"}             cancels running and queued regenerations
+//        {command: "cancel", id?}        cancels that regeneration, or all running and queued
+//                                        ones when no id is given
 //   out: {id, status: "progress", progress: {step, total}}
 //        {id, status: "done", result}
-//        {id, status: "error", error: "<message>"}
+//        {id, status: "error", error: "<message>", code: "<stable code>"}
 //        {id, status: "cancelled"}       a regeneration stopped by "cancel"
 
 import { G2D } from "./index.js";
@@ -112,7 +113,7 @@ async function regenerate(id, options = {}) {
   try {
     return await model.regenerate({ ...options, onProgress });
   } catch (err) {
-    if (cancelled.has(id) || /cancelled/i.test(String(err?.message ?? err))) return CANCELLED;
+    if (cancelled.has(id) || err?.code === "ABORTED") return CANCELLED;
     throw err;
   }
 }
@@ -145,7 +146,9 @@ self.onmessage = (event) => {
 
   // Cancel is handled right away, not queued: it must reach a running regeneration.
   if (msg.command === "cancel") {
-    for (const id of pendingRegenerations) cancelled.add(id);
+    for (const id of pendingRegenerations) {
+      if (msg.id === undefined || msg.id === id) cancelled.add(id);
+    }
     return;
   }
 
@@ -162,7 +165,7 @@ self.onmessage = (event) => {
         post({ id, status: "done", result }, { transfer: fresh });
       }
     } catch (err) {
-      post({ id, status: "error", error: String(err?.message ?? err) });
+      post({ id, status: "error", error: String(err?.message ?? err), code: err?.code ?? "WORKER" });
     } finally {
       pendingRegenerations.delete(id);
       cancelled.delete(id);

@@ -32,8 +32,15 @@ thread_local! {
     static WEBGPU: RefCell<Option<std::result::Result<Device, String>>> = const { RefCell::new(None) };
 }
 
+/// A JS `Error` with the crate's message and its stable `code`; a cancellation is named
+/// "AbortError", as `fetch` names one.
 fn js_error(e: G2dError) -> JsValue {
-    JsError::new(&e.to_string()).into()
+    let error = js_sys::Error::new(&e.to_string());
+    if matches!(e, G2dError::Cancelled) {
+        error.set_name("AbortError");
+    }
+    set(&error, "code", e.code());
+    error.into()
 }
 
 /// `navigator.gpu`, if this page or worker has one.
@@ -144,11 +151,14 @@ fn options<T: for<'de> Deserialize<'de> + Default>(value: &JsValue) -> Result<T>
         .map_err(|e| G2dError::config("options", e.to_string()))
 }
 
+/// What a loaded bundle serves. Everything but `current` is fixed at load, and `current` is
+/// borrowed only between awaits, so calls may overlap freely (a classify() while a
+/// regenerate() awaits the GPU, two regenerations at once).
 struct State {
     model: G2dModel,
     guard: Guard,
     /// The weights in use now: θ_orig until a regeneration is accepted.
-    current: Classifier,
+    current: RefCell<Classifier>,
     original_val_accuracy: f32,
     theta_orig: Tensor<1>,
     backend: BackendKind,
@@ -160,7 +170,7 @@ struct State {
 /// A loaded G2D bundle with the weights it currently serves.
 #[wasm_bindgen(js_name = G2D)]
 pub struct WebG2d {
-    state: Rc<RefCell<State>>,
+    state: Rc<State>,
 }
 
 fn check_images(images: &[f32]) -> Result<usize> {
@@ -188,6 +198,18 @@ async fn read(tensor: Tensor<1>) -> Result<Vec<f32>> {
 
 fn set(object: &Object, key: &str, value: impl Into<JsValue>) {
     Reflect::set(object, &key.into(), &value.into()).expect("set on a plain object");
+}
+
+/// The largest integer a JS number holds exactly: seeds above it would be rounded.
+const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
+
+/// Whether `signal` (an AbortSignal, if the caller passed one) has fired.
+fn aborted(signal: &Option<JsValue>) -> bool {
+    signal.as_ref().is_some_and(|s| {
+        Reflect::get(s, &"aborted".into())
+            .map(|a| a.is_truthy())
+            .unwrap_or(false)
+    })
 }
 
 /// Calls `onProgress(step, total)`, awaits it if it returns a promise, and reports whether the
@@ -229,8 +251,8 @@ impl WebG2d {
             .await
             .map_err(js_error)?[0];
         Ok(WebG2d {
-            state: Rc::new(RefCell::new(State {
-                current: model.original.clone(),
+            state: Rc::new(State {
+                current: RefCell::new(model.original.clone()),
                 theta_orig: Tensor::<1>::from_floats(bundle.theta_orig.as_slice(), &device),
                 adapter: adapter_name(&device, backend),
                 model,
@@ -239,7 +261,7 @@ impl WebG2d {
                 backend,
                 backend_reason,
                 validation: bundle.validation,
-            })),
+            }),
         })
     }
 
@@ -285,7 +307,7 @@ impl WebG2d {
 
     /// Bundle metadata, the backend in use and why, and a few validation images.
     pub fn info(&self) -> Object {
-        let s = self.state.borrow();
+        let s = &self.state;
         let meta = &s.model.bundle_meta;
         let o = Object::new();
         set(&o, "formatVersion", FORMAT_VERSION);
@@ -329,14 +351,15 @@ impl WebG2d {
     }
 }
 
-#[allow(clippy::await_holding_refcell_ref)] // single-threaded; the worker serialises calls
-async fn regenerate(state: Rc<RefCell<State>>, options_js: JsValue) -> Result<JsValue> {
+async fn regenerate(s: Rc<State>, options_js: JsValue) -> Result<JsValue> {
     let opts: RegenerateOptions = options(&options_js)?;
     let on_progress = Reflect::get(&options_js, &"onProgress".into())
         .ok()
         .and_then(|f| f.dyn_into::<Function>().ok());
+    let signal = Reflect::get(&options_js, &"signal".into())
+        .ok()
+        .filter(|v| !v.is_undefined() && !v.is_null());
     let started = js_sys::Date::now();
-    let s = state.borrow();
     let sampler = match (&opts.sampler, opts.steps, opts.eta) {
         (None, None, None) => s.model.bundle_meta.sampler,
         (kind, steps, eta) => SamplerConfig::parse(kind.as_deref().unwrap_or("ddim"), steps, eta)?,
@@ -350,11 +373,13 @@ async fn regenerate(state: Rc<RefCell<State>>, options_js: JsValue) -> Result<Js
         ));
     }
     let rng = match opts.seed {
-        Some(seed) if seed.is_finite() && seed >= 0.0 => G2dRng::seeded(seed as u64),
+        Some(seed) if (0.0..=MAX_SAFE_INTEGER).contains(&seed) && seed.fract() == 0.0 => {
+            G2dRng::seeded(seed as u64)
+        }
         Some(seed) => {
             return Err(G2dError::config(
                 "seed",
-                format!("must be a non-negative number, got {seed}"),
+                format!("must be an integer from 0 to 2^53 − 1, got {seed}"),
             ))
         }
         None => G2dRng::from_entropy(),
@@ -362,8 +387,11 @@ async fn regenerate(state: Rc<RefCell<State>>, options_js: JsValue) -> Result<Js
     let mut run = s.model.sample(1, &sampler, rng);
     let total = run.total();
     while !run.is_finished() {
+        if aborted(&signal) {
+            return Err(G2dError::Cancelled);
+        }
         run.step();
-        if !progress(&on_progress, run.done(), total).await? {
+        if !progress(&on_progress, run.done(), total).await? || aborted(&signal) {
             return Err(G2dError::Cancelled);
         }
     }
@@ -389,35 +417,26 @@ async fn regenerate(state: Rc<RefCell<State>>, options_js: JsValue) -> Result<Js
     set(&result, "backend", js_backend_name(s.backend));
     set(&result, "sampler", sampler.name());
     set(&result, "steps", total as u32);
-    drop(s);
     if accepted {
-        state.borrow_mut().current = candidate;
+        *s.current.borrow_mut() = candidate;
     }
     set(&result, "ms", js_sys::Date::now() - started);
     Ok(result.into())
 }
 
-#[allow(clippy::await_holding_refcell_ref)]
-async fn classify(state: Rc<RefCell<State>>, images: Vec<f32>, original: bool) -> Result<JsValue> {
+async fn classify(s: Rc<State>, images: Vec<f32>, original: bool) -> Result<JsValue> {
     check_images(&images)?;
-    let s = state.borrow();
     let model = if original {
-        &s.model.original
+        s.model.original.clone()
     } else {
-        &s.current
+        s.current.borrow().clone()
     };
     let probs = softmax(model.forward(images_tensor(&images, &s.model.device)), 1);
     let probs = read(probs.flatten::<1>(0, 1)).await?;
     Ok(Float32Array::from(probs.as_slice()).into())
 }
 
-#[allow(clippy::await_holding_refcell_ref)]
-async fn fgsm(
-    state: Rc<RefCell<State>>,
-    images: Vec<f32>,
-    labels: Vec<u8>,
-    epsilon: f32,
-) -> Result<JsValue> {
+async fn fgsm(s: Rc<State>, images: Vec<f32>, labels: Vec<u8>, epsilon: f32) -> Result<JsValue> {
     let n = check_images(&images)?;
     if labels.len() != n || labels.iter().any(|&l| l as usize >= CLASSES) {
         return Err(G2dError::shape(
@@ -432,7 +451,6 @@ async fn fgsm(
             format!("must lie in [0, 1], got {epsilon}"),
         ));
     }
-    let s = state.borrow();
     let device = &s.model.device;
     let adversarial = craft(
         &s.model.original,

@@ -1,7 +1,7 @@
 //! The white-box attacks: FGSM moves every pixel by exactly ε (within [0, 1]), PGD stays in the
 //! ε-ball and raises the loss.
 
-use g2d::attacks::{craft, LinfAttack};
+use g2d::attacks::{craft, input_gradient, LinfAttack};
 use g2d::backend::cpu_device;
 use g2d::classifier::{cross_entropy, images_tensor, labels_tensor, Arch, Classifier};
 use g2d::rng::G2dRng;
@@ -28,16 +28,30 @@ fn fgsm_moves_every_pixel_by_epsilon_within_the_pixel_range() {
     .into_data()
     .try_to_vec::<f32>()
     .unwrap();
+    // Exactly clip(x + ε·sign(∇ₓℓ), 0, 1), pixel by pixel.
+    let grad = input_gradient(
+        &model,
+        images_tensor(&pixels, &device),
+        labels_tensor(&labels, &device),
+    )
+    .into_data()
+    .try_to_vec::<f32>()
+    .unwrap();
     let mut moved = 0;
-    for (a, x) in adv.iter().zip(&pixels) {
-        assert!((0.0..=1.0).contains(a));
-        let d = (a - x).abs();
-        let clipped = *a == 0.0 || *a == 1.0;
+    for ((a, x), g) in adv.iter().zip(&pixels).zip(&grad) {
+        let step = if *g > 0.0 {
+            eps
+        } else if *g < 0.0 {
+            -eps
+        } else {
+            0.0
+        };
+        let want = (x + step).clamp(0.0, 1.0);
         assert!(
-            (d - eps).abs() < 1e-5 || (clipped && d <= eps + 1e-5) || d == 0.0,
-            "moved {d}"
+            (a - want).abs() < 1e-5,
+            "pixel {x} moved to {a}, not {want}"
         );
-        moved += ((d - eps).abs() < 1e-5) as usize;
+        moved += (((a - x).abs() - eps).abs() < 1e-5) as usize;
     }
     assert!(
         moved > adv.len() * 8 / 10,

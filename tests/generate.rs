@@ -1,5 +1,7 @@
-//! Generation and guard on a small bundle: seeded runs repeat exactly, unseeded ones differ,
-//! bad vectors never reach the model, and the guard's rule is the documented one.
+//! Generation and guard on a small bundle: seeded runs repeat exactly, other seeds differ, a
+//! non-finite vector is refused before it becomes a model, and the guard's rule is the
+//! documented one. (That a refused or rejected candidate leaves the served weights in place is
+//! the browser's concern: tests/web.rs.)
 
 mod common;
 
@@ -34,7 +36,7 @@ fn seeded_regeneration_repeats_and_seeds_differ() {
 }
 
 #[test]
-fn a_nan_candidate_is_refused_and_leaves_the_model_alone() {
+fn a_nan_candidate_is_refused_and_theta_orig_round_trips() {
     let model = G2dModel::from_bundle(&small_bundle(), &cpu_device()).unwrap();
     let mut theta = model.theta_orig.clone();
     theta[0] = f32::NAN;

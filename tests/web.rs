@@ -125,10 +125,17 @@ async fn a_rejected_candidate_leaves_the_weights_in_place() {
         val.as_f64().unwrap() < orig.as_f64().unwrap(),
         "{val:?} vs {orig:?}"
     );
-    let after = Float32Array::from(JsFuture::from(g.classify(images)).await.unwrap()).to_vec();
+    let after =
+        Float32Array::from(JsFuture::from(g.classify(images.clone())).await.unwrap()).to_vec();
     assert_eq!(before, after);
     let r = regenerate(&g, object(&[("guardDelta", 1.0.into())])).await;
     assert_eq!(get(&r, "accepted"), JsValue::TRUE);
+    // Accepted means installed: classify() now answers with the new weights.
+    let installed = Float32Array::from(JsFuture::from(g.classify(images)).await.unwrap()).to_vec();
+    assert!(
+        max_diff(&installed, &before) > 0.0,
+        "accepted weights not in use"
+    );
     // Out of [0, 1] is refused, not clamped.
     let err = JsFuture::from(g.regenerate(object(&[("guardDelta", (-1.0).into())])))
         .await
@@ -137,15 +144,107 @@ async fn a_rejected_candidate_leaves_the_weights_in_place() {
     assert!(msg.contains("guardDelta"), "{msg}");
 }
 
+/// A rejection's name, `code` and message.
+fn error_parts(err: JsValue) -> (String, String, String) {
+    let code = get(&err, "code").as_string().unwrap_or_default();
+    let e = err.dyn_into::<js_sys::Error>().unwrap();
+    (e.name().into(), code, e.message().into())
+}
+
+async fn load_error(bytes: &[u8]) -> (String, String, String) {
+    let err = WebG2d::load(Uint8Array::from(bytes), JsValue::UNDEFINED)
+        .await
+        .err()
+        .unwrap();
+    error_parts(err)
+}
+
 #[wasm_bindgen_test]
-async fn cancelling_between_steps_rejects() {
+async fn cancelling_is_an_abort_error_by_callback_or_signal() {
     let g = load(BUNDLE, "cpu").await.unwrap();
     let stop = js_sys::Function::new_with_args("step", "return step < 3");
     let err = JsFuture::from(g.regenerate(object(&[("onProgress", stop.into())])))
         .await
         .unwrap_err();
-    let msg: String = err.dyn_into::<js_sys::Error>().unwrap().message().into();
-    assert!(msg.contains("cancelled"), "{msg}");
+    let (name, code, msg) = error_parts(err);
+    assert_eq!(
+        (name.as_str(), code.as_str()),
+        ("AbortError", "ABORTED"),
+        "{msg}"
+    );
+
+    // An AbortSignal that fires during sampling, and one that fired before the call.
+    let controller = js_sys::eval("new AbortController()").unwrap();
+    let signal = get(&controller, "signal");
+    let abort_at_3 =
+        js_sys::Function::new_with_args("c", "return (step) => { if (step === 3) c.abort(); }")
+            .call1(&JsValue::NULL, &controller)
+            .unwrap();
+    let options = object(&[("signal", signal.clone()), ("onProgress", abort_at_3)]);
+    let (name, code, _) = error_parts(JsFuture::from(g.regenerate(options)).await.unwrap_err());
+    assert_eq!((name.as_str(), code.as_str()), ("AbortError", "ABORTED"));
+    let options = object(&[("signal", signal)]);
+    let (name, _, _) = error_parts(JsFuture::from(g.regenerate(options)).await.unwrap_err());
+    assert_eq!(name, "AbortError");
+}
+
+#[wasm_bindgen_test]
+async fn errors_carry_a_stable_code() {
+    assert_eq!(load_error(&BUNDLE[..100]).await.1, "BUNDLE_TRUNCATED");
+    let mut flipped = BUNDLE.to_vec();
+    flipped[BUNDLE.len() / 2] ^= 0x10;
+    assert_eq!(load_error(&flipped).await.1, "BUNDLE_CHECKSUM");
+    let mut bundle = Bundle::from_bytes(BUNDLE).unwrap();
+    bundle.meta.denoiser.time_dim = 0;
+    let (_, code, msg) = load_error(&bundle.to_bytes()).await;
+    assert_eq!(code, "BUNDLE_METADATA", "{msg}");
+    assert!(msg.contains("denoiser.time_dim"), "{msg}");
+
+    let g = load(BUNDLE, "cpu").await.unwrap();
+    let fractional = object(&[("seed", 1.5.into())]);
+    let (_, code, msg) = error_parts(JsFuture::from(g.regenerate(fractional)).await.unwrap_err());
+    assert_eq!(code, "INVALID_ARGUMENT", "{msg}");
+    assert!(msg.contains("seed"), "{msg}");
+    let odd = Float32Array::new_with_length(100);
+    let (_, code, _) = error_parts(JsFuture::from(g.classify(odd)).await.unwrap_err());
+    assert_eq!(code, "SHAPE_MISMATCH");
+    let nan = Float32Array::from(vec![f32::NAN; 784].as_slice());
+    let (_, code, _) = error_parts(JsFuture::from(g.classify(nan)).await.unwrap_err());
+    assert_eq!(code, "NON_FINITE");
+}
+
+/// classify() while a regeneration awaits the device (or yields between steps) answers, and
+/// the regeneration then installs its weights: no borrow is held across an await.
+#[wasm_bindgen_test]
+async fn classify_runs_while_a_regeneration_is_in_flight() {
+    for backend in ["webgpu", "cpu"] {
+        let g = load(BUNDLE, backend).await.unwrap();
+        let info: JsValue = g.info().into();
+        let images = Float32Array::from(get(&info, "sampleImages"));
+        let yielding = js_sys::Function::new_no_args("return new Promise((r) => setTimeout(r, 0))");
+        let options = object(&[("onProgress", yielding.into()), ("guardDelta", 1.0.into())]);
+        let pending = g.regenerate(options);
+        let finished = std::rc::Rc::new(std::cell::Cell::new(false));
+        let flag = finished.clone();
+        let on_settle =
+            wasm_bindgen::closure::Closure::<dyn FnMut(JsValue)>::new(move |_| flag.set(true));
+        let _ = pending.then2(&on_settle, &on_settle);
+        // One classify() per turn of the event loop: on the CPU backend a classify() settles
+        // in microtasks alone, and back to back they would starve the regeneration's timers.
+        let next_turn =
+            js_sys::Function::new_no_args("return new Promise((r) => setTimeout(r, 0))");
+        let mut classified = 0;
+        while !finished.get() && classified < 100_000 {
+            JsFuture::from(g.classify(images.clone())).await.unwrap();
+            classified += 1;
+            let turn = next_turn.call0(&JsValue::NULL).unwrap();
+            JsFuture::from(js_sys::Promise::from(turn)).await.unwrap();
+        }
+        let r = JsFuture::from(pending).await.unwrap();
+        assert_eq!(get(&r, "accepted"), JsValue::TRUE, "{backend}");
+        assert!(classified > 0, "{backend}: no classify() overlapped");
+        JsFuture::from(g.classify(images)).await.unwrap();
+    }
 }
 
 #[wasm_bindgen_test]

@@ -59,7 +59,7 @@ function showInfo(i) {
   $("val-size").textContent = String(i.valSize);
 }
 
-function showResult(r, seed, wallMs) {
+function showResult(r, wallMs) {
   $("backend").textContent = r.backend;
   if (r.backend !== "cpu") $("backend-reason").textContent = "";
   $("ms").textContent = String(Math.round(r.ms ?? wallMs));
@@ -73,7 +73,6 @@ function showResult(r, seed, wallMs) {
   $("accepted-note").textContent = r.accepted ? "installed" : "rejected; previous weights kept";
   $("sampler").textContent = r.sampler;
   $("steps").textContent = String(r.steps);
-  $("seed").textContent = String(seed);
 }
 
 function showProgress(step, total) {
@@ -88,12 +87,12 @@ async function regenerate() {
   setStatus("regenerating…");
   message("");
   showProgress(0, 0);
-  // A fresh seed each time, shown in the Model panel so a run can be reproduced.
-  const seed = crypto.getRandomValues(new Uint32Array(1))[0];
+  // No seed: the wasm draws the noise from the browser's CSPRNG, so nobody holding the public
+  // bundle can reproduce this visitor's weights.
   const t0 = performance.now();
   try {
-    const result = await g2d.regenerate({ seed, onProgress: showProgress });
-    showResult(result, seed, performance.now() - t0);
+    const result = await g2d.regenerate({ onProgress: showProgress });
+    showResult(result, performance.now() - t0);
     generation += 1;
     $("status").dataset.generation = String(generation);
     setStatus("ready");

@@ -83,7 +83,7 @@ pub enum Command {
     /// Benchmarks: generation time per parameter set, CPU backends compared.
     Bench {
         /// Timed repetitions.
-        #[arg(long, default_value_t = 20)]
+        #[arg(long, value_parser = count(), default_value_t = 20)]
         repeats: usize,
         #[arg(long)]
         bundle: Option<PathBuf>,
@@ -99,13 +99,13 @@ pub struct AttackArgs {
     #[arg(long, default_value_t = TransferPlan::default().attack.steps)]
     pub pgd_steps: usize,
     /// Test images attacked.
-    #[arg(long, default_value_t = TransferPlan::default().inputs)]
+    #[arg(long, value_parser = count(), default_value_t = TransferPlan::default().inputs)]
     pub inputs: usize,
     /// Generated models (and checkpoints) per group.
-    #[arg(long, default_value_t = TransferPlan::default().models)]
+    #[arg(long, value_parser = count(), default_value_t = TransferPlan::default().models)]
     pub models: usize,
     /// Targets retrained from other seeds.
-    #[arg(long, default_value_t = TransferPlan::default().retrained)]
+    #[arg(long, value_parser = count(), default_value_t = TransferPlan::default().retrained)]
     pub retrained: usize,
 }
 
@@ -115,10 +115,10 @@ pub struct QueryAttackArgs {
     #[arg(long, default_value_t = 0.2)]
     pub epsilon: f32,
     /// Queries allowed per image.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, value_parser = count(), default_value_t = 1000)]
     pub budget: usize,
     /// Regeneration periods N to compare with the static model (comma-separated).
-    #[arg(long, value_delimiter = ',', default_value = "100,10")]
+    #[arg(long, value_parser = count(), value_delimiter = ',', default_value = "100,10")]
     pub every: Vec<usize>,
     /// Also serve each attacked image (one attacker session) its own parameter set.
     #[arg(long)]
@@ -128,10 +128,10 @@ pub struct QueryAttackArgs {
     #[arg(long)]
     pub adaptive: bool,
     /// Test images attacked (ones θ_orig classifies correctly).
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, value_parser = count(), default_value_t = 300)]
     pub inputs: usize,
     /// Guard-accepted parameter sets the defender rotates through.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, value_parser = count(), default_value_t = 20)]
     pub pool: usize,
 }
 
@@ -153,19 +153,19 @@ pub struct ReportArgs {
     #[arg(long, value_delimiter = ',', default_values_t = ReportPlan::default_noise_args())]
     pub noise: Vec<String>,
     /// Test images attacked by PGD (ε = 0.1, 40 steps).
-    #[arg(long, default_value_t = TransferPlan::default().inputs)]
+    #[arg(long, value_parser = count(), default_value_t = TransferPlan::default().inputs)]
     pub attack_inputs: usize,
     /// Generated models per group in the transfer table.
-    #[arg(long, default_value_t = TransferPlan::default().models)]
+    #[arg(long, value_parser = count(), default_value_t = TransferPlan::default().models)]
     pub attack_models: usize,
     /// Targets retrained from other seeds for the transfer table.
-    #[arg(long, default_value_t = TransferPlan::default().retrained)]
+    #[arg(long, value_parser = count(), default_value_t = TransferPlan::default().retrained)]
     pub retrained: usize,
     /// Images SimBA attacks.
-    #[arg(long, default_value_t = ReportPlan::default().query.inputs)]
+    #[arg(long, value_parser = count(), default_value_t = ReportPlan::default().query.inputs)]
     pub query_inputs: usize,
     /// SimBA's query budget per image.
-    #[arg(long, default_value_t = ReportPlan::default().query.budget)]
+    #[arg(long, value_parser = count(), default_value_t = ReportPlan::default().query.budget)]
     pub query_budget: usize,
 }
 
@@ -185,20 +185,25 @@ pub struct ThreatArgs {
     #[arg(long, value_delimiter = ',', default_values_t = ThreatPlan::default().epsilons)]
     pub epsilons: Vec<f32>,
     /// PGD steps (random start, step ε/4).
-    #[arg(long, default_value_t = ThreatPlan::default().pgd_steps)]
+    #[arg(long, value_parser = count(), default_value_t = ThreatPlan::default().pgd_steps)]
     pub pgd_steps: usize,
     /// Images attacked from each of the validation and test splits.
-    #[arg(long, default_value_t = ThreatPlan::default().inputs)]
+    #[arg(long, value_parser = count(), default_value_t = ThreatPlan::default().inputs)]
     pub inputs: usize,
     /// Models served per moving method.
-    #[arg(long, default_value_t = ThreatPlan::default().sizes.targets)]
+    #[arg(long, value_parser = count(), default_value_t = ThreatPlan::default().sizes.targets)]
     pub models: usize,
     /// m, the models T3's attacker averages over.
-    #[arg(long, default_value_t = ThreatPlan::default().sizes.eot_models)]
+    #[arg(long, value_parser = count(), default_value_t = ThreatPlan::default().sizes.eot_models)]
     pub eot_models: usize,
     /// Whole models retrained from other seeds.
-    #[arg(long, default_value_t = ThreatPlan::default().sizes.retrained)]
+    #[arg(long, value_parser = count(), default_value_t = ThreatPlan::default().sizes.retrained)]
     pub retrained: usize,
+}
+
+/// Counts of 1 or more: no images, models or repetitions leaves nothing to measure.
+fn count() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::new().range(1..)
 }
 
 /// Runs one command with the merged configuration.

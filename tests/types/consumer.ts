@@ -9,6 +9,8 @@ import type {
   BackendPreference,
   BundleInfo,
   BundleSource,
+  ErrorCode,
+  G2DError,
   InitInput,
   LoadOptions,
   ProgressCallback,
@@ -33,6 +35,8 @@ same<W.Backend, Backend>(true);
 same<W.BackendPreference, BackendPreference>(true);
 same<W.BundleInfo, BundleInfo>(true);
 same<W.BundleSource, BundleSource>(true);
+same<W.ErrorCode, ErrorCode>(true);
+same<W.G2DError, G2DError>(true);
 same<W.LoadOptions, LoadOptions>(true);
 same<W.RegenerateResult, RegenerateResult>(true);
 same<W.Sampler, Sampler>(true);
@@ -77,7 +81,7 @@ const resultKeys: Record<keyof RegenerateResult, true> = {
   steps: true,
   ms: true,
 };
-// … and the options its serde structs read (plus onProgress, read by name).
+// … and the options its serde structs read (plus onProgress and signal, read by name).
 const regenerateOptionKeys: Record<keyof RegenerateOptions, true> = {
   sampler: true,
   steps: true,
@@ -85,6 +89,7 @@ const regenerateOptionKeys: Record<keyof RegenerateOptions, true> = {
   seed: true,
   guardDelta: true,
   onProgress: true,
+  signal: true,
 };
 const loadOptionKeys: Record<keyof LoadOptions, true> = { backend: true };
 
@@ -119,6 +124,15 @@ async function mainThread(wasm: InitInput, bytes: Uint8Array): Promise<void> {
   // @ts-expect-error not a sampler
   await g2d.regenerate({ sampler: "euler" });
   await g2d.regenerate({ onProgress: async () => false });
+  const controller = new AbortController();
+  try {
+    await g2d.regenerate({ signal: controller.signal });
+  } catch (err) {
+    const code: ErrorCode = (err as G2DError).code;
+    // @ts-expect-error not an error code
+    const wrong: ErrorCode = "OOPS";
+    void [code, wrong];
+  }
 
   const probs: Float32Array = await g2d.classify(pixels);
   await g2d.classifyOriginal([0, 0.5, 1]);
@@ -144,6 +158,7 @@ async function inWorker(bytes: ArrayBuffer): Promise<void> {
     onProgress: (step: number, total: number) => console.log(`${step}/${total}`),
   };
   const r: W.RegenerateResult = await g2d.regenerate(options);
+  await g2d.regenerate({ signal: AbortSignal.timeout(1000) });
   const accepted: boolean = r.accepted;
   g2d.cancel();
   await g2d.classify(asPlain.sampleImages);

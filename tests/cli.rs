@@ -1,0 +1,87 @@
+//! The command line answers bad input with its error code and a message naming what was wrong:
+//! `error[CODE]: …` and exit status 1, or clap's usage error (status 2) for a flag out of range.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+const BUNDLE: &[u8] = include_bytes!("fixtures/tiny.g2d");
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("g2d-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs `g2d ARGS` and returns its exit status and stderr.
+fn g2d(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_g2d"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn bad_bundles_settings_and_counts_are_refused_with_their_code() {
+    let dir = scratch("errors");
+    let run = dir.join("run");
+    let run = run.to_str().unwrap();
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let truncated = write("truncated.g2d", &BUNDLE[..BUNDLE.len() / 2]);
+    let mut flipped = BUNDLE.to_vec();
+    flipped[BUNDLE.len() / 2] ^= 1;
+    let flipped = write("flipped.g2d", &flipped);
+    let config = write("config.json", br#"{"generate": {"guard_delta": 5}}"#);
+    let missing = dir.join("missing.g2d");
+
+    let cases: [(&[&str], i32, &str); 8] = [
+        (
+            &["--run", run, "generate", "--bundle", &truncated],
+            1,
+            "error[BUNDLE_TRUNCATED]",
+        ),
+        (
+            &["--run", run, "generate", "--bundle", &flipped],
+            1,
+            "error[BUNDLE_CHECKSUM]",
+        ),
+        (
+            &[
+                "--run",
+                run,
+                "generate",
+                "--bundle",
+                missing.to_str().unwrap(),
+            ],
+            1,
+            "error[IO]",
+        ),
+        (
+            &["--run", run, "--config", &config, "generate"],
+            1,
+            "error[INVALID_ARGUMENT]: invalid generate.guard_delta",
+        ),
+        (
+            &["--run", run, "--guard-delta=-5", "generate"],
+            1,
+            "error[INVALID_ARGUMENT]: invalid generate.guard_delta",
+        ),
+        (&["--run", run, "bench", "--repeats", "0"], 2, "--repeats"),
+        (&["--run", run, "attack", "--models", "0"], 2, "--models"),
+        (&["--run", run, "threat", "--inputs", "0"], 2, "--inputs"),
+    ];
+    for (args, status, expected) in cases {
+        let (code, stderr) = g2d(args);
+        assert_eq!(code, status, "g2d {args:?}: {stderr}");
+        assert!(stderr.contains(expected), "g2d {args:?}: {stderr}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
