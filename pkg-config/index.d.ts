@@ -5,7 +5,12 @@
 /** Compute backend actually in use. */
 export type Backend = "webgpu" | "cpu";
 
-/** Backend preference: "auto" tries WebGPU and falls back to the CPU. */
+/**
+ * Backend preference. "auto" uses WebGPU on a hardware adapter and the CPU otherwise: when
+ * the browser has no adapter, and when its only adapter is a software fallback such as
+ * SwiftShader (slower than the CPU backend); `info().backendReason` says which. "webgpu" uses
+ * any adapter, fallback included, and fails without one.
+ */
 export type BackendPreference = "auto" | "webgpu" | "cpu";
 
 /** Diffusion sampler. */

@@ -64,16 +64,46 @@ async fn webgpu() -> std::result::Result<Device, String> {
     result
 }
 
-/// Picks the device for `requested`: "webgpu" (fails without an adapter), "cpu", or "auto"
-/// (WebGPU when an adapter exists, else CPU, with the reason).
+/// Whether the adapter the browser offers is a software fallback (SwiftShader and the like):
+/// `GPUAdapterInfo.isFallbackAdapter`, or the older `GPUAdapter.isFallbackAdapter`. `None` when
+/// there is no adapter or the browser does not say.
+async fn adapter_is_fallback() -> Option<bool> {
+    let navigator = Reflect::get(&js_sys::global(), &"navigator".into()).ok()?;
+    let gpu = Reflect::get(&navigator, &"gpu".into()).ok()?;
+    let request: Function = Reflect::get(&gpu, &"requestAdapter".into())
+        .ok()?
+        .dyn_into()
+        .ok()?;
+    let pending = request.call0(&gpu).ok()?.dyn_into::<Promise>().ok()?;
+    let adapter = JsFuture::from(pending).await.ok()?;
+    if adapter.is_null() || adapter.is_undefined() {
+        return None;
+    }
+    let flag = |o: &JsValue| {
+        Reflect::get(o, &"isFallbackAdapter".into())
+            .ok()
+            .and_then(|v| v.as_bool())
+    };
+    let info = Reflect::get(&adapter, &"info".into()).ok();
+    info.as_ref().and_then(flag).or_else(|| flag(&adapter))
+}
+
+/// Picks the device for `requested`: "webgpu" (fails without an adapter), "cpu", or "auto":
+/// WebGPU on a hardware adapter, else the CPU, with the reason. A software fallback adapter
+/// is passed over in "auto" (here SwiftShader regenerates about 100× slower than the CPU
+/// backend); "webgpu" takes it.
 async fn pick_device(requested: &str) -> Result<(Device, BackendKind, String)> {
+    let cpu = |reason: String| Ok((cpu_device(), BackendKind::Cpu, reason));
     match requested {
-        "cpu" => Ok((
-            cpu_device(),
-            BackendKind::Cpu,
-            "CPU backend requested".into(),
-        )),
+        "cpu" => cpu("CPU backend requested".into()),
         "webgpu" | "wgpu" | "auto" => {
+            if requested == "auto" && adapter_is_fallback().await == Some(true) {
+                return cpu(
+                    "the only WebGPU adapter is a software fallback, slower than the CPU \
+                     backend (ask for backend \"webgpu\" to use it anyway)"
+                        .into(),
+                );
+            }
             let attempt = if has_navigator_gpu() {
                 webgpu().await
             } else {
@@ -81,11 +111,7 @@ async fn pick_device(requested: &str) -> Result<(Device, BackendKind, String)> {
             };
             match (attempt, requested) {
                 (Ok(device), _) => Ok((device, BackendKind::Wgpu, "WebGPU adapter found".into())),
-                (Err(reason), "auto") => Ok((
-                    cpu_device(),
-                    BackendKind::Cpu,
-                    format!("fell back to CPU: {reason}"),
-                )),
+                (Err(reason), "auto") => cpu(format!("fell back to CPU: {reason}")),
                 (Err(reason), _) => Err(G2dError::Backend {
                     backend: "webgpu".into(),
                     reason,

@@ -72,15 +72,35 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
 
 #[wasm_bindgen_test]
 async fn webgpu_adapter_is_found_and_used() {
+    let g = load(BUNDLE, "webgpu").await.unwrap();
+    let info: JsValue = g.info().into();
+    assert_eq!(get(&info, "backend").as_string().unwrap(), "webgpu");
+}
+
+/// What the browser says of its adapter: `Some(true)` for a software fallback.
+async fn fallback_adapter() -> Option<bool> {
+    let probe = js_sys::Function::new_no_args(
+        "return navigator.gpu.requestAdapter().then((a) => a ? (a.info?.isFallbackAdapter ?? a.isFallbackAdapter ?? null) : null)",
+    );
+    let answer = JsFuture::from(js_sys::Promise::from(probe.call0(&JsValue::NULL).unwrap()))
+        .await
+        .unwrap();
+    answer.as_bool()
+}
+
+#[wasm_bindgen_test]
+async fn auto_passes_over_a_fallback_adapter_and_says_why() {
     let g = load(BUNDLE, "auto").await.unwrap();
     let info: JsValue = g.info().into();
     let backend = get(&info, "backend").as_string().unwrap();
-    assert_eq!(
-        backend,
-        "webgpu",
-        "no WebGPU adapter: {:?}",
-        get(&info, "backendReason").as_string()
-    );
+    let reason = get(&info, "backendReason").as_string().unwrap();
+    if fallback_adapter().await == Some(true) {
+        // SwiftShader here: a software adapter, slower than the CPU backend.
+        assert_eq!(backend, "cpu", "{reason}");
+        assert!(reason.contains("software fallback"), "{reason}");
+    } else {
+        assert_eq!(backend, "webgpu", "{reason}");
+    }
 }
 
 #[wasm_bindgen_test]

@@ -429,12 +429,26 @@ async function main() {
   }
   // ?bundle=NAME.g2d loads another bundle served beside the page (the tests use a fixture).
   const bundle = new URLSearchParams(location.search).get("bundle") || "default.g2d";
-  g2d = await G2DWorker.create(
-    new URL(`./${encodeURIComponent(bundle)}`, import.meta.url),
-    { backend: "auto" },
-    new URL("./pkg/worker.js", import.meta.url),
-  );
+  // The demo shows regeneration on WebGPU, so it asks for WebGPU even where the only adapter is
+  // a software one (the package's "auto" would take the CPU there), and takes the CPU when the
+  // browser has no WebGPU adapter at all. ?backend=auto|webgpu|cpu overrides.
+  const requested = new URLSearchParams(location.search).get("backend") || "webgpu";
+  const create = (backend) =>
+    G2DWorker.create(
+      new URL(`./${encodeURIComponent(bundle)}`, import.meta.url),
+      { backend },
+      new URL("./pkg/worker.js", import.meta.url),
+    );
+  let noWebGpu = null;
+  try {
+    g2d = await create(requested);
+  } catch (err) {
+    if (requested !== "webgpu" || err?.code !== "BACKEND_UNAVAILABLE") throw err;
+    noWebGpu = err.message;
+    g2d = await create("cpu");
+  }
   info = await g2d.info();
+  if (noWebGpu) info = { ...info, backendReason: `no WebGPU here: ${noWebGpu}` };
   showInfo(info);
   if (!(info.sampleLabels?.length > 0)) message("This bundle has no sample images; the attack panel is disabled.");
   updateButtons();

@@ -1,0 +1,73 @@
+// The demo page and the package in a Chromium without a WebGPU adapter (launched without
+// --enable-unsafe-webgpu: navigator.gpu exists, requestAdapter() answers null). The page falls
+// back to the CPU backend and says why; the package's "auto" does the same and "webgpu"
+// refuses with code BACKEND_UNAVAILABLE.
+
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { CHROMIUM_ARGS, launchChromium } from "./chromium.mjs";
+import { start } from "../../www/serve.mjs";
+
+const WWW = join(resolve(dirname(fileURLToPath(import.meta.url)), "../.."), "www");
+const BUNDLE = process.env.G2D_BUNDLE || "default.g2d";
+const TIMEOUT = 120_000;
+
+let server;
+let browser;
+let page;
+
+describe("without WebGPU", { timeout: 10 * 60_000 }, () => {
+  before(async () => {
+    assert.ok(existsSync(join(WWW, "pkg/index.js")) && existsSync(join(WWW, BUNDLE)), "build www/pkg and the bundle first");
+    server = await start(0);
+    browser = await launchChromium({
+      args: CHROMIUM_ARGS.filter((arg) => arg !== "--enable-unsafe-webgpu"),
+      timeout: TIMEOUT,
+    });
+    page = await (await browser.newContext()).newPage();
+    page.on("pageerror", (err) => console.error(`[page uncaught] ${err.stack ?? err}`));
+    await page.goto(`${server.url}?bundle=${encodeURIComponent(BUNDLE)}`, { timeout: TIMEOUT });
+  });
+
+  after(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+
+  it("the demo regenerates on the CPU and says why", { timeout: TIMEOUT }, async () => {
+    await page.waitForFunction(
+      () => {
+        const s = document.getElementById("status");
+        return s.textContent.startsWith("error") || s.dataset.generation === "1";
+      },
+      null,
+      { timeout: TIMEOUT, polling: 250 },
+    );
+    const text = async (id) => (await page.locator(`#${id}`).textContent()).trim();
+    assert.equal(await text("status"), "ready");
+    assert.equal(await text("backend"), "cpu");
+    assert.match(await text("backend-reason"), /no WebGPU here/);
+  });
+
+  it("the package's auto takes the CPU and webgpu refuses with its code", { timeout: TIMEOUT }, async () => {
+    const answer = await page.evaluate(async (bundle) => {
+      const { G2D } = await import("./pkg/index.js");
+      const auto = await G2D.load(bundle, { backend: "auto" });
+      const info = auto.info();
+      auto.free();
+      let refused = null;
+      try {
+        await G2D.load(bundle, { backend: "webgpu" });
+      } catch (err) {
+        refused = { code: err.code, message: err.message };
+      }
+      return { backend: info.backend, reason: info.backendReason, refused };
+    }, BUNDLE);
+    assert.equal(answer.backend, "cpu");
+    assert.match(answer.reason, /fell back to CPU/);
+    assert.equal(answer.refused?.code, "BACKEND_UNAVAILABLE", JSON.stringify(answer.refused));
+  });
+});
