@@ -104,6 +104,11 @@ export interface RegenerateOptions {
   guardDelta?: number;
   onProgress?: ProgressCallback;
   /**
+   * B, the candidates sampled in one batched pass (1 to 64, default 4): the first the guard
+   * accepts is installed, so a call installs nothing only when all B fail.
+   */
+  candidates?: number;
+  /**
    * Stops the regeneration between diffusion steps when it fires; the call then rejects with
    * a `G2DError` named "AbortError" (code "ABORTED").
    */
@@ -121,8 +126,15 @@ export interface RegenerateResult {
   valAccuracy: number;
   /** Validation accuracy of the original weights, as a fraction in [0, 1]. */
   originalValAccuracy: number;
-  /** Whether the guard accepted the candidate; a rejected one is not installed. */
+  /**
+   * Whether the guard accepted a candidate, which is then installed. `params` and the figures
+   * are the installed candidate's, or the first candidate's when none passed.
+   */
   accepted: boolean;
+  /** B, the candidates sampled. */
+  candidates: number;
+  /** How many of them the guard accepted. */
+  acceptedCandidates: number;
   backend: Backend;
   /** Wall-clock time of the regeneration in milliseconds. */
   ms: number;

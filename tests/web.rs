@@ -48,8 +48,10 @@ async fn regenerate(g: &WebG2d, options: JsValue) -> JsValue {
     JsFuture::from(g.regenerate(options)).await.unwrap()
 }
 
+/// The committed parameters' request: one candidate, seed 7, DDIM-10.
 fn seeded() -> JsValue {
     object(&[
+        ("candidates", 1.into()),
         ("seed", 7.into()),
         ("sampler", "ddim".into()),
         ("steps", 10.into()),
@@ -117,6 +119,30 @@ async fn seeded_regeneration_matches_native_on_webgpu_and_cpu() {
         assert!((0.0..=1.0).contains(&acc));
         assert!(get(&r, "l1ToOriginal").as_f64().unwrap() > 0.0);
     }
+}
+
+#[wasm_bindgen_test]
+async fn a_batch_of_candidates_installs_the_first_accepted() {
+    let g = load(BUNDLE, "cpu").await.unwrap();
+    let lenient = object(&[("candidates", 6.into()), ("guardDelta", 1.0.into())]);
+    let r = regenerate(&g, lenient).await;
+    assert_eq!(get(&r, "candidates").as_f64(), Some(6.0));
+    assert_eq!(get(&r, "acceptedCandidates").as_f64(), Some(6.0));
+    assert_eq!(get(&r, "accepted"), JsValue::TRUE);
+    // At zero tolerance some of 16 pass or none do; the call installs exactly when one does.
+    let strict = object(&[("candidates", 16.into()), ("guardDelta", 0.0.into())]);
+    let r = regenerate(&g, strict).await;
+    let passed = get(&r, "acceptedCandidates").as_f64().unwrap();
+    assert!((0.0..=16.0).contains(&passed));
+    assert_eq!(get(&r, "accepted").as_bool(), Some(passed > 0.0));
+    if passed > 0.0 {
+        let acc = get(&r, "valAccuracy").as_f64().unwrap();
+        assert!(acc >= get(&r, "originalValAccuracy").as_f64().unwrap() - 1e-6);
+    }
+    let err = JsFuture::from(g.regenerate(object(&[("candidates", 0.into())])))
+        .await
+        .unwrap_err();
+    assert_eq!(get(&err, "code").as_string().unwrap(), "INVALID_ARGUMENT");
 }
 
 #[wasm_bindgen_test]

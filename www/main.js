@@ -70,7 +70,8 @@ function showResult(r, wallMs) {
   const accepted = $("accepted");
   accepted.textContent = r.accepted ? "yes" : "no";
   accepted.className = `badge ${r.accepted ? "yes" : "no"}`;
-  $("accepted-note").textContent = r.accepted ? "installed" : "rejected; previous weights kept";
+  const of = `${r.acceptedCandidates} of ${r.candidates} candidates passed`;
+  $("accepted-note").textContent = r.accepted ? `installed (${of})` : `rejected (${of}); previous weights kept`;
   $("sampler").textContent = r.sampler;
   $("steps").textContent = String(r.steps);
 }

@@ -24,6 +24,7 @@ const BACKENDS = ["webgpu", "cpu"];
 // label, regenerate() options beyond the seed (none = the bundle's default sampler/steps)
 const CONFIGS = [
   ["default", {}],
+  ["default, 1 candidate", { candidates: 1 }],
   ["ddim-10", { sampler: "ddim", steps: 10 }],
 ];
 
@@ -168,6 +169,8 @@ async function main() {
                   valAccuracy: r.valAccuracy,
                   l1ToOriginal: r.l1ToOriginal,
                   accepted: r.accepted,
+                  candidates: r.candidates,
+                  acceptedCandidates: r.acceptedCandidates,
                 };
               },
               { options, seed },
@@ -189,15 +192,18 @@ async function main() {
           adapter: info.adapter,
           sampler: runs[0].sampler,
           steps: runs[0].steps,
+          candidates: runs[0].candidates,
           median: median(walls),
           min: Math.min(...walls),
           runs: runs.length,
         });
         details.push({
-          what: `${backend} ${runs[0].sampler}/${runs[0].steps}`,
+          what: `${backend} ${runs[0].sampler}/${runs[0].steps} ×${runs[0].candidates}`,
           reportedMedian: median(runs.map((r) => r.ms)),
           valAcc: runs.map((r) => (100 * r.valAccuracy).toFixed(1)).join(", "),
           accepted: runs.filter((r) => r.accepted).length,
+          passed: runs.reduce((sum, r) => sum + r.acceptedCandidates, 0),
+          sampled: runs.reduce((sum, r) => sum + r.candidates, 0),
           runs: runs.length,
         });
       }
@@ -210,17 +216,20 @@ async function main() {
     const out = [];
     out.push(`Chromium ${browser.version()}, bundle ${bundle}, ${repeats} timed run(s) per row after 1 warm-up`);
     out.push("");
-    out.push("| backend | adapter | sampler | steps | median ms | min ms | runs |");
-    out.push("|---|---|---|---:|---:|---:|---:|");
+    out.push("| backend | adapter | sampler | steps | candidates | median ms | min ms | runs |");
+    out.push("|---|---|---|---:|---:|---:|---:|---:|");
     for (const r of rows) {
-      out.push(`| ${r.backend} | ${cell(r.adapter)} | ${r.sampler} | ${r.steps} | ${fmt(r.median)} | ${fmt(r.min)} | ${r.runs} |`);
+      out.push(
+        `| ${r.backend} | ${cell(r.adapter)} | ${r.sampler} | ${r.steps} | ${r.candidates} | ${fmt(r.median)} | ${fmt(r.min)} | ${r.runs} |`,
+      );
     }
     out.push("");
     out.push("Wall time is performance.now() around regenerate(); the library's own `ms`, for comparison:");
     out.push("");
     for (const d of details) {
       out.push(
-        `- ${d.what}: reported median ${fmt(d.reportedMedian)} ms; val acc % ${d.valAcc}; accepted ${d.accepted}/${d.runs}`,
+        `- ${d.what}: reported median ${fmt(d.reportedMedian)} ms; val acc % ${d.valAcc}; ` +
+          `installed ${d.accepted}/${d.runs} calls; candidates passing the guard ${d.passed}/${d.sampled}`,
       );
     }
     out.push("");

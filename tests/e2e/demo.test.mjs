@@ -229,7 +229,7 @@ describe("G2D demo page", { timeout: 20 * 60_000 }, () => {
       const saved = Object.fromEntries(ids.map((id) => [id, document.getElementById(id).textContent]));
       document.getElementById("adapter").textContent = "spirv_0_0_" + "0123456789abcdef".repeat(4);
       document.getElementById("adapter-fallback").textContent = "(software\u00a0fallback)";
-      document.getElementById("accepted-note").textContent = "rejected; previous weights kept";
+      document.getElementById("accepted-note").textContent = "rejected (0 of 64 candidates passed); previous weights kept";
       return saved;
     });
     try {

@@ -76,6 +76,8 @@ const resultKeys: Record<keyof RegenerateResult, true> = {
   l2ToOriginal: true,
   originalValAccuracy: true,
   accepted: true,
+  candidates: true,
+  acceptedCandidates: true,
   backend: true,
   sampler: true,
   steps: true,
@@ -89,6 +91,7 @@ const regenerateOptionKeys: Record<keyof RegenerateOptions, true> = {
   seed: true,
   guardDelta: true,
   onProgress: true,
+  candidates: true,
   signal: true,
 };
 const loadOptionKeys: Record<keyof LoadOptions, true> = { backend: true };
@@ -116,8 +119,10 @@ async function mainThread(wasm: InitInput, bytes: Uint8Array): Promise<void> {
     eta: 0,
     seed: 7,
     guardDelta: 0.02,
+    candidates: 8,
     onProgress,
   });
+  const installedOf: [number, number] = [r.acceptedCandidates, r.candidates];
   const params: Float32Array = r.params;
   const sampler: "ddim" | "ddpm" = r.sampler;
   const backend: "webgpu" | "cpu" = r.backend;
@@ -139,7 +144,7 @@ async function mainThread(wasm: InitInput, bytes: Uint8Array): Promise<void> {
   await g2d.fgsm(pixels, labels, 0.1);
   await g2d.fgsm(pixels, [1, 2, 3], 0.1);
   g2d.free();
-  void [arch, scope, tolerance, h, w, params, sampler, backend, probs];
+  void [arch, scope, tolerance, h, w, params, sampler, backend, probs, installedOf];
 }
 
 async function inWorker(bytes: ArrayBuffer): Promise<void> {
