@@ -74,7 +74,8 @@ export interface LoadOptions {
 }
 
 /**
- * Called after each sampling step. Returning `false` (or a promise of `false`) stops the
+ * Called during sampling: after a step once at least 8 ms have passed since the last call, and
+ * after the last step (each call out of the wasm costs about as much as a step). Returning `false` (or a promise of `false`) stops the
  * regeneration, which then rejects with a `G2DError` named "AbortError" (code "ABORTED").
  * Returning a promise also yields to the event loop between steps.
  */

@@ -171,6 +171,10 @@ struct RegenerateOptions {
     candidates: Option<usize>,
 }
 
+/// The least time between two `onProgress` calls during sampling (`signal` is checked at
+/// every step).
+const PROGRESS_MS: f64 = 8.0;
+
 /// B when regenerate() is not told: with p the guard's acceptance rate, a call installs
 /// nothing with probability (1 − p)^B (2.6% at p = 0.6, where one candidate fails 40%).
 const DEFAULT_CANDIDATES: usize = 4;
@@ -344,8 +348,9 @@ impl WebG2d {
     /// each with the guard and installs the first it accepts.
     /// Resolves to `{params, l1ToOriginal, l2ToOriginal, valAccuracy, originalValAccuracy,
     /// accepted, candidates, acceptedCandidates, backend, ms, sampler, steps}`.
-    /// `onProgress(step, total)` is called between diffusion steps and may return (a promise
-    /// of) `false` to cancel; an AbortSignal in `signal` cancels too.
+    /// `onProgress(step, total)` is called between diffusion steps, at most every 8 ms and
+    /// after the last, and may return (a promise of) `false` to cancel; an AbortSignal in
+    /// `signal`, checked at every step, cancels too.
     pub fn regenerate(&self, options_js: JsValue) -> Promise {
         let state = self.state.clone();
         future_to_promise(async move { regenerate(state, options_js).await.map_err(js_error) })
@@ -440,11 +445,19 @@ async fn regenerate(s: Rc<State>, options_js: JsValue) -> Result<JsValue> {
     let req = request(&s, &opts)?;
     let mut run = s.model.sample(req.candidates, &req.sampler, req.rng);
     let total = run.total();
+    let mut reported = js_sys::Date::now();
     while !run.is_finished() {
         if aborted(&signal) {
             return Err(G2dError::Cancelled);
         }
         run.step();
+        // Each call out to JS costs about as much as a step here, so progress is reported
+        // every PROGRESS_MS and after the last step, not after every step.
+        let now = js_sys::Date::now();
+        if now - reported < PROGRESS_MS && !run.is_finished() {
+            continue;
+        }
+        reported = now;
         if !progress(&on_progress, run.done(), total).await? || aborted(&signal) {
             return Err(G2dError::Cancelled);
         }

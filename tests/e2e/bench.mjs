@@ -2,6 +2,7 @@
 // the bundle's default sampler and DDIM with 10 steps. Not a test; prints Markdown tables.
 //
 //   node tests/e2e/bench.mjs [--bundle NAME.g2d] [--repeats N] [--timeout SECONDS]
+//                            [--targets webgpu,cpu,cpu-worker]   (cpu-worker: a G2DWorker)
 //   (or: npm run bench --prefix tests -- --bundle test-fixture.g2d)
 //
 // Needs the built package in www/pkg (pkg-config/build.sh --out www/pkg) and the bundle in
@@ -20,7 +21,12 @@ import { start } from "../../www/serve.mjs";
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const WWW = join(REPO, "www");
 const WASM = join(WWW, "pkg", "g2d_wasm_bg.wasm");
-const BACKENDS = ["webgpu", "cpu"];
+// Where regenerate() runs: the page's own G2D, or a G2DWorker (worker-client.js).
+const TARGETS = {
+  webgpu: { backend: "webgpu", worker: false },
+  cpu: { backend: "cpu", worker: false },
+  "cpu-worker": { backend: "cpu", worker: true },
+};
 // label, regenerate() options beyond the seed (none = the bundle's default sampler/steps)
 const CONFIGS = [
   ["default", {}],
@@ -29,7 +35,7 @@ const CONFIGS = [
 ];
 
 function usage() {
-  return "usage: node tests/e2e/bench.mjs [--bundle NAME.g2d] [--repeats N] [--timeout SECONDS]";
+  return "usage: node tests/e2e/bench.mjs [--bundle NAME.g2d] [--repeats N] [--timeout SECONDS] [--targets webgpu,cpu,cpu-worker]";
 }
 
 function parseCli() {
@@ -38,6 +44,7 @@ function parseCli() {
       bundle: { type: "string", default: "default.g2d" },
       repeats: { type: "string", default: "5" },
       timeout: { type: "string", default: "600" }, // per page call (one load or regeneration)
+      targets: { type: "string", default: Object.keys(TARGETS).join(",") },
       help: { type: "boolean", short: "h", default: false },
     },
     strict: true,
@@ -50,7 +57,10 @@ function parseCli() {
   if (!Number.isInteger(repeats) || repeats < 1) throw new Error(`--repeats must be a positive integer, got ${values.repeats}`);
   const timeoutS = Number(values.timeout);
   if (!(timeoutS > 0)) throw new Error(`--timeout must be a positive number of seconds, got ${values.timeout}`);
-  return { bundle: values.bundle, repeats, timeoutMs: timeoutS * 1000 };
+  const targets = values.targets.split(",").filter(Boolean);
+  const unknown = targets.filter((t) => !(t in TARGETS));
+  if (unknown.length > 0 || targets.length === 0) throw new Error(`--targets: expected some of ${Object.keys(TARGETS)}, got ${values.targets}`);
+  return { bundle: values.bundle, repeats, timeoutMs: timeoutS * 1000, targets };
 }
 
 const median = (xs) => {
@@ -71,7 +81,7 @@ function withTimeout(promise, ms, what) {
 }
 
 async function main() {
-  const { bundle, repeats, timeoutMs } = parseCli();
+  const { bundle, repeats, timeoutMs, targets } = parseCli();
 
   const bundlePath = resolve(WWW, bundle);
   if (!bundlePath.startsWith(WWW + "/")) throw new Error(`--bundle must name a file inside www/, got ${bundle}`);
@@ -105,22 +115,30 @@ async function main() {
     const rows = [];
     const details = [];
     let webgpuAdapter = null;
-    for (const backend of BACKENDS) {
-      console.error(`[bench] ${backend}: loading ${bundle}`);
+    for (const target of targets) {
+      const { backend, worker } = TARGETS[target];
+      console.error(`[bench] ${target}: loading ${bundle}`);
       const info = await withTimeout(
         page.evaluate(
-          async ({ backend, bundleUrlPath }) => {
-            const { G2D } = await import("/pkg/index.js");
+          async ({ backend, worker, bundleUrlPath }) => {
             const response = await fetch(bundleUrlPath);
             if (!response.ok) throw new Error(`fetch ${bundleUrlPath}: HTTP ${response.status}`);
             const bytes = new Uint8Array(await response.arrayBuffer());
-            globalThis.__g2d?.free();
+            globalThis.__g2dRelease?.();
             globalThis.__g2d = null;
-            globalThis.__g2d = await G2D.load(bytes, { backend });
-            const { backend: used, backendReason, adapter, sampler, steps, paramCount } = globalThis.__g2d.info();
+            if (worker) {
+              const { G2DWorker } = await import("/pkg/worker-client.js");
+              globalThis.__g2d = await G2DWorker.create(bytes, { backend });
+              globalThis.__g2dRelease = () => globalThis.__g2d?.terminate();
+            } else {
+              const { G2D } = await import("/pkg/index.js");
+              globalThis.__g2d = await G2D.load(bytes, { backend });
+              globalThis.__g2dRelease = () => globalThis.__g2d?.free();
+            }
+            const { backend: used, backendReason, adapter, sampler, steps, paramCount } = await globalThis.__g2d.info();
             return { backend: used, backendReason, adapter, sampler, steps, paramCount };
           },
-          { backend, bundleUrlPath },
+          { backend, worker, bundleUrlPath },
         ),
         timeoutMs,
         `G2D.load(${backend})`,
@@ -188,7 +206,7 @@ async function main() {
         }
         const walls = runs.map((r) => r.wall);
         rows.push({
-          backend,
+          backend: target,
           adapter: info.adapter,
           sampler: runs[0].sampler,
           steps: runs[0].steps,
@@ -198,7 +216,7 @@ async function main() {
           runs: runs.length,
         });
         details.push({
-          what: `${backend} ${runs[0].sampler}/${runs[0].steps} ×${runs[0].candidates}`,
+          what: `${target} ${runs[0].sampler}/${runs[0].steps} ×${runs[0].candidates}`,
           reportedMedian: median(runs.map((r) => r.ms)),
           valAcc: runs.map((r) => (100 * r.valAccuracy).toFixed(1)).join(", "),
           accepted: runs.filter((r) => r.accepted).length,
@@ -208,7 +226,7 @@ async function main() {
         });
       }
       await page.evaluate(() => {
-        globalThis.__g2d?.free();
+        globalThis.__g2dRelease?.();
         globalThis.__g2d = null;
       });
     }
