@@ -1,6 +1,6 @@
 // Hand-written types for the g2d-wasm entry point (index.js). The one declaration of every
 // shared type: worker-client.d.ts imports and re-exports these. The objects' keys mirror what
-// src/web.rs sets.
+// src/web/mod.rs sets.
 
 /** Compute backend actually in use. */
 export type Backend = "webgpu" | "cpu";
@@ -23,8 +23,8 @@ export type Arch = "mlp" | "cnn";
 export type Scope = "last" | "last-two" | "all";
 
 /**
- * The stable `code` every error of this package carries (messages may be reworded). The
- * bundle codes name the check that failed, in the order loading runs them.
+ * The stable `code` every error of this package's API carries (messages may be reworded). The
+ * bundle codes name the check that failed.
  */
 export type ErrorCode =
   | "BUNDLE_TRUNCATED"
@@ -40,6 +40,7 @@ export type ErrorCode =
   | "BACKEND_UNAVAILABLE"
   | "ABORTED"
   | "FREED"
+  | "WASM_INIT"
   | "WORKER"
   | "DATA_FORMAT"
   | "STALE_ARTIFACT"
@@ -93,7 +94,8 @@ export interface RegenerateOptions {
   eta?: number;
   /**
    * Seed for the initial noise: an integer from 0 to 2^53 − 1. For tests only: anyone who
-   * holds the bundle and the seed reproduces the weights exactly. Omitted (as it should be in
+   * holds the bundle and the seed (with the same sampler, steps and `candidates`) reproduces
+   * the weights exactly. Omitted (as it should be in
    * production), each call draws fresh noise from the browser's CSPRNG.
    */
   seed?: number;
@@ -119,9 +121,9 @@ export interface RegenerateOptions {
 export interface RegenerateResult {
   /** The regenerated parameters (flattened, in the bundle's tensor order). */
   params: Float32Array;
-  /** L1 distance between the regenerated and the original parameters. */
+  /** Mean absolute difference per parameter between the regenerated and original ones. */
   l1ToOriginal: number;
-  /** L2 distance between the regenerated and the original parameters. */
+  /** Root-mean-square difference per parameter between the regenerated and original ones. */
   l2ToOriginal: number;
   /** Validation accuracy of the regenerated weights, as a fraction in [0, 1]. */
   valAccuracy: number;

@@ -84,7 +84,11 @@ export class G2D {
 
   /** Validate and load a `.g2d` bundle, given as bytes or as a URL to fetch. */
   static async load(source, options = {}) {
-    await init();
+    await init().catch((err) => {
+      // E.g. the .wasm could not be fetched or compiled.
+      if (err !== null && typeof err === "object" && !("code" in err)) err.code = "WASM_INIT";
+      throw err;
+    });
     const bytes = await toBytes(source);
     return new G2D(await WasmG2D.load(bytes, options ?? {}));
   }

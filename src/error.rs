@@ -77,7 +77,7 @@ pub enum G2dError {
 
 pub type Result<T, E = G2dError> = std::result::Result<T, E>;
 
-/// Which check a bundle failed, in the order loading runs them.
+/// Which check a bundle failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BundleFault {
     /// Shorter than its header says, or bytes after the checksum.

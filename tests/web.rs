@@ -139,6 +139,18 @@ async fn a_batch_of_candidates_installs_the_first_accepted() {
         let acc = get(&r, "valAccuracy").as_f64().unwrap();
         assert!(acc >= get(&r, "originalValAccuracy").as_f64().unwrap() - 1e-6);
     }
+    // With every candidate accepted the first is installed: with seed 7 it is the committed
+    // single-candidate sample (the batch's first row draws the same noise).
+    let first = seeded();
+    Reflect::set(&first, &"candidates".into(), &4.into()).unwrap();
+    Reflect::set(&first, &"guardDelta".into(), &1.0.into()).unwrap();
+    let r = regenerate(&g, first).await;
+    let got = Float32Array::from(get(&r, "params")).to_vec();
+    let d = max_diff(&got, &expected());
+    assert!(
+        d < TOLERANCE,
+        "installed params are not the first candidate's: {d}"
+    );
     let err = JsFuture::from(g.regenerate(object(&[("candidates", 0.into())])))
         .await
         .unwrap_err();

@@ -12,7 +12,7 @@ use crate::error::Result;
 use crate::generate::{generate_host, G2dModel, Guard};
 use crate::metrics::l1_distance;
 use crate::pipeline::collect::{train_adversarial, train_target};
-use crate::pipeline::run::{lambda_tag, load_bundle, Run};
+use crate::pipeline::run::{lambda_tag, Run};
 use crate::rng::G2dRng;
 
 /// What kind of defence a population stands for (the `kind` of `summary.json`).
@@ -149,7 +149,7 @@ pub fn generated(
     if !path.is_file() {
         return Ok(None);
     }
-    let model = G2dModel::from_bundle(&load_bundle(&path)?, &run.device)?;
+    let model = G2dModel::from_bundle(&run.load_own_bundle(lambda)?, &run.device)?;
     let original = guard.accuracy(&model.original).into_scalar::<f32>();
     let sampler = run.config.generate.sampler;
     let mut rng = G2dRng::seeded(seed);

@@ -12,7 +12,7 @@ use crate::error::Result;
 use crate::generate::{generate_accepted, predict, G2dModel, Guard};
 use crate::metrics::Summary;
 use crate::pipeline::progress::bar;
-use crate::pipeline::run::{load_bundle, Run};
+use crate::pipeline::run::Run;
 use crate::rng::G2dRng;
 
 /// When the defender swaps in new weights.
@@ -223,7 +223,7 @@ pub fn attack_run(
     lambda: f32,
     plan: &QueryAttackPlan,
 ) -> Result<QueryAttackReport> {
-    let bundle = load_bundle(&run.bundle_path(lambda))?;
+    let bundle = run.load_own_bundle(lambda)?;
     let model = G2dModel::from_bundle(&bundle, &run.device)?;
     let guard = Guard::new(
         &splits.validation,

@@ -17,7 +17,7 @@ use crate::error::{G2dError, Result};
 use crate::generate::{predict, G2dModel, Guard};
 use crate::metrics::{accuracy, l1_distance, Summary};
 use crate::pipeline::progress::bar;
-use crate::pipeline::run::{load_bundle, Run};
+use crate::pipeline::run::Run;
 
 /// What `g2d threat` runs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -148,7 +148,7 @@ impl<'a> RunContext<'a> {
     fn new(run: &'a Run, plan: &ThreatPlan) -> Result<RunContext<'a>> {
         let splits = run.splits()?;
         let lambda = run.config.diffusion.lambda_l1;
-        let main = G2dModel::from_bundle(&load_bundle(&run.bundle_path(lambda))?, &run.device)?;
+        let main = G2dModel::from_bundle(&run.load_own_bundle(lambda)?, &run.device)?;
         let guard = Guard::new(
             &splits.validation,
             run.config.generate.guard_delta,

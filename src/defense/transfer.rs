@@ -16,7 +16,7 @@ use crate::generate::{generate_accepted, predict, G2dModel, Guard};
 use crate::metrics::{accuracy, l1_distance, Summary};
 use crate::pipeline::collect::train_target;
 use crate::pipeline::progress::bar;
-use crate::pipeline::run::{lambda_tag, load_bundle, Run};
+use crate::pipeline::run::{lambda_tag, Run};
 use crate::rng::G2dRng;
 
 /// One group of models attacked with the same examples.
@@ -159,7 +159,7 @@ fn generated_row(
     if !Path::new(&path).is_file() {
         return Ok(None);
     }
-    let model = G2dModel::from_bundle(&load_bundle(&path)?, at.device)?;
+    let model = G2dModel::from_bundle(&run.load_own_bundle(lambda)?, at.device)?;
     let guard = Guard::new(
         &splits.validation,
         run.config.generate.guard_delta,
@@ -202,7 +202,7 @@ pub fn transfer(
     retrained: usize,
 ) -> Result<TransferReport> {
     let device = &run.device;
-    let main_bundle = load_bundle(&run.bundle_path(run.config.diffusion.lambda_l1))?;
+    let main_bundle = run.load_own_bundle(run.config.diffusion.lambda_l1)?;
     let main = G2dModel::from_bundle(&main_bundle, device)?;
     let seed = run.config.seed + 5;
     let (clean, adversarial) =

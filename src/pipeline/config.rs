@@ -257,10 +257,16 @@ impl RunConfig {
         })
     }
 
-    /// The hash of everything collection depends on (seed, data, collect settings): what
-    /// `target.safetensors` records as its origin.
+    /// The hash of everything collection reads (the seed, the data and its split, the collect
+    /// settings; not the export-only `bundle_validation_size`): what `target.safetensors`
+    /// records as its origin.
     pub fn collect_key(&self) -> String {
-        let key = serde_json::json!([self.seed, self.data, self.collect]);
+        let d = &self.data;
+        let dir = d
+            .dir
+            .as_ref()
+            .map(|p| p.canonicalize().unwrap_or_else(|_| p.clone()));
+        let key = serde_json::json!([self.seed, d.source, dir, d.validation_size, self.collect]);
         crate::codec::sha256_hex(key.to_string().as_bytes())
     }
 

@@ -154,6 +154,7 @@ impl Run {
         if same_dir || !same || !source.is_file() {
             return Ok(None);
         }
+        other.load_target()?; // the other run's collection must be current for its config
         let target = self.path("target.safetensors");
         let bytes = std::fs::read(&source).map_err(|e| G2dError::io(&source, e))?;
         artifacts::write_atomic(&target, bytes)?;
@@ -324,12 +325,16 @@ impl Run {
     pub fn evaluate(&self, bundle_path: &Path, splits: &Splits) -> Result<Evaluation> {
         let bundle = load_bundle(bundle_path)?;
         let model = G2dModel::from_bundle(&bundle, &self.device)?;
+        // The run's checkpoints, when the bundle was exported from them: the run's own bundle
+        // must be (else it is stale); a bundle from elsewhere is evaluated without them.
+        let own = bundle_path.parent() == Some(self.dir.as_path());
         let checkpoints = match self.load_target() {
-            Ok(target) => {
-                self.check_bundle_matches(bundle_path, &bundle, &target)?;
-                Some(target.rows("checkpoints")?)
-            }
-            Err(G2dError::Io { .. }) => None, // a bundle from elsewhere, no run behind it
+            Ok(target) => match self.check_bundle_matches(bundle_path, &bundle, &target) {
+                Ok(()) => Some(target.rows("checkpoints")?),
+                Err(e) if own => return Err(e),
+                Err(_) => None,
+            },
+            Err(G2dError::Io { .. }) => None, // no run behind it
             Err(e) => return Err(e),
         };
         let g = &self.config.generate;
@@ -353,6 +358,14 @@ impl Run {
 }
 
 impl Run {
+    /// The run's own bundle for λ, refused when it was exported before the last collect.
+    pub fn load_own_bundle(&self, lambda: f32) -> Result<Bundle> {
+        let path = self.bundle_path(lambda);
+        let bundle = load_bundle(&path)?;
+        self.check_bundle_matches(&path, &bundle, &self.load_target()?)?;
+        Ok(bundle)
+    }
+
     /// Refuses a bundle whose θ_orig is not this run's: it was exported before the last
     /// collect.
     pub fn check_bundle_matches(

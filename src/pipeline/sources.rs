@@ -70,19 +70,23 @@ const MAX_DECOMPRESSED: u64 = 1 << 30;
 
 /// Decompresses gzip data (detected by its magic bytes); other data is returned as is.
 pub fn maybe_gunzip(bytes: Vec<u8>, file: &str) -> Result<Vec<u8>> {
+    gunzip_at_most(bytes, file, MAX_DECOMPRESSED)
+}
+
+fn gunzip_at_most(bytes: Vec<u8>, file: &str, limit: u64) -> Result<Vec<u8>> {
     if bytes.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
         flate2::read::GzDecoder::new(bytes.as_slice())
-            .take(MAX_DECOMPRESSED + 1)
+            .take(limit + 1)
             .read_to_end(&mut out)
             .map_err(|e| G2dError::Idx {
                 file: file.to_string(),
                 reason: format!("corrupt gzip data: {e}"),
             })?;
-        if out.len() as u64 > MAX_DECOMPRESSED {
+        if out.len() as u64 > limit {
             return Err(G2dError::Idx {
                 file: file.to_string(),
-                reason: "decompresses to more than 1 GiB".into(),
+                reason: format!("decompresses to more than {limit} bytes"),
             });
         }
         Ok(out)
@@ -199,6 +203,22 @@ mod tests {
             err.contains("small-images") && err.contains("10×10"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn gzip_that_decompresses_past_the_limit_is_refused() {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&[0u8; 4096]).unwrap();
+        let gz = gz.finish().unwrap();
+        let err = gunzip_at_most(gz.clone(), "bomb.gz", 1000)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("bomb.gz") && err.contains("more than 1000 bytes"),
+            "{err}"
+        );
+        assert_eq!(gunzip_at_most(gz, "ok.gz", 4096).unwrap().len(), 4096);
     }
 
     #[test]

@@ -187,13 +187,7 @@ pub fn train_diffusion(
         );
         if step % 100 == 0 || step + 1 == t.steps {
             last = Logged::of(&loss);
-            if !last.is_finite() {
-                return Err(G2dError::Diverged {
-                    stage: format!("train-diffusion λ={lambda_l1}"),
-                    step,
-                    loss: last.mse as f32,
-                });
-            }
+            last.ensure_finite(lambda_l1, step)?;
             pb.set_message(last.message(lambda_l1));
         }
         let grads = GradientsParams::from_grads(loss.total.backward(), &denoiser);
@@ -259,10 +253,26 @@ impl Logged {
         }
     }
 
-    /// Whether every logged term is a finite number.
-    fn is_finite(&self) -> bool {
-        let optional = [self.distance, self.task, self.vulnerability];
-        self.mse.is_finite() && optional.iter().flatten().all(|v| v.is_finite())
+    /// Stops training with [`G2dError::Diverged`], naming the first logged term that is not a
+    /// finite number.
+    fn ensure_finite(&self, lambda_l1: f32, step: usize) -> Result<()> {
+        let terms = [
+            ("ε-MSE", Some(self.mse)),
+            ("L1 distance", self.distance),
+            ("task term", self.task),
+            ("vulnerability term", self.vulnerability),
+        ];
+        match terms
+            .into_iter()
+            .find_map(|(name, v)| v.filter(|v| !v.is_finite()).map(|v| (name, v)))
+        {
+            Some((term, loss)) => Err(G2dError::Diverged {
+                stage: format!("train-diffusion λ={lambda_l1} ({term})"),
+                step,
+                loss: loss as f32,
+            }),
+            None => Ok(()),
+        }
     }
 
     fn message(&self, lambda_l1: f32) -> String {

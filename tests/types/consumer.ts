@@ -46,7 +46,7 @@ same<W.Scope, Scope>(true);
 same<Shape<Omit<W.WorkerRegenerateOptions, "onProgress">>, Shape<Omit<RegenerateOptions, "onProgress">>>(true);
 same<Shape<W.WorkerBundleInfo>, Shape<BundleInfo & { fallbackAdapter?: boolean }>>(true);
 
-// The keys src/web.rs sets, in its order: info() …
+// The keys src/web/mod.rs sets, in its order: info() …
 const infoKeys: Record<keyof BundleInfo, true> = {
   formatVersion: true,
   arch: true,

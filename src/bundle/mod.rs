@@ -19,17 +19,19 @@
 //! architecture it claims, finiteness, and θ_orig's SHA-256, in that order, and fails on the first
 //! problem with a message that names it.
 
+mod validate;
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::autoencoder::AutoencoderConfig;
-use crate::classifier::{Arch, Classifier, IMAGE_PIXELS};
+use crate::classifier::Arch;
 use crate::codec::{f32_from_le_bytes, f32_to_le_bytes};
 use crate::data::Images;
 use crate::diffusion::denoiser::DenoiserConfig;
 use crate::diffusion::sampler::SamplerConfig;
 use crate::diffusion::schedule::ScheduleConfig;
-use crate::error::{ensure_finite, BundleFault, G2dError, Result};
+use crate::error::{BundleFault, G2dError, Result};
 use crate::normalize::Normalizer;
 use crate::params::{Manifest, Scope};
 
@@ -63,45 +65,6 @@ pub struct BundleMeta {
     /// The configuration of the run that produced the bundle.
     pub training: serde_json::Value,
     pub sections: Vec<Section>,
-}
-
-impl BundleMeta {
-    /// Range-checks every setting before any network is built or memory reserved: the
-    /// autoencoder, denoiser and schedule within their bounds
-    /// ([`AutoencoderConfig::validate`], [`DenoiserConfig::validate`],
-    /// [`ScheduleConfig::validate`]), a sampler the schedule can run, a finite `latent_clip > 0`,
-    /// `guard_delta` in [0, 1] and a finite λ.
-    pub fn validate(&self) -> Result<()> {
-        self.autoencoder.validate("autoencoder")?;
-        self.denoiser.validate("denoiser")?;
-        if self.denoiser.latent_channels != self.autoencoder.latent_channels {
-            return Err(G2dError::config(
-                "denoiser.latent_channels",
-                format!(
-                    "is {} but the autoencoder's latent has {} channels",
-                    self.denoiser.latent_channels, self.autoencoder.latent_channels
-                ),
-            ));
-        }
-        self.schedule.validate("schedule")?;
-        self.sampler
-            .validate(self.schedule.timesteps)
-            .map_err(|e| G2dError::config("sampler", e.to_string()))?;
-        if !(self.latent_clip > 0.0 && self.latent_clip.is_finite()) {
-            return Err(G2dError::config(
-                "latent_clip",
-                format!("must be finite and > 0, got {}", self.latent_clip),
-            ));
-        }
-        crate::error::ensure_range("guard_delta", self.guard_delta, 0.0, 1.0)?;
-        if !self.lambda_l1.is_finite() {
-            return Err(G2dError::config(
-                "lambda_l1",
-                format!("must be finite, got {}", self.lambda_l1),
-            ));
-        }
-        Ok(())
-    }
 }
 
 /// One data section.
@@ -344,147 +307,6 @@ impl Bundle {
             },
             meta,
         })
-    }
-
-    /// Checks the sections against the architecture and configurations the metadata claims.
-    pub fn validate(&self) -> Result<()> {
-        self.meta
-            .validate()
-            .map_err(refile(BundleFault::Metadata))?;
-        self.validate_manifests()?;
-        self.validate_lengths()?;
-        self.validate_values()
-    }
-
-    /// The manifests and the autoencoder's length match the claimed architecture and scope.
-    fn validate_manifests(&self) -> Result<()> {
-        let m = &self.meta;
-        let device = crate::backend::cpu_device();
-        let classifier = Classifier::new(m.arch, &device);
-        let expect_manifest = |what: &str, claimed: &Manifest, actual: Manifest| {
-            if *claimed != actual {
-                Err(bad(BundleFault::Metadata, format!(
-                    "{what} manifest does not match a {} with scope {}: expected tensors {:?}, bundle lists {:?}",
-                    m.arch,
-                    m.scope,
-                    actual.names(),
-                    claimed.names()
-                )))
-            } else {
-                Ok(())
-            }
-        };
-        expect_manifest(
-            "regenerated",
-            &m.regenerated,
-            Manifest::regenerated(&classifier, m.arch, m.scope),
-        )?;
-        expect_manifest(
-            "fixed",
-            &m.fixed,
-            Manifest::fixed(&classifier, m.arch, m.scope),
-        )?;
-        if m.autoencoder.param_len != m.regenerated.len() {
-            return Err(bad(
-                BundleFault::Metadata,
-                format!(
-                    "autoencoder.param_len is {} but the regenerated tensors hold {}",
-                    m.autoencoder.param_len,
-                    m.regenerated.len()
-                ),
-            ));
-        }
-        Ok(())
-    }
-
-    /// Every section has the length its configuration implies.
-    fn validate_lengths(&self) -> Result<()> {
-        let m = &self.meta;
-        let device = crate::backend::cpu_device();
-        let lens = [
-            (
-                "decoder",
-                Manifest::full(&m.autoencoder.init_decoder(&device)).len(),
-                self.decoder.len(),
-            ),
-            (
-                "denoiser",
-                Manifest::full(&m.denoiser.init(&device)).len(),
-                self.denoiser.len(),
-            ),
-            ("fixed", m.fixed.len(), self.fixed.len()),
-            ("theta_orig", m.regenerated.len(), self.theta_orig.len()),
-            (
-                "param_mean",
-                m.regenerated.len(),
-                self.param_norm.mean.len(),
-            ),
-            ("param_std", m.regenerated.len(), self.param_norm.std.len()),
-            (
-                "latent_mean",
-                m.autoencoder.latent_size(),
-                self.latent_norm.mean.len(),
-            ),
-            (
-                "latent_std",
-                m.autoencoder.latent_size(),
-                self.latent_norm.std.len(),
-            ),
-            (
-                "validation_images",
-                self.validation.labels.len() * IMAGE_PIXELS,
-                self.validation.pixels.len(),
-            ),
-        ];
-        for (name, expected, got) in lens {
-            if expected != got {
-                return Err(bad(
-                    BundleFault::Section,
-                    format!(
-                        "section {name} holds {got} values, its configuration implies {expected}"
-                    ),
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// Values are finite and in range, and θ_orig is the one the metadata names.
-    fn validate_values(&self) -> Result<()> {
-        let m = &self.meta;
-        for (name, values) in self.f32_sections() {
-            ensure_finite(&format!("section {name}"), values)
-                .map_err(refile(BundleFault::Value))?;
-        }
-        if self
-            .param_norm
-            .std
-            .iter()
-            .chain(&self.latent_norm.std)
-            .any(|s| *s <= 0.0)
-        {
-            return Err(bad(
-                BundleFault::Value,
-                "normalisation has a non-positive standard deviation",
-            ));
-        }
-        if self.validation.is_empty() || self.validation.labels.iter().any(|&l| l > 9) {
-            return Err(bad(
-                BundleFault::Value,
-                "validation slice is empty or has labels outside 0-9",
-            ));
-        }
-        let sha = sha256_hex(&self.theta_orig);
-        if sha != m.theta_orig_sha256 {
-            return Err(bad(
-                BundleFault::Value,
-                format!(
-                    "theta_orig SHA-256 is {sha}, metadata says {}",
-                    m.theta_orig_sha256
-                ),
-            ));
-        }
-        Ok(())
     }
 }
 

@@ -2,6 +2,8 @@
 //! makes. The JS API is camelCase, async, throws `Error`s with the crate's messages, and returns
 //! typed arrays and plain objects. Every regeneration reads back from the device exactly once.
 
+mod device;
+
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -13,7 +15,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
 
 use crate::attacks::{craft, LinfAttack};
-use crate::backend::{cpu_device, webgpu_device, BackendKind};
+use crate::backend::BackendKind;
 use crate::bundle::{Bundle, FORMAT_VERSION};
 use crate::classifier::{images_tensor, labels_tensor, Classifier, CLASSES, IMAGE_PIXELS};
 use crate::data::Images;
@@ -21,15 +23,11 @@ use crate::diffusion::sampler::SamplerConfig;
 use crate::error::{G2dError, Result};
 use crate::generate::{G2dModel, Guard};
 use crate::rng::G2dRng;
+use device::{adapter_name, js_backend_name, pick_device};
 
 #[wasm_bindgen(start)]
 fn start() {
     console_error_panic_hook::set_once();
-}
-
-thread_local! {
-    /// burn's wgpu runtime initialises once per page or worker; later loads reuse it.
-    static WEBGPU: RefCell<Option<std::result::Result<Device, String>>> = const { RefCell::new(None) };
 }
 
 /// A JS `Error` with the crate's message and its stable `code`; a cancellation is named
@@ -41,114 +39,6 @@ fn js_error(e: G2dError) -> JsValue {
     }
     set(&error, "code", e.code());
     error.into()
-}
-
-/// `navigator.gpu`, if this page or worker has one.
-fn has_navigator_gpu() -> bool {
-    Reflect::get(&js_sys::global(), &"navigator".into())
-        .ok()
-        .filter(|n| !n.is_undefined())
-        .and_then(|n| Reflect::get(&n, &"gpu".into()).ok())
-        .is_some_and(|g| !g.is_undefined() && !g.is_null())
-}
-
-async fn webgpu() -> std::result::Result<Device, String> {
-    if let Some(cached) = WEBGPU.with(|w| w.borrow().clone()) {
-        return cached;
-    }
-    let result = webgpu_device().await.map_err(|e| match e {
-        G2dError::Backend { reason, .. } => reason,
-        other => other.to_string(),
-    });
-    WEBGPU.with(|w| *w.borrow_mut() = Some(result.clone()));
-    result
-}
-
-/// Whether the adapter the browser offers is a software fallback (SwiftShader and the like):
-/// `GPUAdapterInfo.isFallbackAdapter`, or the older `GPUAdapter.isFallbackAdapter`. `None` when
-/// there is no adapter or the browser does not say.
-async fn adapter_is_fallback() -> Option<bool> {
-    let navigator = Reflect::get(&js_sys::global(), &"navigator".into()).ok()?;
-    let gpu = Reflect::get(&navigator, &"gpu".into()).ok()?;
-    let request: Function = Reflect::get(&gpu, &"requestAdapter".into())
-        .ok()?
-        .dyn_into()
-        .ok()?;
-    let pending = request.call0(&gpu).ok()?.dyn_into::<Promise>().ok()?;
-    let adapter = JsFuture::from(pending).await.ok()?;
-    if adapter.is_null() || adapter.is_undefined() {
-        return None;
-    }
-    let flag = |o: &JsValue| {
-        Reflect::get(o, &"isFallbackAdapter".into())
-            .ok()
-            .and_then(|v| v.as_bool())
-    };
-    let info = Reflect::get(&adapter, &"info".into()).ok();
-    info.as_ref().and_then(flag).or_else(|| flag(&adapter))
-}
-
-/// Picks the device for `requested`: "webgpu" (fails without an adapter), "cpu", or "auto":
-/// WebGPU on a hardware adapter, else the CPU, with the reason. A software fallback adapter
-/// is passed over in "auto" (here SwiftShader regenerates about 100× slower than the CPU
-/// backend); "webgpu" takes it.
-async fn pick_device(requested: &str) -> Result<(Device, BackendKind, String)> {
-    let cpu = |reason: String| Ok((cpu_device(), BackendKind::Cpu, reason));
-    match requested {
-        "cpu" => cpu("CPU backend requested".into()),
-        "webgpu" | "wgpu" | "auto" => {
-            if requested == "auto" && adapter_is_fallback().await == Some(true) {
-                return cpu(
-                    "the only WebGPU adapter is a software fallback, slower than the CPU \
-                     backend (ask for backend \"webgpu\" to use it anyway)"
-                        .into(),
-                );
-            }
-            let attempt = if has_navigator_gpu() {
-                webgpu().await
-            } else {
-                Err("navigator.gpu is undefined: this browser or context has no WebGPU".into())
-            };
-            match (attempt, requested) {
-                (Ok(device), _) => Ok((device, BackendKind::Wgpu, "WebGPU adapter found".into())),
-                (Err(reason), "auto") => cpu(format!("fell back to CPU: {reason}")),
-                (Err(reason), _) => Err(G2dError::Backend {
-                    backend: "webgpu".into(),
-                    reason,
-                }),
-            }
-        }
-        other => Err(G2dError::config(
-            "backend",
-            format!("expected \"auto\", \"webgpu\" or \"cpu\", got {other:?}"),
-        )),
-    }
-}
-
-/// The JS API's name of a backend: the browser's API is WebGPU.
-fn js_backend_name(backend: BackendKind) -> &'static str {
-    match backend {
-        BackendKind::Cpu => "cpu",
-        BackendKind::Wgpu => "webgpu",
-    }
-}
-
-fn adapter_name(device: &Device, backend: BackendKind) -> String {
-    match backend {
-        BackendKind::Cpu => "burn flex (CPU, wasm32)".into(),
-        // Browsers may withhold the adapter's name (SwiftShader reports none).
-        BackendKind::Wgpu => device
-            .identity()
-            .map(|i| {
-                if i.name.is_empty() {
-                    i.fingerprint
-                } else {
-                    i.name
-                }
-            })
-            .filter(|name| !name.is_empty())
-            .unwrap_or_else(|| "WebGPU adapter (name not reported)".into()),
-    }
 }
 
 #[derive(Deserialize, Default)]
@@ -433,21 +323,19 @@ impl WebG2d {
     }
 }
 
-async fn regenerate(s: Rc<State>, options_js: JsValue) -> Result<JsValue> {
-    let opts: RegenerateOptions = options(&options_js)?;
-    let on_progress = Reflect::get(&options_js, &"onProgress".into())
-        .ok()
-        .and_then(|f| f.dyn_into::<Function>().ok());
-    let signal = Reflect::get(&options_js, &"signal".into())
-        .ok()
-        .filter(|v| !v.is_undefined() && !v.is_null());
-    let started = js_sys::Date::now();
-    let req = request(&s, &opts)?;
+/// Runs the reverse diffusion `req` asks for, reporting progress and honouring `signal`; returns
+/// the sampled latents and the number of steps.
+async fn sample(
+    s: &State,
+    req: Request,
+    on_progress: &Option<Function>,
+    signal: &Option<JsValue>,
+) -> Result<(Tensor<3>, usize)> {
     let mut run = s.model.sample(req.candidates, &req.sampler, req.rng);
     let total = run.total();
     let mut reported = js_sys::Date::now();
     while !run.is_finished() {
-        if aborted(&signal) {
+        if aborted(signal) {
             return Err(G2dError::Cancelled);
         }
         run.step();
@@ -458,12 +346,27 @@ async fn regenerate(s: Rc<State>, options_js: JsValue) -> Result<JsValue> {
             continue;
         }
         reported = now;
-        if !progress(&on_progress, run.done(), total).await? || aborted(&signal) {
+        if !progress(on_progress, run.done(), total).await? || aborted(signal) {
             return Err(G2dError::Cancelled);
         }
     }
-    let (b, n) = (req.candidates, s.model.theta_orig.len());
-    let thetas = s.model.decode(run.finish()); // [B, n]
+    Ok((run.finish(), total))
+}
+
+async fn regenerate(s: Rc<State>, options_js: JsValue) -> Result<JsValue> {
+    let opts: RegenerateOptions = options(&options_js)?;
+    let on_progress = Reflect::get(&options_js, &"onProgress".into())
+        .ok()
+        .and_then(|f| f.dyn_into::<Function>().ok());
+    let signal = Reflect::get(&options_js, &"signal".into())
+        .ok()
+        .filter(|v| !v.is_undefined() && !v.is_null());
+    let started = js_sys::Date::now();
+    let req = request(&s, &opts)?;
+    let (b, delta, sampler) = (req.candidates, req.delta, req.sampler);
+    let (z0, total) = sample(&s, req, &on_progress, &signal).await?;
+    let n = s.model.theta_orig.len();
+    let thetas = s.model.decode(z0); // [B, n]
     let mut models = (0..b)
         .map(|i| {
             s.model
@@ -484,7 +387,7 @@ async fn regenerate(s: Rc<State>, options_js: JsValue) -> Result<JsValue> {
     let accepted: Vec<bool> = (0..b)
         .map(|i| {
             params[i * n..(i + 1) * n].iter().all(|v| v.is_finite())
-                && Guard::within(req.delta, figures[i], s.original_val_accuracy)
+                && Guard::within(delta, figures[i], s.original_val_accuracy)
         })
         .collect();
     let chosen = accepted.iter().position(|&a| a);
@@ -505,8 +408,11 @@ async fn regenerate(s: Rc<State>, options_js: JsValue) -> Result<JsValue> {
     let passed = accepted.iter().filter(|&&a| a).count();
     set(&result, "acceptedCandidates", passed as u32);
     set(&result, "backend", js_backend_name(s.backend));
-    set(&result, "sampler", req.sampler.name());
+    set(&result, "sampler", sampler.name());
     set(&result, "steps", total as u32);
+    if aborted(&signal) {
+        return Err(G2dError::Cancelled); // fired during the readback: install nothing
+    }
     if let Some(i) = chosen {
         *s.current.borrow_mut() = models.swap_remove(i);
     }
