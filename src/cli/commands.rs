@@ -38,9 +38,8 @@ pub fn generate(
     json: bool,
 ) -> Result<()> {
     let bundle = load_bundle(bundle_path)?;
-    if bundle_path.parent() == Some(run.dir.as_path()) && run.path("target.safetensors").is_file() {
-        // The run's own bundle must come from its current collection.
-        run.check_bundle_matches(bundle_path, &bundle, &run.load_target()?)?;
+    if bundle_path.parent() == Some(run.dir.as_path()) {
+        run.target_behind(bundle_path, &bundle)?; // the run's own bundle must not be stale
     }
     let model = G2dModel::from_bundle(&bundle, &run.device)?;
     let guard = Guard::new(&bundle.validation, bundle.meta.guard_delta, &run.device);

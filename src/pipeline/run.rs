@@ -325,17 +325,9 @@ impl Run {
     pub fn evaluate(&self, bundle_path: &Path, splits: &Splits) -> Result<Evaluation> {
         let bundle = load_bundle(bundle_path)?;
         let model = G2dModel::from_bundle(&bundle, &self.device)?;
-        // The run's checkpoints, when the bundle was exported from them: the run's own bundle
-        // must be (else it is stale); a bundle from elsewhere is evaluated without them.
-        let own = bundle_path.parent() == Some(self.dir.as_path());
-        let checkpoints = match self.load_target() {
-            Ok(target) => match self.check_bundle_matches(bundle_path, &bundle, &target) {
-                Ok(()) => Some(target.rows("checkpoints")?),
-                Err(e) if own => return Err(e),
-                Err(_) => None,
-            },
-            Err(G2dError::Io { .. }) => None, // no run behind it
-            Err(e) => return Err(e),
+        let checkpoints = match self.target_behind(bundle_path, &bundle)? {
+            Some(target) => Some(target.rows("checkpoints")?),
+            None => None,
         };
         let g = &self.config.generate;
         let (evaluation, _) = evaluate(
@@ -364,6 +356,26 @@ impl Run {
         let bundle = load_bundle(&path)?;
         self.check_bundle_matches(&path, &bundle, &self.load_target()?)?;
         Ok(bundle)
+    }
+
+    /// The collection `bundle` was exported from, if it is this run's. The run's own bundle
+    /// (one in its directory) must match its collection, else it is stale; a bundle from
+    /// elsewhere that does not match, or a run that has not collected, gives `None`.
+    pub fn target_behind(
+        &self,
+        bundle_path: &Path,
+        bundle: &Bundle,
+    ) -> Result<Option<artifacts::Loaded>> {
+        let target = match self.load_target() {
+            Ok(target) => target,
+            Err(G2dError::Io { .. }) => return Ok(None), // no collection here
+            Err(e) => return Err(e),
+        };
+        match self.check_bundle_matches(bundle_path, bundle, &target) {
+            Ok(()) => Ok(Some(target)),
+            Err(e) if bundle_path.parent() == Some(self.dir.as_path()) => Err(e),
+            Err(_) => Ok(None),
+        }
     }
 
     /// Refuses a bundle whose θ_orig is not this run's: it was exported before the last

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::classifier::IMAGE_SIDE;
 use crate::data::{parse_idx_images, parse_idx_labels, Images, Splits};
 use crate::error::{G2dError, Result};
 
@@ -98,11 +99,11 @@ fn gunzip_at_most(bytes: Vec<u8>, file: &str, limit: u64) -> Result<Vec<u8>> {
 fn read_pair(images: (&[u8], &str), labels: (&[u8], &str)) -> Result<Images> {
     let img = parse_idx_images(&maybe_gunzip(images.0.to_vec(), images.1)?, images.1)?;
     let lbl = parse_idx_labels(&maybe_gunzip(labels.0.to_vec(), labels.1)?, labels.1)?;
-    if (img.rows, img.cols) != (28, 28) {
+    if (img.rows, img.cols) != (IMAGE_SIDE, IMAGE_SIDE) {
         return Err(G2dError::Idx {
             file: images.1.to_string(),
             reason: format!(
-                "images are {}×{}; the classifiers take 28×28",
+                "images are {}×{}; the classifiers take {IMAGE_SIDE}×{IMAGE_SIDE}",
                 img.rows, img.cols
             ),
         });
