@@ -9,7 +9,8 @@ export type Backend = "webgpu" | "cpu";
  * Backend preference. "auto" uses WebGPU on a hardware adapter and the CPU otherwise: when
  * the browser has no adapter, and when its only adapter is a software fallback such as
  * SwiftShader (slower than the CPU backend); `info().backendReason` says which. "webgpu" uses
- * any adapter, fallback included, and fails without one.
+ * any adapter, fallback included, and fails without one. If the WebGPU device is lost during a
+ * call, the instance moves to the CPU with its installed weights and runs the call again there.
  */
 export type BackendPreference = "auto" | "webgpu" | "cpu";
 
@@ -44,6 +45,7 @@ export type ErrorCode =
   | "WORKER"
   | "DATA_FORMAT"
   | "STALE_ARTIFACT"
+  | "ARTIFACT_CORRUPT"
   | "TRAINING_DIVERGED"
   | "PLOT"
   | "IO"

@@ -22,6 +22,14 @@ pub enum G2dError {
         rerun: String,
     },
 
+    /// A run's artifact that does not read back (damaged, or not written by G2D).
+    #[error("{path}: {reason}; rerun `g2d {rerun}`")]
+    Artifact {
+        path: String,
+        reason: String,
+        rerun: String,
+    },
+
     /// A training loss became NaN or infinite; the stage stopped and wrote nothing.
     #[error("{stage} diverged at step {step}: the loss is {loss}; nothing was written (lower the learning rate or check the schedule)")]
     Diverged {
@@ -115,6 +123,7 @@ impl G2dError {
             G2dError::Idx { .. } => "DATA_FORMAT",
             G2dError::Bundle { fault, .. } => fault.code(),
             G2dError::Stale { .. } => "STALE_ARTIFACT",
+            G2dError::Artifact { .. } => "ARTIFACT_CORRUPT",
             G2dError::Diverged { .. } => "TRAINING_DIVERGED",
             G2dError::Shape { .. } => "SHAPE_MISMATCH",
             G2dError::NonFinite { .. } => "NON_FINITE",

@@ -42,7 +42,7 @@ fn bad_bundles_settings_and_counts_are_refused_with_their_code() {
     let config = write("config.json", br#"{"generate": {"guard_delta": 5}}"#);
     let missing = dir.join("missing.g2d");
 
-    let cases: [(&[&str], i32, &str); 8] = [
+    let cases: [(&[&str], i32, &str); 14] = [
         (
             &["--run", run, "generate", "--bundle", &truncated],
             1,
@@ -77,6 +77,24 @@ fn bad_bundles_settings_and_counts_are_refused_with_their_code() {
         (&["--run", run, "bench", "--repeats", "0"], 2, "--repeats"),
         (&["--run", run, "attack", "--models", "0"], 2, "--models"),
         (&["--run", run, "threat", "--inputs", "0"], 2, "--inputs"),
+        (&["--run", run, "attack", "--epsilon", "2"], 2, "(0, 1]"),
+        (&["--run", run, "attack", "--epsilon", "NaN"], 2, "(0, 1]"),
+        (
+            &["--run", run, "attack", "--pgd-steps", "5000"],
+            2,
+            "--pgd-steps",
+        ),
+        (
+            &["--run", run, "threat", "--epsilons", "0.1,-1"],
+            2,
+            "(0, 1]",
+        ),
+        (
+            &["--run", run, "query-attack", "--epsilon", "0"],
+            2,
+            "(0, 1]",
+        ),
+        (&["--run", run, "report", "--lambdas", "3,inf"], 2, "finite"),
     ];
     for (args, status, expected) in cases {
         let (code, stderr) = g2d(args);

@@ -31,7 +31,7 @@ fn collection_leaves_the_fixed_tensors_untouched() {
     let collected = collect(&config, &splits, &device).unwrap();
     assert_eq!(collected.checkpoints.len(), 20);
     assert_eq!(collected.checkpoints.last().unwrap(), &collected.theta_orig);
-    let pretrained = train_target(&config, &splits, config.seed, &device);
+    let pretrained = train_target(&config, &splits, config.seed, &device).unwrap();
     let fixed = &collected.info.fixed;
     let moved = l1_distance(
         &fixed.flatten(&collected.target),

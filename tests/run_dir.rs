@@ -62,13 +62,32 @@ fn failed_or_diverged_stages_leave_the_run_as_it_was() {
     // A learning rate that blows the autoencoder up stops the stage and writes nothing.
     let mut wild = tiny_config();
     wild.autoencoder.lr = 1e30;
-    let err = Run::new(&dir, wild, device)
+    let err = Run::new(&dir, wild, device.clone())
         .unwrap()
         .train_ae()
         .unwrap_err();
     assert_eq!(err.code(), "TRAINING_DIVERGED", "{err}");
     assert!(err.to_string().contains("train-ae diverged"), "{err}");
     assert!(!run.path("autoencoder.safetensors").exists());
+
+    // So does a collect whose loss blows up: the run's artifact and config stay.
+    let mut wild = tiny_config();
+    wild.collect.lr = 1e30;
+    let err = Run::new(&dir, wild, device.clone())
+        .unwrap()
+        .collect()
+        .unwrap_err();
+    assert_eq!(err.code(), "TRAINING_DIVERGED", "{err}");
+    assert!(err.to_string().contains("collect diverged"), "{err}");
+    assert_eq!(read(&run.path("config.json")), config);
+    assert_eq!(read(&run.path("target.safetensors")), target);
+
+    // A damaged artifact is named, with the command that writes it again.
+    std::fs::write(run.path("target.safetensors"), &target[..target.len() / 2]).unwrap();
+    let err = run.train_ae().unwrap_err();
+    assert_eq!(err.code(), "ARTIFACT_CORRUPT", "{err}");
+    assert!(err.to_string().contains("target.safetensors"), "{err}");
+    assert!(err.to_string().contains("rerun `g2d collect`"), "{err}");
     let leftovers: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

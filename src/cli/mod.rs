@@ -92,11 +92,11 @@ pub enum Command {
 
 #[derive(Args, Debug)]
 pub struct AttackArgs {
-    /// L∞ radius ε.
-    #[arg(long, default_value_t = TransferPlan::default().attack.epsilon)]
+    /// L∞ radius ε, in (0, 1].
+    #[arg(long, value_parser = radius, default_value_t = TransferPlan::default().attack.epsilon)]
     pub epsilon: f32,
-    /// PGD steps (with random start and step ε/4); 0 means FGSM.
-    #[arg(long, default_value_t = TransferPlan::default().attack.steps)]
+    /// PGD steps (with random start and step ε/4), at most 1,000; 0 means FGSM.
+    #[arg(long, value_parser = attack_steps(0), default_value_t = TransferPlan::default().attack.steps)]
     pub pgd_steps: usize,
     /// Test images attacked.
     #[arg(long, value_parser = count(), default_value_t = TransferPlan::default().inputs)]
@@ -111,8 +111,8 @@ pub struct AttackArgs {
 
 #[derive(Args, Debug)]
 pub struct QueryAttackArgs {
-    /// Per-pixel step ε of SimBA.
-    #[arg(long, default_value_t = 0.2)]
+    /// Per-pixel step ε of SimBA, in (0, 1].
+    #[arg(long, value_parser = radius, default_value_t = 0.2)]
     pub epsilon: f32,
     /// Queries allowed per image.
     #[arg(long, value_parser = count(), default_value_t = 1000)]
@@ -140,14 +140,14 @@ pub struct ReportArgs {
     /// Where the report goes (the demo links www/report/).
     #[arg(long, default_value = "www/report")]
     pub out: PathBuf,
-    /// λ values of the ablation on the base configuration.
-    #[arg(long, value_delimiter = ',', default_values_t = ReportPlan::default().lambdas)]
+    /// λ values of the ablation on the base configuration (finite, ≥ 0).
+    #[arg(long, value_parser = weight, value_delimiter = ',', default_values_t = ReportPlan::default().lambdas)]
     pub lambdas: Vec<f32>,
     /// Regenerated scopes compared.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = ReportPlan::default().scopes)]
     pub scopes: Vec<Scope>,
     /// Values of K compared with the base's.
-    #[arg(long, value_delimiter = ',', default_values_t = ReportPlan::default().checkpoint_counts)]
+    #[arg(long, value_parser = count(), value_delimiter = ',', default_values_t = ReportPlan::default().checkpoint_counts)]
     pub k_values: Vec<usize>,
     /// Autoencoder noise factors compared, as INPUT:LATENT pairs.
     #[arg(long, value_delimiter = ',', default_values_t = ReportPlan::default_noise_args())]
@@ -181,11 +181,11 @@ pub struct ThreatArgs {
     /// Re-render the files from this threat-model.json instead of measuring again.
     #[arg(long)]
     pub render: Option<PathBuf>,
-    /// L∞ radii (comma-separated).
-    #[arg(long, value_delimiter = ',', default_values_t = ThreatPlan::default().epsilons)]
+    /// L∞ radii in (0, 1] (comma-separated).
+    #[arg(long, value_parser = radius, value_delimiter = ',', default_values_t = ThreatPlan::default().epsilons)]
     pub epsilons: Vec<f32>,
-    /// PGD steps (random start, step ε/4).
-    #[arg(long, value_parser = count(), default_value_t = ThreatPlan::default().pgd_steps)]
+    /// PGD steps (random start, step ε/4), 1 to 1,000.
+    #[arg(long, value_parser = attack_steps(1), default_value_t = ThreatPlan::default().pgd_steps)]
     pub pgd_steps: usize,
     /// Images attacked from each of the validation and test splits.
     #[arg(long, value_parser = count(), default_value_t = ThreatPlan::default().inputs)]
@@ -204,6 +204,38 @@ pub struct ThreatArgs {
 /// Counts of 1 or more: no images, models or repetitions leaves nothing to measure.
 fn count() -> clap::builder::RangedU64ValueParser<usize> {
     clap::builder::RangedU64ValueParser::new().range(1..)
+}
+
+/// Attack steps from `least` to 1,000, the bound [`crate::attacks::LinfAttack::validate`] sets.
+fn attack_steps(least: u64) -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::new().range(least..=1000)
+}
+
+fn number(s: &str) -> std::result::Result<f32, String> {
+    s.parse::<f32>()
+        .map_err(|e| format!("{s:?} is not a number: {e}"))
+}
+
+/// An L∞ radius or pixel step: pixels lie in [0, 1], so a finite number in (0, 1].
+fn radius(s: &str) -> std::result::Result<f32, String> {
+    let v = number(s)?;
+    if v > 0.0 && v <= 1.0 {
+        Ok(v)
+    } else {
+        Err(format!(
+            "must lie in (0, 1] (pixels lie in [0, 1]), got {s}"
+        ))
+    }
+}
+
+/// A loss weight such as λ: finite and ≥ 0.
+fn weight(s: &str) -> std::result::Result<f32, String> {
+    let v = number(s)?;
+    if v.is_finite() && v >= 0.0 {
+        Ok(v)
+    } else {
+        Err(format!("must be finite and ≥ 0, got {s}"))
+    }
 }
 
 /// Runs one command with the merged configuration.

@@ -260,11 +260,11 @@ pub fn checkpoints(
 }
 
 /// Whole models trained from other seeds, as stage 1 trains the target.
-pub fn retrained(run: &Run, splits: &Splits, sizes: &PopulationSizes) -> Population {
+pub fn retrained(run: &Run, splits: &Splits, sizes: &PopulationSizes) -> Result<Population> {
     let targets = (1..=sizes.retrained as u64)
         .map(|i| train_target(&run.config, splits, run.config.seed + 1000 + i, &run.device))
-        .collect();
-    Population {
+        .collect::<Result<_>>()?;
+    Ok(Population {
         name: "retrained (all layers)".into(),
         kind: MethodKind::Retrained,
         lambda: None,
@@ -272,27 +272,27 @@ pub fn retrained(run: &Run, splits: &Splits, sizes: &PopulationSizes) -> Populat
         thetas: Vec::new(),
         attacker_pool: Vec::new(),
         accepted_fraction: 1.0,
-    }
+    })
 }
 
 /// One model adversarially trained with `attack` (half clean, half adversarial loss), as long
 /// as the target was: the static alternative to a moving target.
-pub fn adversarially_trained(run: &Run, splits: &Splits, attack: LinfAttack) -> Population {
+pub fn adversarially_trained(run: &Run, splits: &Splits, attack: LinfAttack) -> Result<Population> {
     let model = train_adversarial(
         &run.config,
         splits,
         run.config.seed + 2000,
         attack,
         &run.device,
-    );
-    Population::single(
+    )?;
+    Ok(Population::single(
         &format!(
             "adversarial training (PGD-{}, ε = {})",
             attack.steps, attack.epsilon
         ),
         MethodKind::AdversarialTraining,
         model,
-    )
+    ))
 }
 
 /// θ_orig itself, static.

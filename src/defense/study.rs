@@ -309,8 +309,8 @@ pub fn study(runs: &[Run], plan: &ThreatPlan, command: String) -> Result<ThreatS
     }
     let ctx = base.expect("at least one run");
     let shared = [
-        populations::retrained(first, &ctx.splits, &plan.sizes),
-        populations::adversarially_trained(first, &ctx.splits, plan.adversarial_training),
+        populations::retrained(first, &ctx.splits, &plan.sizes)?,
+        populations::adversarially_trained(first, &ctx.splits, plan.adversarial_training)?,
         populations::original(&ctx.main),
     ];
     for (i, p) in shared.iter().enumerate() {

@@ -223,10 +223,10 @@ pub fn transfer(
     }
     let retrained: Vec<Scored> = (1..=retrained as u64)
         .map(|i| {
-            let m = train_target(&run.config, splits, run.config.seed + 1000 + i, device);
-            at.score(&m, None)
+            let m = train_target(&run.config, splits, run.config.seed + 1000 + i, device)?;
+            Ok(at.score(&m, None))
         })
-        .collect();
+        .collect::<Result<_>>()?;
     if !retrained.is_empty() {
         rows.push(row("retrained from other seeds (all layers)", &retrained));
     }

@@ -79,6 +79,8 @@ const DERIVED_FROM: &str = "g2d_derived_from";
 /// A loaded artifact.
 pub struct Loaded {
     path: String,
+    /// The command that writes this artifact, named when it does not read back.
+    made_by: String,
     meta: String,
     /// Hex SHA-256 of the whole file: what the next stage records as its origin.
     pub sha256: String,
@@ -101,18 +103,20 @@ impl Loaded {
         }
     }
 
+    fn corrupt(&self, reason: String) -> G2dError {
+        corrupt(&self.path, &self.made_by, reason)
+    }
+
     pub fn meta<T: DeserializeOwned>(&self) -> Result<T> {
-        serde_json::from_str(&self.meta).map_err(|source| G2dError::Json {
-            what: format!("{} metadata", self.path),
-            source,
-        })
+        serde_json::from_str(&self.meta)
+            .map_err(|e| self.corrupt(format!("its g2d metadata does not parse: {e}")))
     }
 
     pub fn tensor(&self, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
         self.tensors
             .get(name)
             .cloned()
-            .ok_or_else(|| G2dError::config(&self.path, format!("has no tensor named {name:?}")))
+            .ok_or_else(|| self.corrupt(format!("has no tensor named {name:?}")))
     }
 
     pub fn vector(&self, name: &str) -> Result<Vec<f32>> {
@@ -127,6 +131,14 @@ impl Loaded {
     }
 }
 
+fn corrupt(path: &str, made_by: &str, reason: String) -> G2dError {
+    G2dError::Artifact {
+        path: path.into(),
+        reason,
+        rerun: made_by.into(),
+    }
+}
+
 /// Reads an artifact written by [`save`]; a missing file says which stage makes it.
 pub fn load(path: &Path, made_by: &str) -> Result<Loaded> {
     let bytes = std::fs::read(path).map_err(|e| {
@@ -136,23 +148,25 @@ pub fn load(path: &Path, made_by: &str) -> Result<Loaded> {
         )
     })?;
     let what = path.display().to_string();
-    let st = SafeTensors::deserialize(&bytes)
-        .map_err(|e| G2dError::config(&what, format!("not a valid artifact: {e}")))?;
-    let (_, header) = SafeTensors::read_metadata(&bytes)
-        .map_err(|e| G2dError::config(&what, format!("not a valid artifact: {e}")))?;
+    let invalid = |e: safetensors::SafeTensorError| {
+        corrupt(&what, made_by, format!("not a safetensors file: {e}"))
+    };
+    let st = SafeTensors::deserialize(&bytes).map_err(invalid)?;
+    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(invalid)?;
     let entry = |key: &str| header.metadata().as_ref().and_then(|m| m.get(key).cloned());
-    let meta = entry("g2d").ok_or_else(|| G2dError::config(&what, "has no g2d metadata"))?;
+    let meta = entry("g2d").ok_or_else(|| corrupt(&what, made_by, "has no g2d metadata".into()))?;
     let derived_from = entry(DERIVED_FROM);
     let mut tensors = HashMap::new();
     for (name, view) in st.tensors() {
         if view.dtype() != Dtype::F32 {
-            return Err(G2dError::config(&what, format!("tensor {name} is not f32")));
+            return Err(corrupt(&what, made_by, format!("tensor {name} is not f32")));
         }
         let values = f32_from_le_bytes(view.data());
         tensors.insert(name, (view.shape().to_vec(), values));
     }
     Ok(Loaded {
         path: what,
+        made_by: made_by.into(),
         meta,
         sha256: sha256_hex(&bytes),
         derived_from,

@@ -12,7 +12,7 @@ use super::progress::bar;
 use crate::attacks::{craft, LinfAttack};
 use crate::classifier::{cross_entropy, images_tensor, labels_tensor, Arch, Classifier};
 use crate::data::{Images, Splits};
-use crate::error::Result;
+use crate::error::{G2dError, Result};
 use crate::generate::predict;
 use crate::metrics::accuracy;
 use crate::params::{map_named, Manifest, NamedMapper, Scope};
@@ -63,7 +63,8 @@ impl NamedMapper for FreezeOutside {
 /// Trains `model` for `steps` optimizer steps on shuffled mini-batches, calling `after_step`
 /// with the step number (from 1) and the model. With `adversarial`, each batch's loss is the
 /// mean of the clean cross-entropy and that on examples the attack crafts against the current
-/// weights (PGD adversarial training).
+/// weights (PGD adversarial training). A loss that is not finite (checked every
+/// [`FINITE_CHECK_EVERY`] steps and at the last) stops training with [`G2dError::Diverged`].
 #[allow(clippy::too_many_arguments)]
 fn train(
     mut model: Classifier,
@@ -74,7 +75,7 @@ fn train(
     rng: &mut G2dRng,
     adversarial: Option<&LinfAttack>,
     mut after_step: impl FnMut(usize, &Classifier),
-) -> Classifier {
+) -> Result<Classifier> {
     let device = model.devices()[0].clone();
     let mut optim = AdamWConfig::new().with_weight_decay(0.0).init();
     let mut order: Vec<usize> = Vec::new();
@@ -99,16 +100,34 @@ fn train(
             let adv = cross_entropy(model.forward(Tensor::from_inner(crafted)), labels);
             loss = (loss + adv) / 2.0;
         }
+        if step % FINITE_CHECK_EVERY == 0 || step == steps {
+            let value = loss.clone().into_scalar::<f32>();
+            if !value.is_finite() {
+                return Err(G2dError::Diverged {
+                    stage: "collect".into(),
+                    step,
+                    loss: value,
+                });
+            }
+        }
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = optim.step(lr, model, grads);
         after_step(step, &model);
     }
-    model
+    Ok(model)
 }
+
+/// Steps between two reads of the training loss (each read waits for the device).
+const FINITE_CHECK_EVERY: usize = 50;
 
 /// Trains a full target from `seed` as stage 1 does before collecting: what a defender would
 /// get by retraining from scratch instead of regenerating (the expensive alternative).
-pub fn train_target(config: &RunConfig, splits: &Splits, seed: u64, device: &Device) -> Classifier {
+pub fn train_target(
+    config: &RunConfig,
+    splits: &Splits,
+    seed: u64,
+    device: &Device,
+) -> Result<Classifier> {
     train_from_scratch(config, splits, seed, None, device)
 }
 
@@ -120,7 +139,7 @@ pub fn train_adversarial(
     seed: u64,
     attack: LinfAttack,
     device: &Device,
-) -> Classifier {
+) -> Result<Classifier> {
     train_from_scratch(config, splits, seed, Some(&attack), device)
 }
 
@@ -130,7 +149,7 @@ fn train_from_scratch(
     seed: u64,
     adversarial: Option<&LinfAttack>,
     device: &Device,
-) -> Classifier {
+) -> Result<Classifier> {
     let c = &config.collect;
     let ad = device.clone().autodiff();
     ad.seed(seed);
@@ -145,7 +164,7 @@ fn train_from_scratch(
         adversarial,
         |_, _| {},
     )
-    .valid()
+    .map(|m| m.valid())
 }
 
 pub fn test_accuracy(model: &Classifier, images: &Images, device: &Device) -> f64 {
@@ -167,7 +186,7 @@ fn fresh_start(
     ad.seed(config.seed + s as u64);
     let theta = regenerated.flatten(&Classifier::new(c.arch, ad));
     let fresh = regenerated.unflatten(model.clone(), &theta)?.train();
-    Ok(train(
+    train(
         fresh,
         &splits.train,
         c.batch_size,
@@ -176,7 +195,7 @@ fn fresh_start(
         rng,
         c.adversarial.as_ref(),
         |_, _| {},
-    ))
+    )
 }
 
 /// Runs stage 1.
@@ -197,7 +216,7 @@ pub fn collect(config: &RunConfig, splits: &Splits, device: &Device) -> Result<C
         &mut rng,
         c.adversarial.as_ref(),
         |_, _| pb.inc(1),
-    );
+    )?;
     pb.finish();
 
     let regenerated = Manifest::regenerated(&model, c.arch, c.scope);
@@ -236,7 +255,7 @@ pub fn collect(config: &RunConfig, splits: &Splits, device: &Device) -> Result<C
                     pb.inc(1);
                 }
             },
-        );
+        )?;
         runs.push((s, done));
     }
     pb.finish();

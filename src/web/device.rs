@@ -37,6 +37,13 @@ async fn webgpu() -> std::result::Result<Device, String> {
     result
 }
 
+/// After the WebGPU device failed under a call: later loads on this page or worker do not reuse
+/// it ("auto" takes the CPU and says why, "webgpu" is refused).
+pub(super) fn forget_webgpu(reason: &str) {
+    let lost = format!("the WebGPU device failed earlier on this page ({reason})");
+    WEBGPU.with(|w| *w.borrow_mut() = Some(Err(lost)));
+}
+
 /// Whether the adapter the browser offers is a software fallback (SwiftShader and the like):
 /// `GPUAdapterInfo.isFallbackAdapter`, or the older `GPUAdapter.isFallbackAdapter`. `None` when
 /// there is no adapter or the browser does not say.

@@ -3,8 +3,8 @@
 //! typed arrays and plain objects. Every regeneration reads back from the device exactly once.
 
 mod device;
+mod session;
 
-use std::cell::RefCell;
 use std::rc::Rc;
 
 use burn::prelude::*;
@@ -15,15 +15,14 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
 
 use crate::attacks::{craft, LinfAttack};
-use crate::backend::BackendKind;
 use crate::bundle::{Bundle, FORMAT_VERSION};
-use crate::classifier::{images_tensor, labels_tensor, Classifier, CLASSES, IMAGE_PIXELS};
-use crate::data::Images;
+use crate::classifier::{images_tensor, labels_tensor, CLASSES, IMAGE_PIXELS};
 use crate::diffusion::sampler::SamplerConfig;
 use crate::error::{G2dError, Result};
-use crate::generate::{G2dModel, Guard};
+use crate::generate::Guard;
 use crate::rng::G2dRng;
-use device::{adapter_name, js_backend_name, pick_device};
+use device::{js_backend_name, pick_device};
+use session::{Session, State};
 
 #[wasm_bindgen(start)]
 fn start() {
@@ -120,26 +119,10 @@ fn options<T: for<'de> Deserialize<'de> + Default>(value: &JsValue) -> Result<T>
         .map_err(|e| G2dError::config("options", e.to_string()))
 }
 
-/// What a loaded bundle serves. Everything but `current` is fixed at load, and `current` is
-/// borrowed only between awaits, so calls may overlap freely (a classify() while a
-/// regenerate() awaits the GPU, two regenerations at once).
-struct State {
-    model: G2dModel,
-    guard: Guard,
-    /// The weights in use now: θ_orig until a regeneration is accepted.
-    current: RefCell<Classifier>,
-    original_val_accuracy: f32,
-    theta_orig: Tensor<1>,
-    backend: BackendKind,
-    backend_reason: String,
-    adapter: String,
-    validation: Images,
-}
-
 /// A loaded G2D bundle with the weights it currently serves.
 #[wasm_bindgen(js_name = G2D)]
 pub struct WebG2d {
-    state: Rc<State>,
+    session: Rc<Session>,
 }
 
 fn check_images(images: &[f32]) -> Result<usize> {
@@ -160,9 +143,24 @@ async fn read(tensor: Tensor<1>) -> Result<Vec<f32>> {
         .await
         .map_err(|e| G2dError::Backend {
             backend: "readback".into(),
-            reason: format!("{e:?}"),
+            reason: one_line(&format!("{e:?}")),
         })?;
     Ok(data.try_to_vec::<f32>().expect("f32 data"))
+}
+
+/// A backend error's chain of causes on one line, without its (empty) backtrace.
+fn one_line(report: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for line in report.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with("Caused by") || line.starts_with("Backtrace") {
+            continue;
+        }
+        if line.starts_with("No backtrace") || parts.last() == Some(&line) {
+            continue;
+        }
+        parts.push(line);
+    }
+    parts.join(": ")
 }
 
 fn set(object: &Object, key: &str, value: impl Into<JsValue>) {
@@ -214,23 +212,12 @@ impl WebG2d {
         let bundle = Bundle::from_bytes(&bytes.to_vec()).map_err(js_error)?;
         let requested = opts.backend.unwrap_or_else(|| "auto".into());
         let (device, backend, backend_reason) = pick_device(&requested).await.map_err(js_error)?;
-        let model = G2dModel::from_bundle(&bundle, &device).map_err(js_error)?;
-        let guard = Guard::new(&bundle.validation, bundle.meta.guard_delta, &device);
-        let original_val_accuracy = read(guard.accuracy(&model.original))
+        let theta_orig = bundle.theta_orig.clone();
+        let state = State::build(&bundle, device, backend, backend_reason, theta_orig)
             .await
-            .map_err(js_error)?[0];
+            .map_err(js_error)?;
         Ok(WebG2d {
-            state: Rc::new(State {
-                current: RefCell::new(model.original.clone()),
-                theta_orig: Tensor::<1>::from_floats(bundle.theta_orig.as_slice(), &device),
-                adapter: adapter_name(&device, backend),
-                model,
-                guard,
-                original_val_accuracy,
-                backend,
-                backend_reason,
-                validation: bundle.validation,
-            }),
+            session: Rc::new(Session::new(bundle, state)),
         })
     }
 
@@ -242,44 +229,44 @@ impl WebG2d {
     /// after the last, and may return (a promise of) `false` to cancel; an AbortSignal in
     /// `signal`, checked at every step, cancels too.
     pub fn regenerate(&self, options_js: JsValue) -> Promise {
-        let state = self.state.clone();
-        future_to_promise(async move { regenerate(state, options_js).await.map_err(js_error) })
+        let session = self.session.clone();
+        future_to_promise(async move {
+            let op = |s| regenerate(s, options_js.clone());
+            session.run(op).await.map_err(js_error)
+        })
     }
 
     /// Class probabilities (`n × 10`) for `n × 784` pixels in [0, 1], with the current weights.
     pub fn classify(&self, images: Float32Array) -> Promise {
-        let state = self.state.clone();
+        let (session, images) = (self.session.clone(), images.to_vec());
         future_to_promise(async move {
-            classify(state, images.to_vec(), false)
-                .await
-                .map_err(js_error)
+            let op = |s| classify(s, images.clone(), false);
+            session.run(op).await.map_err(js_error)
         })
     }
 
     /// The same with the original weights θ_orig.
     #[wasm_bindgen(js_name = classifyOriginal)]
     pub fn classify_original(&self, images: Float32Array) -> Promise {
-        let state = self.state.clone();
+        let (session, images) = (self.session.clone(), images.to_vec());
         future_to_promise(async move {
-            classify(state, images.to_vec(), true)
-                .await
-                .map_err(js_error)
+            let op = |s| classify(s, images.clone(), true);
+            session.run(op).await.map_err(js_error)
         })
     }
 
     /// FGSM examples (L∞, `epsilon`) crafted against the original weights.
     pub fn fgsm(&self, images: Float32Array, labels: Uint8Array, epsilon: f32) -> Promise {
-        let state = self.state.clone();
+        let (session, images, labels) = (self.session.clone(), images.to_vec(), labels.to_vec());
         future_to_promise(async move {
-            fgsm(state, images.to_vec(), labels.to_vec(), epsilon)
-                .await
-                .map_err(js_error)
+            let op = |s| fgsm(s, images.clone(), labels.clone(), epsilon);
+            session.run(op).await.map_err(js_error)
         })
     }
 
     /// Bundle metadata, the backend in use and why, and a few validation images.
     pub fn info(&self) -> Object {
-        let s = &self.state;
+        let s = self.session.state();
         let meta = &s.model.bundle_meta;
         let o = Object::new();
         set(&o, "formatVersion", FORMAT_VERSION);
@@ -304,11 +291,11 @@ impl WebG2d {
         set(&o, "backendReason", s.backend_reason.clone());
         set(&o, "adapter", s.adapter.clone());
         set(&o, "originalValAccuracy", s.original_val_accuracy);
-        set(&o, "valSize", s.validation.len() as u32);
+        set(&o, "valSize", self.session.bundle.validation.len() as u32);
         let shape = js_sys::Array::of2(&28.into(), &28.into());
         set(&o, "imageShape", shape);
         set(&o, "classes", CLASSES as u32);
-        let sample = s.validation.take(16);
+        let sample = self.session.bundle.validation.take(16);
         set(
             &o,
             "sampleImages",
@@ -415,6 +402,7 @@ async fn regenerate(s: Rc<State>, options_js: JsValue) -> Result<JsValue> {
     }
     if let Some(i) = chosen {
         *s.current.borrow_mut() = models.swap_remove(i);
+        *s.installed.borrow_mut() = params[i * n..(i + 1) * n].to_vec();
     }
     set(&result, "ms", js_sys::Date::now() - started);
     Ok(result.into())

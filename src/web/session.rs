@@ -1,0 +1,119 @@
+//! What a loaded bundle serves, and the switch to the CPU backend when the WebGPU device fails
+//! under a call (lost, destroyed or reset): the call is run again on the CPU with the weights
+//! that were installed, and `info().backendReason` says what happened.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::rc::Rc;
+
+use burn::prelude::*;
+
+use super::device::{adapter_name, forget_webgpu};
+use super::read;
+use crate::backend::{cpu_device, BackendKind};
+use crate::bundle::Bundle;
+use crate::classifier::Classifier;
+use crate::error::{G2dError, Result};
+use crate::generate::{G2dModel, Guard};
+
+/// The networks on one device. Everything but `current` and `installed` is fixed when built,
+/// and both are borrowed only between awaits, so calls may overlap freely (a classify() while
+/// a regenerate() awaits the GPU, two regenerations at once).
+pub(super) struct State {
+    pub model: G2dModel,
+    pub guard: Guard,
+    /// The weights in use now: θ_orig until a regeneration is accepted.
+    pub current: RefCell<Classifier>,
+    /// The same weights on the host, to rebuild `current` on another device.
+    pub installed: RefCell<Vec<f32>>,
+    pub original_val_accuracy: f32,
+    pub theta_orig: Tensor<1>,
+    pub backend: BackendKind,
+    pub backend_reason: String,
+    pub adapter: String,
+}
+
+impl State {
+    /// Builds the bundle's networks on `device` and installs `installed` (θ_orig or an accepted
+    /// regeneration).
+    pub async fn build(
+        bundle: &Bundle,
+        device: Device,
+        backend: BackendKind,
+        backend_reason: String,
+        installed: Vec<f32>,
+    ) -> Result<State> {
+        let model = G2dModel::from_bundle(bundle, &device)?;
+        let guard = Guard::new(&bundle.validation, bundle.meta.guard_delta, &device);
+        let original_val_accuracy = read(guard.accuracy(&model.original)).await?[0];
+        let current = if installed == bundle.theta_orig {
+            model.original.clone()
+        } else {
+            model.candidate(Tensor::<1>::from_floats(installed.as_slice(), &device))?
+        };
+        Ok(State {
+            current: RefCell::new(current),
+            installed: RefCell::new(installed),
+            theta_orig: Tensor::<1>::from_floats(bundle.theta_orig.as_slice(), &device),
+            adapter: adapter_name(&device, backend),
+            model,
+            guard,
+            original_val_accuracy,
+            backend,
+            backend_reason,
+        })
+    }
+}
+
+/// A loaded bundle and the state serving it now.
+pub(super) struct Session {
+    pub bundle: Bundle,
+    state: RefCell<Rc<State>>,
+}
+
+impl Session {
+    pub fn new(bundle: Bundle, state: State) -> Session {
+        Session {
+            bundle,
+            state: RefCell::new(Rc::new(state)),
+        }
+    }
+
+    pub fn state(&self) -> Rc<State> {
+        self.state.borrow().clone()
+    }
+
+    /// Runs `op` on the current state. When it fails on WebGPU because the device did (its
+    /// readback errs), the session moves to the CPU backend and runs `op` once more there
+    /// (`onProgress` then counts from the first step again).
+    pub async fn run<T, F, Fut>(&self, op: F) -> Result<T>
+    where
+        F: Fn(Rc<State>) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let state = self.state();
+        match op(state.clone()).await {
+            Err(G2dError::Backend { backend, reason })
+                if state.backend == BackendKind::Wgpu && backend == "readback" =>
+            {
+                op(self.fall_back(&state, reason).await?).await
+            }
+            other => other,
+        }
+    }
+
+    async fn fall_back(&self, failed: &Rc<State>, reason: String) -> Result<Rc<State>> {
+        forget_webgpu(&reason);
+        let why = format!("the WebGPU device failed ({reason}); switched to the CPU backend");
+        let installed = failed.installed.borrow().clone();
+        let cpu =
+            State::build(&self.bundle, cpu_device(), BackendKind::Cpu, why, installed).await?;
+        let now = self.state();
+        if !Rc::ptr_eq(&now, failed) {
+            return Ok(now); // another call switched first
+        }
+        let cpu = Rc::new(cpu);
+        *self.state.borrow_mut() = cpu.clone();
+        Ok(cpu)
+    }
+}
