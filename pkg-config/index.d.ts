@@ -118,6 +118,11 @@ export interface RegenerateOptions {
    * a `G2DError` named "AbortError" (code "ABORTED").
    */
   signal?: AbortSignal;
+  /**
+   * `false`: keep the accepted set aside instead of installing it; `installPending()` installs
+   * it later (double buffering; `rotate()` does this for you). Default `true`.
+   */
+  install?: boolean;
 }
 
 export interface RegenerateResult {
@@ -136,6 +141,11 @@ export interface RegenerateResult {
    * are the installed candidate's, or the first candidate's when none passed.
    */
   accepted: boolean;
+  /**
+   * Whether that candidate is now in service: `accepted`, unless the call passed
+   * `install: false` (it then waits for `installPending()`).
+   */
+  installed: boolean;
   /** B, the candidates sampled. */
   candidates: number;
   /** How many of them the guard accepted. */
@@ -145,6 +155,52 @@ export interface RegenerateResult {
   ms: number;
   sampler: Sampler;
   steps: number;
+}
+
+/** When `G2D.rotate()` installs new weights, and how it samples them. */
+export interface RotationPolicy
+  extends Pick<RegenerateOptions, "sampler" | "steps" | "eta" | "candidates" | "guardDelta"> {
+  /** Install a new set after every N classify() calls (an integer ≥ 1). */
+  everyClassifications?: number;
+  /** Install a new set every T milliseconds (> 0). At least one of the two is required. */
+  everyMs?: number;
+  /**
+   * Sample in a worker of its own (a G2DWorker on the same bundle), so sampling never shares a
+   * thread with classify(). Default: true where `Worker` exists. `false`: sample on this
+   * thread, yielding every few milliseconds (a classify() then waits for at most one slice).
+   */
+  worker?: boolean;
+  /** Called with the regeneration's result each time a set is installed. */
+  onRotate?: (result: RegenerateResult) => void;
+  /** Called when a background regeneration fails (the rotation retries a second later). */
+  onError?: (error: G2DError) => void;
+}
+
+export interface RotationStats {
+  /** Sets installed. */
+  rotations: number;
+  /** Sets the guard accepted (installed, or ready to be). */
+  prepared: number;
+  /** Background regenerations whose candidates the guard all rejected. */
+  rejected: number;
+  /** Background regenerations that failed. */
+  errors: number;
+  /** Whether the next set is sampled, accepted and waiting to be due. */
+  ready: boolean;
+  stopped: boolean;
+}
+
+/**
+ * A running rotation (`G2D.rotate`). The next set is sampled and guard-checked in the
+ * background, yielding to the page every few milliseconds, and installed when due, between two
+ * classify() calls: classify() never waits on a regeneration and never runs on a rejected set.
+ * A set not ready when due leaves the current one in service until it is.
+ */
+export class Rotation {
+  private constructor();
+  readonly stats: RotationStats;
+  /** Stop rotating; the weights in service stay. */
+  stop(): void;
 }
 
 export interface BundleInfo {
@@ -199,6 +255,25 @@ export class G2D {
 
   /** Sample new classifier weights and install them if the guard accepts them. */
   regenerate(options?: RegenerateOptions): Promise<RegenerateResult>;
+
+  /**
+   * Install the set the last `regenerate({ install: false })` accepted and kept aside.
+   * Synchronous; `false` when there is none.
+   */
+  installPending(): boolean;
+
+  /**
+   * Install `params`, a set another instance of the same bundle sampled and its guard accepted
+   * (a rotation's sampling worker sends them). Only their length and finiteness are checked:
+   * code "SHAPE_MISMATCH" or "NON_FINITE", and the weights in use stay.
+   */
+  installParams(params: Float32Array | ArrayLike<number>): void;
+
+  /**
+   * Regenerate on a schedule (every N classify() calls, every T ms, or both), double-buffered.
+   * Replaces a rotation already running; `free()` stops it.
+   */
+  rotate(policy: RotationPolicy): Rotation;
 
   /** n×784 pixels in [0, 1] → n×10 class probabilities, with the current weights. */
   classify(images: Float32Array | ArrayLike<number>): Promise<Float32Array>;

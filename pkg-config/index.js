@@ -2,6 +2,9 @@
 // (./g2d_wasm.js) that initialises the module once and accepts bundles from URLs.
 
 import initWasm, { G2D as WasmG2D } from "./g2d_wasm.js";
+import { Rotation } from "./rotation.js";
+
+export { Rotation };
 
 let initPromise = null;
 
@@ -73,13 +76,18 @@ const asU8 = (x) => (x instanceof Uint8Array ? x : Uint8Array.from(x));
 /** A loaded G2D bundle: the classifier, its original weights and the diffusion model. */
 export class G2D {
   #inner;
+  #rotation = null;
+  #bundle; // the bytes and options it was loaded with, for a rotation's sampling worker
+  #loadOptions;
 
   /** @internal Use `G2D.load`. */
-  constructor(inner) {
+  constructor(inner, bundle, loadOptions) {
     if (!(inner instanceof WasmG2D)) {
       throw codedError("use G2D.load() to create a G2D", "INVALID_ARGUMENT", TypeError);
     }
     this.#inner = inner;
+    this.#bundle = bundle;
+    this.#loadOptions = loadOptions;
   }
 
   /** Validate and load a `.g2d` bundle, given as bytes or as a URL to fetch. */
@@ -90,7 +98,7 @@ export class G2D {
       throw err;
     });
     const bytes = await toBytes(source);
-    return new G2D(await WasmG2D.load(bytes, options ?? {}));
+    return new G2D(await WasmG2D.load(bytes, options ?? {}), bytes, options ?? {});
   }
 
   // After free() the wasm object is gone; say so instead of failing on `undefined`.
@@ -107,8 +115,42 @@ export class G2D {
     return this.#live.regenerate(options ?? {});
   }
 
+  /**
+   * Install the set the last `regenerate({ install: false })` accepted and kept aside.
+   * Synchronous; false when there is none.
+   */
+  installPending() {
+    return this.#live.installPending();
+  }
+
+  /**
+   * Install `params`, a set another instance of the same bundle sampled and its guard accepted
+   * (a rotation's sampling worker sends them). Only their length and finiteness are checked.
+   */
+  installParams(params) {
+    this.#live.installParams(asF32(params));
+  }
+
+  /**
+   * Regenerate on a schedule: `{ everyClassifications: N }`, `{ everyMs: T }` or both, plus any
+   * regenerate() setting (sampler, steps, eta, candidates, guardDelta) and `onRotate(result)`,
+   * `onError(err)`. Double-buffered: the next set is sampled and guard-checked in the
+   * background (in a worker of its own unless `worker: false`) and installed when due, between
+   * two classify() calls. Replaces a rotation already running. Returns the `Rotation`
+   * (`stop()`, `stats`).
+   */
+  rotate(policy = {}) {
+    const next = new Rotation(this.#live, this.#bundle, this.#loadOptions, policy ?? {});
+    this.#rotation?.stop();
+    this.#rotation = next;
+    return next;
+  }
+
   async classify(images) {
-    return this.#live.classify(asF32(images));
+    const live = this.#live;
+    if (this.#rotation?.stats.stopped) this.#rotation = null;
+    this.#rotation?.beforeClassify();
+    return live.classify(asF32(images));
   }
 
   async classifyOriginal(images) {
@@ -125,6 +167,8 @@ export class G2D {
 
   /** Release the wasm-side memory now instead of waiting for garbage collection. */
   free() {
+    this.#rotation?.stop();
+    this.#rotation = null;
     this.#inner?.free();
     this.#inner = undefined;
   }

@@ -8,6 +8,8 @@ import type {
   LoadOptions,
   RegenerateOptions,
   RegenerateResult,
+  RotationPolicy,
+  RotationStats,
 } from "./index.js";
 
 export type {
@@ -20,6 +22,8 @@ export type {
   G2DError,
   LoadOptions,
   RegenerateResult,
+  RotationPolicy,
+  RotationStats,
   Sampler,
   Scope,
 } from "./index.js";
@@ -70,6 +74,18 @@ export class G2DWorker {
 
   /** Stop the running regeneration and any queued ones. */
   cancel(): void;
+
+  /**
+   * Rotate the worker's weights on a schedule (see `G2D.rotate`). The rotation runs beside the
+   * worker's queue, so classify() never waits on it. Replaces one already running.
+   */
+  rotate(policy: RotationPolicy): Promise<void>;
+
+  /** Stop the rotation; resolves to its stats, or null if none ran. */
+  stopRotation(): Promise<RotationStats | null>;
+
+  /** The rotation's stats, or null if none runs. */
+  rotationStats(): Promise<RotationStats | null>;
 
   /** n×784 pixels in [0, 1] → n×10 probabilities with the current weights. */
   classify(images: Float32Array | ArrayLike<number>): Promise<Float32Array>;

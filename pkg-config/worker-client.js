@@ -32,6 +32,7 @@ export class G2DWorker {
   #nextId = 1;
   #pending = new Map(); // id → {resolve, reject, onProgress}
   #dead = null; // Error once the worker is unusable
+  #rotationHandlers = {}; // {onRotate, onError} of the rotation running in the worker
 
   /** @internal Use `G2DWorker.create`. */
   constructor(worker) {
@@ -68,6 +69,17 @@ export class G2DWorker {
   }
 
   #onMessage(msg) {
+    if (msg?.event === "rotated" || msg?.event === "rotationError") {
+      const { onRotate, onError } = this.#rotationHandlers;
+      try {
+        if (msg.event === "rotated") onRotate?.(msg.result);
+        else if (onError) onError(codedError(msg.error, msg.code));
+        else console.error(`G2DWorker rotation: ${msg.error}`);
+      } catch (err) {
+        console.error("G2DWorker: a rotation callback threw", err);
+      }
+      return;
+    }
     const entry = this.#pending.get(msg?.id);
     if (!entry) return; // e.g. progress for a request that was already settled
     switch (msg.status) {
@@ -124,6 +136,32 @@ export class G2DWorker {
     // Functions and signals cannot cross postMessage; the worker reports progress by message.
     const { onProgress, signal, ...rest } = options ?? {};
     return this.#call({ command: "regenerate", options: rest }, { onProgress, signal });
+  }
+
+  /**
+   * Start rotating the worker's weights (see `G2D.rotate`: `everyClassifications`, `everyMs`,
+   * regenerate() settings, `onRotate(result)`, `onError(err)`). The rotation runs beside the
+   * worker's queue, so classify() never waits on it. Replaces one already running.
+   */
+  rotate(policy = {}) {
+    const { onRotate, onError, ...rest } = policy ?? {};
+    for (const [name, f] of [["onRotate", onRotate], ["onError", onError]]) {
+      if (f !== undefined && typeof f !== "function") {
+        return Promise.reject(Object.assign(new TypeError(`rotate: ${name} must be a function`), { code: "INVALID_ARGUMENT" }));
+      }
+    }
+    this.#rotationHandlers = { onRotate, onError };
+    return this.#call({ command: "rotate", policy: rest }).then(() => undefined);
+  }
+
+  /** Stop the rotation; resolves to its stats (null if none ran). */
+  stopRotation() {
+    return this.#call({ command: "stopRotation" });
+  }
+
+  /** The rotation's stats (null if none runs). */
+  rotationStats() {
+    return this.#call({ command: "rotationStats" });
   }
 
   /** Stop the running regeneration and any queued ones. */

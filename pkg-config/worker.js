@@ -9,14 +9,21 @@
 //                                        and `fallbackAdapter` says if that is a software one
 //        {command: "cancel", id?}        cancels that regeneration, or all running and queued
 //                                        ones when no id is given
+//        {id, command: "rotate", policy} starts a rotation (G2D.rotate) in the worker; it runs
+//                                        beside the queue, so classify never waits on it
+//        {id, command: "stopRotation"}   stops it; answers its stats (null if none)
+//        {id, command: "rotationStats"}  its stats (null if none)
 //   out: {id, status: "progress", progress: {step, total}}
 //        {id, status: "done", result}
 //        {id, status: "error", error: "<message>", code: "<stable code>"}
 //        {id, status: "cancelled"}       a regeneration stopped by "cancel"
+//        {event: "rotated", result}      the rotation installed a new set
+//        {event: "rotationError", error, code}  one of its regenerations failed (it retries)
 
 import { G2D } from "./index.js";
 
 let g2d = null;
+let rotation = null;
 
 // Commands run one at a time: the wasm object is not meant to be used re-entrantly, and
 // while a regeneration yields between steps a classify could otherwise slip in.
@@ -142,6 +149,7 @@ async function handle(msg) {
   switch (msg.command) {
     case "load": {
       const next = await G2D.load(msg.bundle, msg.options ?? {});
+      rotation = null;
       g2d?.free();
       g2d = next;
       return bundleInfo(g2d);
@@ -156,6 +164,18 @@ async function handle(msg) {
       return requireLoaded().fgsm(msg.images, msg.labels, msg.epsilon);
     case "info":
       return bundleInfo(requireLoaded());
+    case "rotate":
+      rotation = requireLoaded().rotate({
+        ...msg.policy,
+        onRotate: (result) => post({ event: "rotated", result }),
+        onError: (err) => post({ event: "rotationError", error: String(err?.message ?? err), code: err?.code ?? "WORKER" }),
+      });
+      return null;
+    case "stopRotation":
+      rotation?.stop();
+      return rotation?.stats ?? null;
+    case "rotationStats":
+      return rotation?.stats ?? null;
     default:
       throw new Error(`unknown command: ${JSON.stringify(msg.command)}`);
   }

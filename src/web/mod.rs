@@ -24,8 +24,26 @@ use crate::rng::G2dRng;
 use device::{js_backend_name, pick_device};
 use session::{Session, State};
 
+extern "C" {
+    /// wasm-ld's runner of static constructors (the `inventory` registrations of burn's
+    /// dependencies). A module that never calls it gets "command-style" linkage: wasm-ld wraps
+    /// every export in a call to it, so all constructors ran again on every call from JS into
+    /// the wasm (each onProgress return, each settled promise): about 2 ms a call, which made
+    /// a regeneration that yields 2.5× slower. Calling it ourselves, once, turns that off.
+    fn __wasm_call_ctors();
+}
+
+/// Runs the static constructors once: at module start, and again-guarded from `load` (the
+/// wasm-bindgen-test harness does not run the start function).
+fn run_constructors() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    // SAFETY: wasm-ld's constructor runner, called exactly once per instance.
+    ONCE.call_once(|| unsafe { __wasm_call_ctors() });
+}
+
 #[wasm_bindgen(start)]
 fn start() {
+    run_constructors();
     console_error_panic_hook::set_once();
 }
 
@@ -58,6 +76,8 @@ struct RegenerateOptions {
     guard_delta: Option<f32>,
     /// B, the candidates sampled in one batched pass; the first the guard accepts is installed.
     candidates: Option<usize>,
+    /// `false`: keep the accepted set aside for `installPending()` instead of installing it.
+    install: Option<bool>,
 }
 
 /// The least time between two `onProgress` calls during sampling (`signal` is checked at
@@ -208,6 +228,7 @@ impl WebG2d {
         bytes: Uint8Array,
         options_js: JsValue,
     ) -> std::result::Result<WebG2d, JsValue> {
+        run_constructors();
         let opts: LoadOptions = options(&options_js).map_err(js_error)?;
         let bundle = Bundle::from_bytes(&bytes.to_vec()).map_err(js_error)?;
         let requested = opts.backend.unwrap_or_else(|| "auto".into());
@@ -224,7 +245,8 @@ impl WebG2d {
     /// Samples B candidate parameter sets in one batched pass (`candidates`, default 4), checks
     /// each with the guard and installs the first it accepts.
     /// Resolves to `{params, l1ToOriginal, l2ToOriginal, valAccuracy, originalValAccuracy,
-    /// accepted, candidates, acceptedCandidates, backend, ms, sampler, steps}`.
+    /// accepted, installed, candidates, acceptedCandidates, backend, ms, sampler, steps}`.
+    /// `install: false` keeps the accepted set aside for `installPending()` (double buffering).
     /// `onProgress(step, total)` is called between diffusion steps, at most every 8 ms and
     /// after the last, and may return (a promise of) `false` to cancel; an AbortSignal in
     /// `signal`, checked at every step, cancels too.
@@ -234,6 +256,33 @@ impl WebG2d {
             let op = |s| regenerate(s, options_js.clone());
             session.run(op).await.map_err(js_error)
         })
+    }
+
+    /// Installs the set the last `regenerate({install: false})` accepted and kept aside;
+    /// `false` when there is none. Synchronous: the next classify() uses it.
+    #[wasm_bindgen(js_name = installPending)]
+    pub fn install_pending(&self) -> bool {
+        let s = self.session.state();
+        let next = s.pending.borrow_mut().take();
+        next.map(|(model, theta)| s.install(model, theta)).is_some()
+    }
+
+    /// Installs `params`, a set that an instance of the same bundle sampled and its guard
+    /// accepted (the rotation's sampling worker sends them); checks only their length and that
+    /// they are finite. Synchronous: the next classify() uses them.
+    #[wasm_bindgen(js_name = installParams)]
+    pub fn install_params(&self, params: Float32Array) -> std::result::Result<(), JsValue> {
+        let s = self.session.state();
+        let theta = params.to_vec();
+        let n = s.model.theta_orig.len();
+        if theta.len() != n {
+            return Err(js_error(G2dError::shape("params", n, theta.len())));
+        }
+        crate::error::ensure_finite("params", &theta).map_err(js_error)?;
+        let tensor = Tensor::<1>::from_floats(theta.as_slice(), &s.model.device);
+        let model = s.model.candidate(tensor).map_err(js_error)?;
+        s.install(model, theta);
+        Ok(())
     }
 
     /// Class probabilities (`n × 10`) for `n × 784` pixels in [0, 1], with the current weights.
@@ -400,10 +449,16 @@ async fn regenerate(s: Rc<State>, options_js: JsValue) -> Result<JsValue> {
     if aborted(&signal) {
         return Err(G2dError::Cancelled); // fired during the readback: install nothing
     }
+    let install = opts.install.unwrap_or(true);
     if let Some(i) = chosen {
-        *s.current.borrow_mut() = models.swap_remove(i);
-        *s.installed.borrow_mut() = params[i * n..(i + 1) * n].to_vec();
+        let chosen = (models.swap_remove(i), params[i * n..(i + 1) * n].to_vec());
+        if install {
+            s.install(chosen.0, chosen.1);
+        } else {
+            *s.pending.borrow_mut() = Some(chosen);
+        }
     }
+    set(&result, "installed", chosen.is_some() && install);
     set(&result, "ms", js_sys::Date::now() - started);
     Ok(result.into())
 }

@@ -26,6 +26,8 @@ pub(super) struct State {
     pub current: RefCell<Classifier>,
     /// The same weights on the host, to rebuild `current` on another device.
     pub installed: RefCell<Vec<f32>>,
+    /// A set the guard accepted, sampled ahead (`install: false`) and not yet installed.
+    pub pending: RefCell<Option<(Classifier, Vec<f32>)>>,
     pub original_val_accuracy: f32,
     pub theta_orig: Tensor<1>,
     pub backend: BackendKind,
@@ -34,6 +36,12 @@ pub(super) struct State {
 }
 
 impl State {
+    /// Puts `model` (weights `theta`) in service.
+    pub fn install(&self, model: Classifier, theta: Vec<f32>) {
+        *self.current.borrow_mut() = model;
+        *self.installed.borrow_mut() = theta;
+    }
+
     /// Builds the bundle's networks on `device` and installs `installed` (θ_orig or an accepted
     /// regeneration).
     pub async fn build(
@@ -54,6 +62,7 @@ impl State {
         Ok(State {
             current: RefCell::new(current),
             installed: RefCell::new(installed),
+            pending: RefCell::new(None),
             theta_orig: Tensor::<1>::from_floats(bundle.theta_orig.as_slice(), &device),
             adapter: adapter_name(&device, backend),
             model,

@@ -31,6 +31,7 @@ const EXPECTED_FILES = [
   "package/package.json",
   "package/index.js",
   "package/index.d.ts",
+  "package/rotation.js", // imported by index.js
   "package/g2d_wasm.js",
   "package/g2d_wasm_bg.wasm",
   "package/worker.js",

@@ -16,6 +16,9 @@ import type {
   ProgressCallback,
   RegenerateOptions,
   RegenerateResult,
+  Rotation,
+  RotationPolicy,
+  RotationStats,
   Sampler,
   Scope,
 } from "g2d-wasm";
@@ -39,6 +42,8 @@ same<W.ErrorCode, ErrorCode>(true);
 same<W.G2DError, G2DError>(true);
 same<W.LoadOptions, LoadOptions>(true);
 same<W.RegenerateResult, RegenerateResult>(true);
+same<W.RotationPolicy, RotationPolicy>(true);
+same<W.RotationStats, RotationStats>(true);
 same<W.Sampler, Sampler>(true);
 same<W.Scope, Scope>(true);
 
@@ -76,6 +81,7 @@ const resultKeys: Record<keyof RegenerateResult, true> = {
   l2ToOriginal: true,
   originalValAccuracy: true,
   accepted: true,
+  installed: true,
   candidates: true,
   acceptedCandidates: true,
   backend: true,
@@ -93,6 +99,7 @@ const regenerateOptionKeys: Record<keyof RegenerateOptions, true> = {
   onProgress: true,
   candidates: true,
   signal: true,
+  install: true,
 };
 const loadOptionKeys: Record<keyof LoadOptions, true> = { backend: true };
 
@@ -139,12 +146,30 @@ async function mainThread(wasm: InitInput, bytes: Uint8Array): Promise<void> {
     void [code, wrong];
   }
 
+  const kept: RegenerateResult = await g2d.regenerate({ install: false });
+  const swapped: boolean = kept.accepted && g2d.installPending();
+  g2d.installParams(kept.params);
+  const policy: RotationPolicy = {
+    everyClassifications: 10,
+    everyMs: 60_000,
+    candidates: 4,
+    worker: false,
+    onRotate: (result) => console.log(result.l1ToOriginal),
+    onError: (err) => console.error(err.code),
+  };
+  const rotation: Rotation = g2d.rotate(policy);
+  const stats: RotationStats = rotation.stats;
+  const rotations: number = stats.rotations;
+  // @ts-expect-error a rotation does not take a seed
+  g2d.rotate({ everyMs: 1000, seed: 1 });
+  rotation.stop();
+
   const probs: Float32Array = await g2d.classify(pixels);
   await g2d.classifyOriginal([0, 0.5, 1]);
   await g2d.fgsm(pixels, labels, 0.1);
   await g2d.fgsm(pixels, [1, 2, 3], 0.1);
   g2d.free();
-  void [arch, scope, tolerance, h, w, params, sampler, backend, probs, installedOf];
+  void [arch, scope, tolerance, h, w, params, sampler, backend, probs, installedOf, swapped, rotations];
 }
 
 async function inWorker(bytes: ArrayBuffer): Promise<void> {
@@ -166,11 +191,14 @@ async function inWorker(bytes: ArrayBuffer): Promise<void> {
   await g2d.regenerate({ signal: AbortSignal.timeout(1000) });
   const accepted: boolean = r.accepted;
   g2d.cancel();
+  await g2d.rotate({ everyClassifications: 10, onRotate: (result) => console.log(result.valAccuracy) });
+  const running: W.RotationStats | null = await g2d.rotationStats();
+  const stopped: RotationStats | null = await g2d.stopRotation();
   await g2d.classify(asPlain.sampleImages);
   await g2d.classifyOriginal(asPlain.sampleImages);
   await g2d.fgsm(asPlain.sampleImages, asPlain.sampleLabels, 0.1);
   g2d.terminate();
-  void [fallback, scope, accepted];
+  void [fallback, scope, accepted, running, stopped];
 }
 
 void [infoKeys, resultKeys, regenerateOptionKeys, loadOptionKeys, mainThread, inWorker];

@@ -1,0 +1,116 @@
+// Browser benchmark of the rotation policy: classify() latency with and without a rotation
+// running (G2D.rotate / G2DWorker.rotate), on the CPU backend. Not a test; prints a Markdown
+// table. classify() is called with one image every --gap ms (requests arriving), --calls times.
+//
+//   node tests/e2e/bench-rotation.mjs [--bundle NAME.g2d] [--calls N] [--gap MS] [--every N]
+//                                     [--targets cpu,cpu-worker]
+//
+// Needs www/pkg (pkg-config/build.sh --out www/pkg) and the bundle in www/.
+
+import { existsSync } from "node:fs";
+import { join, resolve, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { launchChromium } from "./chromium.mjs";
+import { start } from "../../www/serve.mjs";
+
+const WWW = join(resolve(dirname(fileURLToPath(import.meta.url)), "../.."), "www");
+
+function parseCli() {
+  const { values } = parseArgs({
+    options: {
+      bundle: { type: "string", default: "default.g2d" },
+      calls: { type: "string", default: "1000" },
+      gap: { type: "string", default: "20" },
+      every: { type: "string", default: "10" },
+      targets: { type: "string", default: "cpu,cpu-worker" },
+    },
+    strict: true,
+  });
+  const int = (name, least) => {
+    const v = Number(values[name]);
+    if (!Number.isInteger(v) || v < least) throw new Error(`--${name} must be an integer ≥ ${least}, got ${values[name]}`);
+    return v;
+  };
+  const targets = values.targets.split(",").filter(Boolean);
+  for (const t of targets) if (t !== "cpu" && t !== "cpu-worker") throw new Error(`--targets: cpu or cpu-worker, got ${t}`);
+  if (!existsSync(join(WWW, values.bundle))) throw new Error(`bundle not found: www/${values.bundle}`);
+  return { bundle: values.bundle, calls: int("calls", 1), gap: int("gap", 0), every: int("every", 1), targets };
+}
+
+// In the page: one run of `calls` paced classify() calls; latencies and distinct answers.
+async function measure({ bundle, worker, rotateEvery, calls, gap }) {
+  const g2d = worker
+    ? await (await import("/pkg/worker-client.js")).G2DWorker.create(bundle, { backend: "cpu" })
+    : await (await import("/pkg/index.js")).G2D.load(bundle, { backend: "cpu" });
+  const image = (await g2d.info()).sampleImages.slice(0, 784);
+  await g2d.classify(image); // warm-up
+  const rotation = rotateEvery ? await g2d.rotate({ everyClassifications: rotateEvery }) : null;
+  const latencies = [];
+  const seen = new Set();
+  for (let i = 0; i < calls; i++) {
+    const t0 = performance.now();
+    const probs = await g2d.classify(image);
+    latencies.push(performance.now() - t0);
+    seen.add(Array.from(probs).join(","));
+    await new Promise((r) => setTimeout(r, gap));
+  }
+  const stats = worker ? await g2d.stopRotation() : (rotation?.stop(), rotation?.stats ?? null);
+  worker ? g2d.terminate() : g2d.free();
+  return { latencies, distinct: seen.size, rotations: stats?.rotations ?? 0, rejected: stats?.rejected ?? 0 };
+}
+
+const quantile = (xs, q) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))];
+};
+
+async function main() {
+  const { bundle, calls, gap, every, targets } = parseCli();
+  const server = await start(0);
+  let browser;
+  try {
+    browser = await launchChromium({ timeout: 60_000 });
+    const page = await (await browser.newContext()).newPage();
+    page.on("pageerror", (err) => console.error(`[page uncaught] ${err.stack ?? err}`));
+    await page.goto(`${server.url}pkg/`, { timeout: 60_000 });
+    const rows = [];
+    for (const target of targets) {
+      for (const rotateEvery of [0, every]) {
+        console.error(`[bench-rotation] ${target}, ${rotateEvery ? `rotation every ${rotateEvery}` : "no rotation"}`);
+        const r = await page.evaluate(`(${measure.toString()})(${JSON.stringify({
+          bundle: `/${bundle}`,
+          worker: target === "cpu-worker",
+          rotateEvery,
+          calls,
+          gap,
+        })})`);
+        rows.push({ target, rotateEvery, ...r });
+      }
+    }
+    const out = [
+      `Chromium ${browser.version()}, bundle ${bundle}, ${calls} classify() calls of one image, one every ${gap} ms`,
+      "",
+      "| where | rotation | p50 ms | p95 ms | max ms | distinct answers | sets installed | batches rejected |",
+      "|---|---|---:|---:|---:|---:|---:|---:|",
+    ];
+    for (const r of rows) {
+      const f = (q) => quantile(r.latencies, q).toFixed(2);
+      out.push(
+        `| ${r.target} | ${r.rotateEvery ? `every ${r.rotateEvery}` : "none"} | ${f(0.5)} | ${f(0.95)} | ` +
+          `${Math.max(...r.latencies).toFixed(2)} | ${r.distinct} | ${r.rotations} | ${r.rejected} |`,
+      );
+    }
+    console.log(out.join("\n"));
+  } finally {
+    await browser?.close().catch(() => {});
+    await server.close();
+  }
+}
+
+try {
+  await main();
+} catch (err) {
+  console.error(`bench-rotation failed: ${err?.message ?? err}`);
+  process.exit(1);
+}
