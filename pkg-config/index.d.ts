@@ -109,7 +109,7 @@ export interface RegenerateOptions {
   guardDelta?: number;
   onProgress?: ProgressCallback;
   /**
-   * B, the candidates sampled in one batched pass (1 to 64, default 4): the first the guard
+   * B, the candidates sampled in one batched pass (1 to 64, default 8): the first the guard
    * accepts is installed, so a call installs nothing only when all B fail.
    */
   candidates?: number;

@@ -70,7 +70,7 @@ async fn adapter_is_fallback() -> Option<bool> {
 
 /// Picks the device for `requested`: "webgpu" (fails without an adapter), "cpu", or "auto":
 /// WebGPU on a hardware adapter, else the CPU, with the reason. A software fallback adapter
-/// is passed over in "auto" (here SwiftShader regenerates about 100× slower than the CPU
+/// is passed over in "auto" (here SwiftShader regenerates 6–8× slower than the wasm CPU
 /// backend); "webgpu" takes it.
 pub(super) async fn pick_device(requested: &str) -> Result<(Device, BackendKind, String)> {
     let cpu = |reason: String| Ok((cpu_device(), BackendKind::Cpu, reason));

@@ -3,7 +3,8 @@
 // table. classify() is called with one image every --gap ms (requests arriving), --calls times.
 //
 //   node tests/e2e/bench-rotation.mjs [--bundle NAME.g2d] [--calls N] [--gap MS] [--every N]
-//                                     [--targets cpu,cpu-worker]
+//                                     [--targets cpu,cpu-worker] [--steps S] [--candidates B]
+//   (--steps and --candidates set the rotation's sampler; default: the bundle's and B = 8)
 //
 // Needs www/pkg (pkg-config/build.sh --out www/pkg) and the bundle in www/.
 
@@ -24,6 +25,8 @@ function parseCli() {
       gap: { type: "string", default: "20" },
       every: { type: "string", default: "10" },
       targets: { type: "string", default: "cpu,cpu-worker" },
+      steps: { type: "string" },
+      candidates: { type: "string" },
     },
     strict: true,
   });
@@ -35,17 +38,20 @@ function parseCli() {
   const targets = values.targets.split(",").filter(Boolean);
   for (const t of targets) if (t !== "cpu" && t !== "cpu-worker") throw new Error(`--targets: cpu or cpu-worker, got ${t}`);
   if (!existsSync(join(WWW, values.bundle))) throw new Error(`bundle not found: www/${values.bundle}`);
-  return { bundle: values.bundle, calls: int("calls", 1), gap: int("gap", 0), every: int("every", 1), targets };
+  const regenerate = {};
+  if (values.steps !== undefined) regenerate.steps = int("steps", 1);
+  if (values.candidates !== undefined) regenerate.candidates = int("candidates", 1);
+  return { bundle: values.bundle, calls: int("calls", 1), gap: int("gap", 0), every: int("every", 1), targets, regenerate };
 }
 
 // In the page: one run of `calls` paced classify() calls; latencies and distinct answers.
-async function measure({ bundle, worker, rotateEvery, calls, gap }) {
+async function measure({ bundle, worker, rotateEvery, calls, gap, regenerate }) {
   const g2d = worker
     ? await (await import("/pkg/worker-client.js")).G2DWorker.create(bundle, { backend: "cpu" })
     : await (await import("/pkg/index.js")).G2D.load(bundle, { backend: "cpu" });
   const image = (await g2d.info()).sampleImages.slice(0, 784);
   await g2d.classify(image); // warm-up
-  const rotation = rotateEvery ? await g2d.rotate({ everyClassifications: rotateEvery }) : null;
+  const rotation = rotateEvery ? await g2d.rotate({ everyClassifications: rotateEvery, ...regenerate }) : null;
   const latencies = [];
   const seen = new Set();
   for (let i = 0; i < calls; i++) {
@@ -66,7 +72,7 @@ const quantile = (xs, q) => {
 };
 
 async function main() {
-  const { bundle, calls, gap, every, targets } = parseCli();
+  const { bundle, calls, gap, every, targets, regenerate } = parseCli();
   const server = await start(0);
   let browser;
   try {
@@ -84,12 +90,14 @@ async function main() {
           rotateEvery,
           calls,
           gap,
+          regenerate,
         })})`);
         rows.push({ target, rotateEvery, ...r });
       }
     }
     const out = [
-      `Chromium ${browser.version()}, bundle ${bundle}, ${calls} classify() calls of one image, one every ${gap} ms`,
+      `Chromium ${browser.version()}, bundle ${bundle}, ${calls} classify() calls of one image, one every ${gap} ms; ` +
+        `rotation's regenerate() settings: ${JSON.stringify(regenerate)}`,
       "",
       "| where | rotation | p50 ms | p95 ms | max ms | distinct answers | sets installed | batches rejected |",
       "|---|---|---:|---:|---:|---:|---:|---:|",
