@@ -97,7 +97,7 @@ if [[ "${G2D_SKIP_WASM_OPT:-}" != 1 ]]; then
 fi
 
 echo "==> package files"
-cp pkg-config/{index.js,index.d.ts,rotation.js,worker.js,worker-client.js,worker-client.d.ts,README.md} pkg/
+cp pkg-config/{index.js,index.d.ts,rotation.js,default.g2d,worker.js,worker-client.js,worker-client.d.ts,README.md} pkg/
 VERSION=$(crate_version)
 [[ -n "$VERSION" ]] || { echo "no [package] version in Cargo.toml" >&2; exit 1; }
 node -e '

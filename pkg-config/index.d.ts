@@ -243,6 +243,9 @@ export interface BundleInfo {
  */
 export function init(moduleOrPath?: InitInput): Promise<unknown>;
 
+/** Where the bundle the package ships lies: `default.g2d` next to index.js. */
+export const DEFAULT_BUNDLE: URL;
+
 /** A loaded G2D bundle: the classifier, its original weights and the diffusion model. */
 export class G2D {
   private constructor(inner: unknown);
@@ -250,8 +253,10 @@ export class G2D {
   /**
    * Validate and load a `.g2d` bundle. Strings and URLs are fetched (relative URLs resolve
    * against the document); an HTTP error rejects with an Error naming the URL and status.
+   * Without a source (or `undefined`), the package's own `default.g2d`: G2D on full MNIST in
+   * the recommended configuration, fetched from next to index.js (`DEFAULT_BUNDLE`).
    */
-  static load(source: BundleSource, options?: LoadOptions): Promise<G2D>;
+  static load(source?: BundleSource, options?: LoadOptions): Promise<G2D>;
 
   /** Sample new classifier weights and install them if the guard accepts them. */
   regenerate(options?: RegenerateOptions): Promise<RegenerateResult>;

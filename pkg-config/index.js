@@ -69,6 +69,9 @@ async function toBytes(source) {
   );
 }
 
+// The bundle the package ships: G2D on full MNIST in the recommended configuration.
+export const DEFAULT_BUNDLE = new URL("./default.g2d", import.meta.url);
+
 // The wasm side takes exactly these array types; plain arrays are accepted for convenience.
 const asF32 = (x) => (x instanceof Float32Array ? x : Float32Array.from(x));
 const asU8 = (x) => (x instanceof Uint8Array ? x : Uint8Array.from(x));
@@ -90,8 +93,11 @@ export class G2D {
     this.#loadOptions = loadOptions;
   }
 
-  /** Validate and load a `.g2d` bundle, given as bytes or as a URL to fetch. */
-  static async load(source, options = {}) {
+  /**
+   * Validate and load a `.g2d` bundle, given as bytes or as a URL to fetch. Without one, the
+   * package's own `default.g2d` (full MNIST, fetched from next to this file).
+   */
+  static async load(source = DEFAULT_BUNDLE, options = {}) {
     await init().catch((err) => {
       // E.g. the .wasm could not be fetched or compiled.
       if (err !== null && typeof err === "object" && !("code" in err)) err.code = "WASM_INIT";

@@ -55,12 +55,12 @@ export class G2DWorker {
   private constructor(worker: Worker);
 
   /**
-   * Start the worker and load a bundle in it. Relative URL strings resolve against the
-   * page. `workerUrl` defaults to worker.js next to worker-client.js. Rejects (and stops
+   * Start the worker and load a bundle in it (default: the package's default.g2d). Relative
+   * URL strings resolve against the page. `workerUrl` defaults to worker.js next to worker-client.js. Rejects (and stops
    * the worker) if the bundle cannot be loaded.
    */
   static create(
-    bundle: BundleSource,
+    bundle?: BundleSource,
     options?: LoadOptions,
     workerUrl?: string | URL,
   ): Promise<G2DWorker>;

@@ -49,10 +49,11 @@ export class G2DWorker {
   }
 
   /**
-   * Start a worker and load a bundle in it. `workerUrl` defaults to worker.js next to this
-   * file. The bundle (bytes are copied, not transferred) is loaded with `options`.
+   * Start a worker and load a bundle in it (default: the package's default.g2d). `workerUrl`
+   * defaults to worker.js next to this file. The bundle (bytes are copied, not transferred) is
+   * loaded with `options`.
    */
-  static async create(bundle, options = {}, workerUrl) {
+  static async create(bundle = new URL("./default.g2d", import.meta.url), options = {}, workerUrl) {
     const source = resolveBundle(bundle);
     // Written out literally so bundlers recognise the worker entry point.
     const worker = workerUrl

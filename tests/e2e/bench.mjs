@@ -8,6 +8,9 @@
 // Needs the built package in www/pkg (pkg-config/build.sh --out www/pkg) and the bundle in
 // www/ (default www/default.g2d; the committed fixture is www/test-fixture.g2d).
 // Exits non-zero if WebGPU is not available: the webgpu row never silently measures the CPU.
+// On WebGPU it also counts, per regeneration, the compute dispatches (kernel launches), queue
+// submissions and buffer maps the page makes, by wrapping those WebGPU methods before any script
+// runs.
 // Headless Chromium's WebGPU is usually SwiftShader (software), hence the long timeouts.
 
 import { existsSync, readFileSync } from "node:fs";
@@ -63,6 +66,24 @@ function parseCli() {
   return { bundle: values.bundle, repeats, timeoutMs: timeoutS * 1000, targets };
 }
 
+// Runs in the page before its scripts: counts calls of the WebGPU methods that launch work.
+function countGpuCalls() {
+  const counts = { dispatches: 0, submits: 0, maps: 0 };
+  globalThis.__gpuCounts = counts;
+  const wrap = (proto, name, key) => {
+    const original = proto?.[name];
+    if (typeof original !== "function") return;
+    proto[name] = function (...args) {
+      counts[key] += 1;
+      return original.apply(this, args);
+    };
+  };
+  wrap(globalThis.GPUComputePassEncoder?.prototype, "dispatchWorkgroups", "dispatches");
+  wrap(globalThis.GPUComputePassEncoder?.prototype, "dispatchWorkgroupsIndirect", "dispatches");
+  wrap(globalThis.GPUQueue?.prototype, "submit", "submits");
+  wrap(globalThis.GPUBuffer?.prototype, "mapAsync", "maps");
+}
+
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
@@ -108,6 +129,7 @@ async function main() {
     });
     page.on("pageerror", (err) => console.error(`[page uncaught] ${err.stack ?? err}`));
     page.on("crash", () => console.error("[page crashed]"));
+    await page.addInitScript(countGpuCalls);
     // Any same-origin HTML page will do: the folder listing of pkg/ (it has no index.html).
     // www/index.html would start the demo's own regeneration and skew the timings.
     await page.goto(`${server.url}pkg/`, { timeout: 60_000 });
@@ -175,10 +197,13 @@ async function main() {
           const r = await withTimeout(
             page.evaluate(
               async ({ options, seed }) => {
+                const counts = globalThis.__gpuCounts;
+                const before = { ...counts };
                 const t0 = performance.now();
                 const r = await globalThis.__g2d.regenerate({ ...options, seed });
                 const wall = performance.now() - t0;
                 return {
+                  gpu: Object.fromEntries(Object.keys(counts).map((k) => [k, counts[k] - before[k]])),
                   wall,
                   ms: r.ms,
                   backend: r.backend,
@@ -223,6 +248,7 @@ async function main() {
           passed: runs.reduce((sum, r) => sum + r.acceptedCandidates, 0),
           sampled: runs.reduce((sum, r) => sum + r.candidates, 0),
           runs: runs.length,
+          gpu: backend === "webgpu" ? runs[runs.length - 1].gpu : null,
         });
       }
       await page.evaluate(() => {
@@ -247,7 +273,8 @@ async function main() {
     for (const d of details) {
       out.push(
         `- ${d.what}: reported median ${fmt(d.reportedMedian)} ms; val acc % ${d.valAcc}; ` +
-          `installed ${d.accepted}/${d.runs} calls; candidates passing the guard ${d.passed}/${d.sampled}`,
+          `installed ${d.accepted}/${d.runs} calls; candidates passing the guard ${d.passed}/${d.sampled}` +
+          (d.gpu ? `; per regeneration ${d.gpu.dispatches} compute dispatches, ${d.gpu.submits} queue submits, ${d.gpu.maps} buffer maps` : ""),
       );
     }
     out.push("");

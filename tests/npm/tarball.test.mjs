@@ -32,6 +32,7 @@ const EXPECTED_FILES = [
   "package/index.js",
   "package/index.d.ts",
   "package/rotation.js", // imported by index.js
+  "package/default.g2d", // G2D.load() without a source
   "package/g2d_wasm.js",
   "package/g2d_wasm_bg.wasm",
   "package/worker.js",
@@ -57,6 +58,20 @@ await init(readFileSync(require.resolve("g2d-wasm/g2d_wasm_bg.wasm")));
 const g2d = await G2D.load(readFileSync(process.argv[2]), { backend: "cpu" });
 const r = await g2d.regenerate({ seed: 7 });
 console.log(JSON.stringify({ n: r.params.length, valAccuracy: r.valAccuracy, l1: r.l1ToOriginal, backend: r.backend, accepted: r.accepted }));
+`;
+
+// The bundle the package ships, read from where npm installed it (Node's fetch cannot read a
+// file: URL; a browser's G2D.load() with no argument fetches the same file).
+const PACKAGED = `\
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { G2D, init } from "g2d-wasm";
+const require = createRequire(import.meta.url);
+await init(readFileSync(require.resolve("g2d-wasm/g2d_wasm_bg.wasm")));
+const g2d = await G2D.load(readFileSync(require.resolve("g2d-wasm/default.g2d")), { backend: "cpu" });
+const info = g2d.info();
+const r = await g2d.regenerate();
+console.log(JSON.stringify({ dataset: info.dataset, paramCount: info.paramCount, original: info.originalValAccuracy, installed: r.accepted, valAccuracy: r.valAccuracy }));
 `;
 
 // A bundle cut in half must be refused, not half-read.
@@ -137,6 +152,17 @@ describe("npm tarball", { skip: PKG_DIR ? false : "no built package in pkg/ or w
     assert.ok(r.valAccuracy >= 0 && r.valAccuracy <= 1, `valAccuracy ${r.valAccuracy} not in [0, 1]`);
     assert.ok(r.l1 > 0, `l1ToOriginal ${r.l1} should be > 0`);
     assert.equal(typeof r.accepted, "boolean");
+  });
+
+  it("ships a full-MNIST bundle that loads and regenerates", async () => {
+    await writeFile(join(project, "packaged.mjs"), PACKAGED);
+    const { stdout } = await sh(process.execPath, ["packaged.mjs"], project);
+    const r = lastJsonLine(stdout);
+    assert.equal(r.dataset, "mnist");
+    assert.ok(r.paramCount > 0);
+    assert.ok(r.original > 0.9, `θ_orig validation accuracy ${r.original}`);
+    assert.equal(r.installed, true, JSON.stringify(r));
+    assert.ok(r.valAccuracy >= r.original - 0.02, JSON.stringify(r));
   });
 
   it("rejects a truncated bundle", async () => {

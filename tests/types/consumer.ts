@@ -2,7 +2,7 @@
 // as a consumer sees them after `npm install g2d-wasm`; tests/npm/types.test.mjs lays the
 // package out and runs `tsc --noEmit --strict` on this file. Nothing here runs.
 
-import { G2D, init } from "g2d-wasm";
+import { DEFAULT_BUNDLE, G2D, init } from "g2d-wasm";
 import type {
   Arch,
   Backend,
@@ -107,6 +107,9 @@ async function mainThread(wasm: InitInput, bytes: Uint8Array): Promise<void> {
   await init(wasm);
   const g2d: G2D = await G2D.load(bytes, { backend: "auto" });
   await G2D.load("/model.g2d");
+  await G2D.load();
+  await G2D.load(undefined, { backend: "cpu" });
+  const packaged: URL = DEFAULT_BUNDLE;
   await G2D.load(new URL("https://example.org/model.g2d"), { backend: "cpu" });
 
   const info: BundleInfo = g2d.info();
@@ -169,12 +172,13 @@ async function mainThread(wasm: InitInput, bytes: Uint8Array): Promise<void> {
   await g2d.fgsm(pixels, labels, 0.1);
   await g2d.fgsm(pixels, [1, 2, 3], 0.1);
   g2d.free();
-  void [arch, scope, tolerance, h, w, params, sampler, backend, probs, installedOf, swapped, rotations];
+  void [arch, scope, tolerance, h, w, params, sampler, backend, probs, installedOf, swapped, rotations, packaged];
 }
 
 async function inWorker(bytes: ArrayBuffer): Promise<void> {
   const g2d: G2DWorker = await G2DWorker.create("/model.g2d", { backend: "webgpu" });
   await G2DWorker.create(bytes, undefined, new URL("./worker.js", "https://example.org/"));
+  await G2DWorker.create();
 
   const info: W.WorkerBundleInfo = await g2d.info();
   const asPlain: BundleInfo = info;

@@ -1,0 +1,65 @@
+// The package as a page without a bundler uses it: an import map names "g2d-wasm", and
+// G2D.load() with no argument fetches the bundle the package ships (full MNIST). The page is the
+// README's example, served from the same origin as www/pkg.
+
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { launchChromium } from "./chromium.mjs";
+import { start } from "../../www/serve.mjs";
+
+const WWW = join(resolve(dirname(fileURLToPath(import.meta.url)), "../.."), "www");
+const TIMEOUT = 180_000;
+
+const PAGE = `<!doctype html>
+<script type="importmap">
+  { "imports": { "g2d-wasm": "/pkg/index.js", "g2d-wasm/worker-client": "/pkg/worker-client.js" } }
+</script>
+<script type="module">
+  import { G2D } from "g2d-wasm";
+  import { G2DWorker } from "g2d-wasm/worker-client";
+  try {
+    const g2d = await G2D.load(undefined, { backend: "cpu" });
+    const { accepted, valAccuracy } = await g2d.regenerate();
+    const worker = await G2DWorker.create(undefined, { backend: "cpu" });
+    const workerInfo = await worker.info();
+    worker.terminate();
+    const info = g2d.info();
+    window.answer = { dataset: info.dataset, original: info.originalValAccuracy, accepted, valAccuracy, workerDataset: workerInfo.dataset };
+  } catch (err) {
+    window.answer = { error: String(err?.message ?? err), code: err?.code };
+  }
+</script>`;
+
+let server;
+let browser;
+
+describe("the package without a bundler", { timeout: 5 * 60_000 }, () => {
+  before(async () => {
+    assert.ok(existsSync(join(WWW, "pkg/default.g2d")), "build www/pkg first");
+    server = await start(0);
+    browser = await launchChromium({ timeout: TIMEOUT });
+  });
+
+  after(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+
+  it("an import map and G2D.load() with no argument run the packaged full-MNIST bundle", { timeout: TIMEOUT }, async () => {
+    const page = await (await browser.newContext()).newPage();
+    page.on("pageerror", (err) => console.error(`[page uncaught] ${err.stack ?? err}`));
+    const url = `${server.url}importmap-example.html`;
+    await page.route(url, (route) => route.fulfill({ body: PAGE, contentType: "text/html" }));
+    await page.goto(url, { timeout: TIMEOUT });
+    await page.waitForFunction(() => window.answer !== undefined, null, { timeout: TIMEOUT });
+    const answer = await page.evaluate(() => window.answer);
+    assert.equal(answer.error, undefined, JSON.stringify(answer));
+    assert.equal(answer.dataset, "mnist");
+    assert.equal(answer.workerDataset, "mnist");
+    assert.ok(answer.original > 0.9, JSON.stringify(answer));
+    assert.equal(typeof answer.accepted, "boolean");
+  });
+});
