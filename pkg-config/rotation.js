@@ -17,12 +17,13 @@ function codedError(message, code, Type = Error) {
   return err;
 }
 
-// A yield to the event loop that is not clamped like nested timeouts: a message to ourselves.
+// A yield to the event loop that is not clamped like nested timeouts: a message to ourselves
+// (worker.js yields with it too).
 // Made on first use (in Node.js a listening port would keep the process alive, so it is unref'd
 // there).
 let channel = null;
 const waiting = [];
-function nextTask() {
+export function nextTask() {
   if (!channel) {
     channel = new MessageChannel();
     channel.port1.onmessage = () => waiting.shift()?.();

@@ -21,6 +21,7 @@
 //        {event: "rotationError", error, code}  one of its regenerations failed (it retries)
 
 import { G2D } from "./index.js";
+import { nextTask } from "./rotation.js";
 
 let g2d = null;
 let rotation = null;
@@ -113,16 +114,6 @@ function requireLoaded() {
 // milliseconds still lets a "cancel" through within a frame.
 const SLICE_MS = 8;
 
-// A yield that is not clamped like nested timeouts: a message to ourselves.
-const channel = new MessageChannel();
-const waiting = [];
-channel.port1.onmessage = () => waiting.shift()?.();
-function nextTask() {
-  return new Promise((resolve) => {
-    waiting.push(resolve);
-    channel.port2.postMessage(null);
-  });
-}
 
 async function regenerate(id, options = {}) {
   if (cancelled.has(id)) return CANCELLED;

@@ -3,6 +3,7 @@
 //! typed arrays and plain objects. Every regeneration reads back from the device exactly once.
 
 mod device;
+mod js;
 mod session;
 
 use std::rc::Rc;
@@ -12,7 +13,7 @@ use burn::tensor::activation::softmax;
 use js_sys::{Float32Array, Function, Object, Promise, Reflect, Uint8Array};
 use serde::Deserialize;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::{future_to_promise, JsFuture};
+use wasm_bindgen_futures::future_to_promise;
 
 use crate::attacks::{craft, LinfAttack};
 use crate::bundle::{Bundle, FORMAT_VERSION};
@@ -22,6 +23,7 @@ use crate::error::{G2dError, Result};
 use crate::generate::Guard;
 use crate::rng::G2dRng;
 use device::{js_backend_name, pick_device};
+use js::{aborted, one_line, progress, set};
 use session::{Session, State};
 
 extern "C" {
@@ -169,57 +171,8 @@ async fn read(tensor: Tensor<1>) -> Result<Vec<f32>> {
     Ok(data.try_to_vec::<f32>().expect("f32 data"))
 }
 
-/// A backend error's chain of causes on one line, without its (empty) backtrace.
-fn one_line(report: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for line in report.lines().map(str::trim) {
-        if line.is_empty() || line.starts_with("Caused by") || line.starts_with("Backtrace") {
-            continue;
-        }
-        if line.starts_with("No backtrace") || parts.last() == Some(&line) {
-            continue;
-        }
-        parts.push(line);
-    }
-    parts.join(": ")
-}
-
-fn set(object: &Object, key: &str, value: impl Into<JsValue>) {
-    Reflect::set(object, &key.into(), &value.into()).expect("set on a plain object");
-}
-
 /// The largest integer a JS number holds exactly: seeds above it would be rounded.
 const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
-
-/// Whether `signal` (an AbortSignal, if the caller passed one) has fired.
-fn aborted(signal: &Option<JsValue>) -> bool {
-    signal.as_ref().is_some_and(|s| {
-        Reflect::get(s, &"aborted".into())
-            .map(|a| a.is_truthy())
-            .unwrap_or(false)
-    })
-}
-
-/// Calls `onProgress(step, total)`, awaits it if it returns a promise, and reports whether the
-/// caller asked to stop (by returning `false`).
-async fn progress(callback: &Option<Function>, step: usize, total: usize) -> Result<bool> {
-    let Some(f) = callback else {
-        return Ok(true);
-    };
-    let mut value = f
-        .call2(
-            &JsValue::NULL,
-            &(step as u32).into(),
-            &(total as u32).into(),
-        )
-        .map_err(|e| G2dError::config("onProgress", format!("threw {e:?}")))?;
-    if value.is_instance_of::<Promise>() {
-        value = JsFuture::from(Promise::from(value))
-            .await
-            .map_err(|e| G2dError::config("onProgress", format!("rejected {e:?}")))?;
-    }
-    Ok(value != JsValue::FALSE)
-}
 
 #[wasm_bindgen(js_class = G2D)]
 impl WebG2d {

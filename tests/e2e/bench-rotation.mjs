@@ -12,8 +12,7 @@ import { existsSync } from "node:fs";
 import { join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { launchChromium } from "./chromium.mjs";
-import { start } from "../../www/serve.mjs";
+import { servedPage } from "./chromium.mjs";
 
 const WWW = join(resolve(dirname(fileURLToPath(import.meta.url)), "../.."), "www");
 
@@ -73,13 +72,8 @@ const quantile = (xs, q) => {
 
 async function main() {
   const { bundle, calls, gap, every, targets, regenerate } = parseCli();
-  const server = await start(0);
-  let browser;
+  const { browser, page, close } = await servedPage();
   try {
-    browser = await launchChromium({ timeout: 60_000 });
-    const page = await (await browser.newContext()).newPage();
-    page.on("pageerror", (err) => console.error(`[page uncaught] ${err.stack ?? err}`));
-    await page.goto(`${server.url}pkg/`, { timeout: 60_000 });
     const rows = [];
     for (const target of targets) {
       for (const rotateEvery of [0, every]) {
@@ -111,8 +105,7 @@ async function main() {
     }
     console.log(out.join("\n"));
   } finally {
-    await browser?.close().catch(() => {});
-    await server.close();
+    await close();
   }
 }
 

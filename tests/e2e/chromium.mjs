@@ -16,3 +16,21 @@ export const CHROMIUM_ARGS = [
 export function launchChromium(options = {}) {
   return chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS, ...options });
 }
+
+// A Chromium page on www/, served on a free local port: `path` defaults to the folder listing of
+// pkg/ (a page of the same origin that runs nothing of its own), `initScript` runs before the
+// page's scripts. `close()` stops the browser and the server.
+export async function servedPage({ path = "pkg/", initScript, args, timeout = 60_000 } = {}) {
+  const { start } = await import("../../www/serve.mjs");
+  const server = await start(0);
+  const browser = await launchChromium({ timeout, ...(args ? { args } : {}) });
+  const page = await (await browser.newContext()).newPage();
+  page.on("pageerror", (err) => console.error(`[page uncaught] ${err.stack ?? err}`));
+  if (initScript) await page.addInitScript(initScript);
+  await page.goto(`${server.url}${path}`, { timeout });
+  const close = async () => {
+    await browser.close().catch(() => {});
+    await server.close();
+  };
+  return { server, browser, page, close };
+}

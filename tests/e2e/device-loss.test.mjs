@@ -8,8 +8,7 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { launchChromium } from "./chromium.mjs";
-import { start } from "../../www/serve.mjs";
+import { servedPage } from "./chromium.mjs";
 
 const WWW = join(resolve(dirname(fileURLToPath(import.meta.url)), "../.."), "www");
 const BUNDLE = process.env.G2D_BUNDLE || "default.g2d";
@@ -27,26 +26,17 @@ function recordDevices() {
   };
 }
 
-let server;
-let browser;
+let served;
 let page;
 
 describe("WebGPU device loss", { timeout: 10 * 60_000 }, () => {
   before(async () => {
     assert.ok(existsSync(join(WWW, "pkg/index.js")) && existsSync(join(WWW, BUNDLE)), "build www/pkg and the bundle first");
-    server = await start(0);
-    browser = await launchChromium({ timeout: TIMEOUT });
-    page = await (await browser.newContext()).newPage();
-    page.on("pageerror", (err) => console.error(`[page uncaught] ${err.stack ?? err}`));
-    await page.addInitScript(recordDevices);
-    // A page of the same origin that runs nothing of its own (the server's folder listing).
-    await page.goto(`${server.url}pkg/`, { timeout: TIMEOUT });
+    served = await servedPage({ initScript: recordDevices, timeout: TIMEOUT });
+    page = served.page;
   });
 
-  after(async () => {
-    await browser?.close();
-    await server?.close();
-  });
+  after(() => served?.close());
 
   it("a regeneration that loses its device finishes on the CPU and says why", { timeout: TIMEOUT }, async () => {
     const answer = await page.evaluate(async (bundle) => {

@@ -11,8 +11,7 @@ import { existsSync } from "node:fs";
 import { join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { launchChromium } from "./chromium.mjs";
-import { start } from "../../www/serve.mjs";
+import { servedPage } from "./chromium.mjs";
 
 const WWW = join(resolve(dirname(fileURLToPath(import.meta.url)), "../.."), "www");
 
@@ -40,13 +39,8 @@ async function main() {
   if (!Number.isInteger(calls) || calls < 1) throw new Error(`--calls must be a positive integer, got ${values.calls}`);
   const candidates = values.candidates === undefined ? undefined : Number(values.candidates);
   if (!existsSync(join(WWW, values.bundle))) throw new Error(`bundle not found: www/${values.bundle}`);
-  const server = await start(0);
-  let browser;
+  const { browser, page, close } = await servedPage();
   try {
-    browser = await launchChromium({ timeout: 60_000 });
-    const page = await (await browser.newContext()).newPage();
-    page.on("pageerror", (err) => console.error(`[page uncaught] ${err.stack ?? err}`));
-    await page.goto(`${server.url}pkg/`, { timeout: 60_000 });
     const r = await page.evaluate(
       async ({ bundle, calls, candidates }) => {
         const { G2D } = await import("/pkg/index.js");
@@ -78,8 +72,7 @@ async function main() {
       ].join("\n"),
     );
   } finally {
-    await browser?.close().catch(() => {});
-    await server.close();
+    await close();
   }
 }
 

@@ -9,15 +9,13 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { launchChromium } from "./chromium.mjs";
-import { start } from "../../www/serve.mjs";
+import { servedPage } from "./chromium.mjs";
 
 const WWW = join(resolve(dirname(fileURLToPath(import.meta.url)), "../.."), "www");
 const BUNDLE = process.env.G2D_BUNDLE || "default.g2d";
 const TIMEOUT = 240_000;
 
-let server;
-let browser;
+let served;
 let page;
 
 // Runs in the page: `calls` classify() calls of one image, one every `gapMs`, on `g2d` (a G2D
@@ -35,18 +33,12 @@ async function classifyPaced(g2d, image, calls, gapMs) {
 describe("rotation", { timeout: 10 * 60_000 }, () => {
   before(async () => {
     assert.ok(existsSync(join(WWW, "pkg/rotation.js")) && existsSync(join(WWW, BUNDLE)), "build www/pkg and the bundle first");
-    server = await start(0);
-    browser = await launchChromium({ timeout: TIMEOUT });
-    page = await (await browser.newContext()).newPage();
-    page.on("pageerror", (err) => console.error(`[page uncaught] ${err.stack ?? err}`));
-    await page.goto(`${server.url}pkg/`, { timeout: TIMEOUT });
+    served = await servedPage({ timeout: TIMEOUT });
+    page = served.page;
     await page.evaluate(`globalThis.classifyPaced = ${classifyPaced.toString()}`);
   });
 
-  after(async () => {
-    await browser?.close();
-    await server?.close();
-  });
+  after(() => served?.close());
 
   it("every 10 classifications: 1,000 calls see at least 95 accepted sets", { timeout: TIMEOUT }, async () => {
     const answer = await page.evaluate(async (bundle) => {

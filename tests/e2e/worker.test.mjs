@@ -7,31 +7,23 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { launchChromium } from "./chromium.mjs";
-import { start } from "../../www/serve.mjs";
+import { servedPage } from "./chromium.mjs";
 
 const WWW = join(resolve(dirname(fileURLToPath(import.meta.url)), "../.."), "www");
 const BUNDLE = process.env.G2D_BUNDLE || "default.g2d";
 const TIMEOUT = 120_000;
 
-let server;
-let browser;
+let served;
 let page;
 
 describe("G2DWorker", { timeout: 10 * 60_000 }, () => {
   before(async () => {
     assert.ok(existsSync(join(WWW, "pkg/worker-client.js")) && existsSync(join(WWW, BUNDLE)), "build www/pkg and the bundle first");
-    server = await start(0);
-    browser = await launchChromium({ timeout: TIMEOUT });
-    page = await (await browser.newContext()).newPage();
-    page.on("pageerror", (err) => console.error(`[page uncaught] ${err.stack ?? err}`));
-    await page.goto(`${server.url}pkg/`, { timeout: TIMEOUT });
+    served = await servedPage({ timeout: TIMEOUT });
+    page = served.page;
   });
 
-  after(async () => {
-    await browser?.close();
-    await server?.close();
-  });
+  after(() => served?.close());
 
   it("cancel() and an AbortSignal stop a regeneration and keep the weights", { timeout: TIMEOUT }, async () => {
     const answer = await page.evaluate(async (bundle) => {
