@@ -94,6 +94,11 @@ async function regenerate() {
   try {
     const result = await g2d.regenerate({ onProgress: showProgress });
     showResult(result, performance.now() - t0);
+    if (result.backend !== info?.backend) {
+      // The WebGPU device was lost and the instance moved to the CPU: say why.
+      info = await g2d.info();
+      showInfo(info);
+    }
     generation += 1;
     $("status").dataset.generation = String(generation);
     setStatus("ready");
