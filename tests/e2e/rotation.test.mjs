@@ -46,9 +46,9 @@ describe("rotation", { timeout: 10 * 60_000 }, () => {
       const g2d = await G2D.load(bundle, { backend: "cpu" });
       const image = g2d.info().sampleImages.slice(0, 784);
       const installed = [];
-      // DDIM-10 keeps sampling (≈ 60 ms here) well inside ten 20 ms gaps on a busy machine;
+      // DDIM-10 with two candidates keeps sampling (≈ 40 ms here) well inside ten 20 ms gaps;
       // bench-rotation.mjs measures the bundle's own sampler.
-      const rotation = g2d.rotate({ everyClassifications: 10, steps: 10, onRotate: (r) => installed.push(r) });
+      const rotation = g2d.rotate({ everyClassifications: 10, steps: 10, candidates: 2, onRotate: (r) => installed.push(r) });
       const distinct = await globalThis.classifyPaced(g2d, image, 1000, 20);
       rotation.stop();
       const stopped = Array.from(await g2d.classify(image)).join(",");
@@ -78,7 +78,7 @@ describe("rotation", { timeout: 10 * 60_000 }, () => {
       const g2d = await G2D.load(bundle, { backend: "cpu" });
       const image = g2d.info().sampleImages.slice(0, 784);
       let timed = 0;
-      const rotation = g2d.rotate({ everyMs: 250, worker: false, onRotate: () => (timed += 1) });
+      const rotation = g2d.rotate({ everyMs: 250, worker: false, steps: 10, candidates: 2, onRotate: () => (timed += 1) });
       // Nothing classifies meanwhile: the timer alone installs.
       await new Promise((r) => setTimeout(r, 3000));
       rotation.stop();
@@ -88,19 +88,34 @@ describe("rotation", { timeout: 10 * 60_000 }, () => {
       } catch (err) {
         refused = err.code;
       }
+      // installParams checks what it is given and keeps the weights in use when it refuses.
+      const before = Array.from(await g2d.classify(image)).join(",");
+      const n = g2d.info().paramCount;
+      const codeOf = (params) => {
+        try {
+          g2d.installParams(params);
+          return null;
+        } catch (err) {
+          return err.code;
+        }
+      };
+      const badParams = [codeOf(new Float32Array(n - 1)), codeOf(new Float32Array(n).fill(NaN))];
+      const kept = Array.from(await g2d.classify(image)).join(",") === before;
       g2d.free();
 
       const { G2DWorker } = await import("/pkg/worker-client.js");
       const worker = await G2DWorker.create(bundle, { backend: "cpu" });
       let rotated = 0;
-      await worker.rotate({ everyClassifications: 10, steps: 10, onRotate: () => (rotated += 1) });
+      await worker.rotate({ everyClassifications: 10, steps: 10, candidates: 2, onRotate: () => (rotated += 1) });
       const distinct = await globalThis.classifyPaced(worker, image, 200, 20);
       const stats = await worker.stopRotation();
       worker.terminate();
-      return { timed, refused, distinct, rotated, stats };
+      return { timed, refused, badParams, kept, distinct, rotated, stats };
     }, `/${BUNDLE}`);
     assert.ok(answer.timed >= 6, `${answer.timed} timed rotations in 3 s at one per 250 ms`);
     assert.equal(answer.refused, "INVALID_ARGUMENT");
+    assert.deepEqual(answer.badParams, ["SHAPE_MISMATCH", "NON_FINITE"]);
+    assert.ok(answer.kept, "a refused installParams changed the weights");
     assert.ok(answer.distinct >= 19, `the worker answered with ${answer.distinct} distinct sets (stats ${JSON.stringify(answer.stats)})`);
     assert.equal(answer.rotated, answer.stats.rotations);
   });
