@@ -104,7 +104,9 @@ export class G2D {
       throw err;
     });
     const bytes = await toBytes(source);
-    return new G2D(await WasmG2D.load(bytes, options ?? {}), bytes, options ?? {});
+    // Kept for a rotation's sampling worker: a copy when the caller owns the array.
+    const kept = typeof source === "string" || source instanceof URL ? bytes : bytes.slice();
+    return new G2D(await WasmG2D.load(bytes, options ?? {}), kept, options ?? {});
   }
 
   // After free() the wasm object is gone; say so instead of failing on `undefined`.
@@ -143,7 +145,8 @@ export class G2D {
    * `onError(err)`. Double-buffered: the next set is sampled and guard-checked in the
    * background (in a worker of its own unless `worker: false`) and installed when due, between
    * two classify() calls. Replaces a rotation already running. Returns the `Rotation`
-   * (`stop()`, `stats`).
+   * (`stop()`, `stats`). A rotation with `everyMs` runs until stopped or `free()`d, even if
+   * the G2D is no longer referenced.
    */
   rotate(policy = {}) {
     const next = new Rotation(this.#live, this.#bundle, this.#loadOptions, policy ?? {});

@@ -41,14 +41,22 @@ const yieldBetweenSteps = () => nextTask().then(() => true);
 // How long a failed regeneration waits before the next try.
 const RETRY_MS = 1000;
 
+// After k batches in a row that the guard rejected entirely, wait min(2^k × 50, 5,000) ms before
+// the next, so a strict guard does not keep the CPU busy.
+const rejectedBackoff = (k) => Math.min(50 * 2 ** k, 5000);
+
 const REGENERATE_OPTIONS = ["sampler", "steps", "eta", "candidates", "guardDelta"];
 
-// Samples on this thread into the instance's pending slot.
+// Samples on this thread. The set is installed from the result's params, not from the
+// instance's pending slot, which a caller's own regenerate({install: false}) may overwrite.
 function sameThread(target) {
   return {
     sample: (options, signal) =>
       target.regenerate({ ...options, install: false, signal, onProgress: yieldBetweenSteps }),
-    install: () => target.installPending(),
+    install(result) {
+      target.installParams(result.params);
+      return true;
+    },
     close() {},
   };
 }
@@ -59,7 +67,16 @@ function inWorker(target, bundle, loadOptions) {
   return {
     async sample(options, signal) {
       worker ??= G2DWorker.create(bundle, loadOptions);
-      return (await worker).regenerate({ ...options, signal });
+      try {
+        return await (await worker).regenerate({ ...options, signal });
+      } catch (err) {
+        // A worker that failed to start or died is dropped; the next try starts a new one.
+        if (err?.code === "WORKER" || err?.code === "WASM_INIT") {
+          worker.then((w) => w.terminate(), () => {});
+          worker = null;
+        }
+        throw err;
+      }
     },
     install(result) {
       target.installParams(result.params);
@@ -159,6 +176,7 @@ export class Rotation {
   }
 
   async #prepare() {
+    let rejectedInARow = 0;
     while (!this.#stopped) {
       try {
         const result = await this.#source.sample(this.#options, this.#abort.signal);
@@ -170,6 +188,8 @@ export class Rotation {
           return;
         }
         this.#stats.rejected += 1;
+        rejectedInARow += 1;
+        await new Promise((resolve) => setTimeout(resolve, rejectedBackoff(rejectedInARow)));
       } catch (err) {
         if (this.#stopped || err?.code === "ABORTED") return;
         this.#failed(err);

@@ -43,9 +43,10 @@ export interface WorkerBundleInfo extends BundleInfo {
 
 /**
  * `RegenerateOptions` as the worker takes them: the same settings, but `onProgress` cannot
- * stop the regeneration (the callback stays on the page; use `signal` or `cancel()`).
+ * stop the regeneration (the callback stays on the page; use `signal` or `cancel()`), and there
+ * is no `install: false` (the worker has no `installPending`).
  */
-export interface WorkerRegenerateOptions extends Omit<RegenerateOptions, "onProgress"> {
+export interface WorkerRegenerateOptions extends Omit<RegenerateOptions, "onProgress" | "install"> {
   /** Called for each progress message; the return value is ignored (use `cancel()`). */
   onProgress?: (step: number, total: number) => void;
 }
@@ -84,7 +85,7 @@ export class G2DWorker {
   /** Stop the rotation; resolves to its stats, or null if none ran. */
   stopRotation(): Promise<RotationStats | null>;
 
-  /** The rotation's stats, or null if none runs. */
+  /** The rotation's stats: null if none was started; `stopped: true` after stopRotation(). */
   rotationStats(): Promise<RotationStats | null>;
 
   /** n×784 pixels in [0, 1] → n×10 probabilities with the current weights. */

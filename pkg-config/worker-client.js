@@ -151,8 +151,10 @@ export class G2DWorker {
         return Promise.reject(Object.assign(new TypeError(`rotate: ${name} must be a function`), { code: "INVALID_ARGUMENT" }));
       }
     }
-    this.#rotationHandlers = { onRotate, onError };
-    return this.#call({ command: "rotate", policy: rest }).then(() => undefined);
+    return this.#call({ command: "rotate", policy: rest }).then(() => {
+      // Once the worker took the policy: a refused one leaves the running rotation's handlers.
+      this.#rotationHandlers = { onRotate, onError };
+    });
   }
 
   /** Stop the rotation; resolves to its stats (null if none ran). */
@@ -160,7 +162,7 @@ export class G2DWorker {
     return this.#call({ command: "stopRotation" });
   }
 
-  /** The rotation's stats (null if none runs). */
+  /** The rotation's stats (null if none was started; after stopRotation(), `stopped: true`). */
   rotationStats() {
     return this.#call({ command: "rotationStats" });
   }

@@ -74,6 +74,15 @@ impl State {
     }
 }
 
+/// Whether a failed readback means the device is gone (cubecl reports a lost or destroyed
+/// device as "poisoned"), rather than one call failing on a device that still works.
+fn device_lost(reason: &str) -> bool {
+    let reason = reason.to_ascii_lowercase();
+    ["poisoned", "lost", "destroyed"]
+        .iter()
+        .any(|word| reason.contains(word))
+}
+
 /// A loaded bundle and the state serving it now.
 pub(super) struct Session {
     pub bundle: Bundle,
@@ -92,9 +101,10 @@ impl Session {
         self.state.borrow().clone()
     }
 
-    /// Runs `op` on the current state. When it fails on WebGPU because the device did (its
-    /// readback errs), the session moves to the CPU backend and runs `op` once more there
-    /// (`onProgress` then counts from the first step again).
+    /// Runs `op` on the current state. When it fails on WebGPU because the device was lost (its
+    /// readback errs, naming a lost device), the session moves to the CPU backend and runs `op`
+    /// once more there (`onProgress` then counts from the first step again). A set kept aside by
+    /// `install: false` does not move with it.
     pub async fn run<T, F, Fut>(&self, op: F) -> Result<T>
     where
         F: Fn(Rc<State>) -> Fut,
@@ -103,7 +113,9 @@ impl Session {
         let state = self.state();
         match op(state.clone()).await {
             Err(G2dError::Backend { backend, reason })
-                if state.backend == BackendKind::Wgpu && backend == "readback" =>
+                if state.backend == BackendKind::Wgpu
+                    && backend == "readback"
+                    && device_lost(&reason) =>
             {
                 op(self.fall_back(&state, reason).await?).await
             }
@@ -112,14 +124,16 @@ impl Session {
     }
 
     async fn fall_back(&self, failed: &Rc<State>, reason: String) -> Result<Rc<State>> {
+        if !Rc::ptr_eq(&self.state(), failed) {
+            return Ok(self.state()); // another call has switched already
+        }
         forget_webgpu(&reason);
         let why = format!("the WebGPU device failed ({reason}); switched to the CPU backend");
         let installed = failed.installed.borrow().clone();
         let cpu =
             State::build(&self.bundle, cpu_device(), BackendKind::Cpu, why, installed).await?;
-        let now = self.state();
-        if !Rc::ptr_eq(&now, failed) {
-            return Ok(now); // another call switched first
+        if !Rc::ptr_eq(&self.state(), failed) {
+            return Ok(self.state()); // another call switched while this one built
         }
         let cpu = Rc::new(cpu);
         *self.state.borrow_mut() = cpu.clone();

@@ -47,8 +47,9 @@ same<W.RotationStats, RotationStats>(true);
 same<W.Sampler, Sampler>(true);
 same<W.Scope, Scope>(true);
 
-// The worker's options are the entry point's, except onProgress (which cannot cancel there).
-same<Shape<Omit<W.WorkerRegenerateOptions, "onProgress">>, Shape<Omit<RegenerateOptions, "onProgress">>>(true);
+// The worker's options are the entry point's, except onProgress (which cannot cancel there) and
+// install (the worker has no installPending).
+same<Shape<Omit<W.WorkerRegenerateOptions, "onProgress">>, Shape<Omit<RegenerateOptions, "onProgress" | "install">>>(true);
 same<Shape<W.WorkerBundleInfo>, Shape<BundleInfo & { fallbackAdapter?: boolean }>>(true);
 
 // The keys src/web/mod.rs sets, in its order: info() …
