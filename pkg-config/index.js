@@ -157,8 +157,7 @@ export class G2D {
 
   async classify(images) {
     const live = this.#live;
-    if (this.#rotation?.stats.stopped) this.#rotation = null;
-    this.#rotation?.beforeClassify();
+    this.#rotation?.beforeClassify(); // a stopped rotation only counts
     return live.classify(asF32(images));
   }
 

@@ -47,22 +47,21 @@ const rejectedBackoff = (k) => Math.min(50 * 2 ** k, 5000);
 
 const REGENERATE_OPTIONS = ["sampler", "steps", "eta", "candidates", "guardDelta"];
 
-// Samples on this thread. The set is installed from the result's params, not from the
-// instance's pending slot, which a caller's own regenerate({install: false}) may overwrite.
+// Both samplers answer with regenerate()'s result; the rotation installs its params with
+// installParams (not from the instance's pending slot, which a caller's own
+// regenerate({install: false}) may overwrite).
+
+// Samples on this thread.
 function sameThread(target) {
   return {
     sample: (options, signal) =>
       target.regenerate({ ...options, install: false, signal, onProgress: yieldBetweenSteps }),
-    install(result) {
-      target.installParams(result.params);
-      return true;
-    },
     close() {},
   };
 }
 
-// Samples in a G2DWorker of its own, started on first use, and installs what it sends.
-function inWorker(target, bundle, loadOptions) {
+// Samples in a G2DWorker of its own, started on first use.
+function inWorker(bundle, loadOptions) {
   let worker = null;
   return {
     async sample(options, signal) {
@@ -77,10 +76,6 @@ function inWorker(target, bundle, loadOptions) {
         }
         throw err;
       }
-    },
-    install(result) {
-      target.installParams(result.params);
-      return true;
     },
     close() {
       worker?.then((w) => w.terminate(), () => {});
@@ -110,7 +105,8 @@ function checkPolicy(policy) {
 
 /** A running rotation; made by `G2D.rotate(policy)`. */
 export class Rotation {
-  #source; // where sets are sampled, and how they are installed
+  #target; // the wasm G2D the sets are installed in
+  #source; // where sets are sampled
   #every;
   #options;
   #onRotate;
@@ -130,7 +126,8 @@ export class Rotation {
   constructor(target, bundle, loadOptions, policy = {}) {
     checkPolicy(policy);
     const worker = policy.worker ?? typeof Worker !== "undefined";
-    this.#source = worker ? inWorker(target, bundle, loadOptions) : sameThread(target);
+    this.#target = target;
+    this.#source = worker ? inWorker(bundle, loadOptions) : sameThread(target);
     this.#every = policy.everyClassifications;
     this.#onRotate = policy.onRotate;
     this.#onError = policy.onError;
@@ -155,11 +152,11 @@ export class Rotation {
     if (this.#stopped || !this.#due || !this.#next) return;
     const result = this.#next;
     this.#next = null;
-    let installed = false;
+    let installed = true;
     try {
-      // False only if the instance lost the pending set meanwhile (it moved to the CPU).
-      installed = this.#source.install(result);
+      this.#target.installParams(result.params);
     } catch (err) {
+      installed = false;
       this.#failed(err);
     }
     if (installed) {

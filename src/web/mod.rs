@@ -228,13 +228,8 @@ impl WebG2d {
     pub fn install_params(&self, params: Float32Array) -> std::result::Result<(), JsValue> {
         let s = self.session.state();
         let theta = params.to_vec();
-        let n = s.model.theta_orig.len();
-        if theta.len() != n {
-            return Err(js_error(G2dError::shape("params", n, theta.len())));
-        }
-        crate::error::ensure_finite("params", &theta).map_err(js_error)?;
-        let tensor = Tensor::<1>::from_floats(theta.as_slice(), &s.model.device);
-        let model = s.model.candidate(tensor).map_err(js_error)?;
+        // Checks the length and that every value is finite before it builds anything.
+        let model = s.model.with_theta(&theta).map_err(js_error)?;
         s.install(model, theta);
         Ok(())
     }

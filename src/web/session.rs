@@ -57,7 +57,7 @@ impl State {
         let current = if installed == bundle.theta_orig {
             model.original.clone()
         } else {
-            model.candidate(Tensor::<1>::from_floats(installed.as_slice(), &device))?
+            model.with_theta(&installed)?
         };
         Ok(State {
             current: RefCell::new(current),
