@@ -5,7 +5,7 @@
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::classifier::{cross_entropy, Classifier};
+use crate::classifier::Classifier;
 use crate::error::{ensure_range, Result};
 use crate::rng::G2dRng;
 
@@ -60,6 +60,8 @@ pub fn input_gradient(model: &Classifier, images: Tensor<2>, labels: Tensor<1, I
 
 /// The gradient of the mean cross-entropy over `models` with respect to the input images:
 /// the expectation-over-transformation gradient of an attacker who holds several models.
+/// Each model's gradient comes from its hand-written backward pass
+/// ([`Classifier::input_gradient`]), so no autodiff is needed.
 ///
 /// # Shapes
 ///   - images [batch, 784], labels [batch] → gradient [batch, 784]
@@ -68,14 +70,10 @@ pub fn ensemble_input_gradient(
     images: Tensor<2>,
     labels: Tensor<1, Int>,
 ) -> Tensor<2> {
-    // Only the input is tracked: the weights stay constants of the graph.
-    let x = images.autodiff().require_grad();
-    let losses = models
+    let grads = models
         .iter()
-        .map(|m| cross_entropy(m.forward(x.clone()), labels.clone()));
-    let loss = losses.reduce(|a, b| a + b).expect("at least one model") / models.len() as f32;
-    let grads = loss.backward();
-    x.grad(&grads).expect("input gradient")
+        .map(|m| m.input_gradient(images.clone(), labels.clone()));
+    grads.reduce(|a, b| a + b).expect("at least one model") / models.len() as f32
 }
 
 /// Crafts adversarial examples against `model`, staying in the ε-ball and in [0, 1].

@@ -80,7 +80,8 @@ pub enum Command {
     /// holder, EOT) PGD success on G2D and every baseline, selected on validation images;
     /// writes threat-model.md, summary.json and pareto.svg to --out.
     Threat(ThreatArgs),
-    /// Benchmarks: generation time per parameter set, CPU backends compared.
+    /// Benchmarks: regeneration time per backend, sampler and batch (both CPU backends
+    /// unless --backend names one; --backend wgpu needs a build with the `wgpu` feature).
     Bench {
         /// Timed repetitions.
         #[arg(long, value_parser = count(), default_value_t = 20)]
@@ -263,7 +264,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Report(args) => commands::report(&run, args, json),
         Command::Threat(args) => commands::threat(&run, args, json),
         Command::Bench { repeats, bundle } => {
-            bench::bench(&bundle_or_default(bundle), *repeats, json)
+            let named = cli.overrides.backend.map(|kind| (kind, run.device.clone()));
+            bench::bench(&bundle_or_default(bundle), named, *repeats, json)
         }
     }
 }
