@@ -15,7 +15,7 @@ export type Backend = "webgpu" | "cpu";
 export type BackendPreference = "auto" | "webgpu" | "cpu";
 
 /** Diffusion sampler. */
-export type Sampler = "ddim" | "ddpm";
+export type Sampler = "ddim" | "dpm-solver++" | "ddpm";
 
 /** Classifier architecture a bundle protects. */
 export type Arch = "mlp" | "cnn";
@@ -92,7 +92,7 @@ export interface RegenerateOptions {
   sampler?: Sampler;
   /** Number of denoising steps; defaults to the bundle's. */
   steps?: number;
-  /** DDIM stochasticity (0 = deterministic). */
+  /** DDIM stochasticity (0 = deterministic); DPM-Solver++ takes only 0. */
   eta?: number;
   /**
    * Seed for the initial noise: an integer from 0 to 2^53 − 1. For tests only: anyone who

@@ -22,6 +22,7 @@ fn seeded_regeneration_repeats_and_seeds_differ() {
     for sampler in [
         SamplerConfig::Ddpm,
         SamplerConfig::Ddim { steps: 5, eta: 0.5 },
+        SamplerConfig::DpmSolver { steps: 5 },
     ] {
         let a = regenerate(&model, &sampler, G2dRng::seeded(7));
         let b = regenerate(&model, &sampler, G2dRng::seeded(7));
@@ -33,6 +34,21 @@ fn seeded_regeneration_repeats_and_seeds_differ() {
         let n = model.theta_orig.len();
         assert_ne!(a[..n], a[n..], "two samples of one batch differ");
     }
+}
+
+#[test]
+fn dpm_solver_uses_the_previous_prediction_and_is_ddim_where_it_cannot() {
+    let model = G2dModel::from_bundle(&small_bundle(), &cpu_device()).unwrap();
+    let ddim = |steps| SamplerConfig::Ddim { steps, eta: 0.0 };
+    let dpm = |steps| SamplerConfig::DpmSolver { steps };
+    // Two steps have no middle step, so both are first order: DDIM with η = 0 exactly.
+    for steps in [1, 2] {
+        let a = regenerate(&model, &dpm(steps), G2dRng::seeded(3));
+        assert_eq!(a, regenerate(&model, &ddim(steps), G2dRng::seeded(3)));
+    }
+    // With a middle step the second-order term changes the sample.
+    let a = regenerate(&model, &dpm(5), G2dRng::seeded(3));
+    assert_ne!(a, regenerate(&model, &ddim(5), G2dRng::seeded(3)));
 }
 
 #[test]

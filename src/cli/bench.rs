@@ -70,6 +70,11 @@ pub fn bench(
             },
             repeats,
         ),
+        (
+            "DPM-Solver++-10",
+            SamplerConfig::DpmSolver { steps: 10 },
+            repeats,
+        ),
         ("DDPM-1000", SamplerConfig::Ddpm, repeats.div_ceil(10)),
     ];
     // One set, and the browser's default batch of candidates (DEFAULT_CANDIDATES, src/web).

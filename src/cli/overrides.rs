@@ -50,10 +50,10 @@ pub struct Overrides {
     /// N, the number of generated models to evaluate.
     #[arg(long, global = true)]
     pub count: Option<usize>,
-    /// ddim or ddpm.
+    /// ddim, dpm-solver++ or ddpm.
     #[arg(long, global = true)]
     pub sampler: Option<String>,
-    /// DDIM steps.
+    /// DDIM or DPM-Solver++ steps.
     #[arg(long, global = true)]
     pub steps: Option<usize>,
     /// DDIM η.
@@ -121,6 +121,7 @@ impl Overrides {
             let (kind, steps, eta) = match c.generate.sampler {
                 SamplerConfig::Ddpm => ("ddpm", None, None),
                 SamplerConfig::Ddim { steps, eta } => ("ddim", Some(steps), Some(eta)),
+                SamplerConfig::DpmSolver { steps } => ("dpm-solver++", Some(steps), None),
             };
             c.generate.sampler = SamplerConfig::parse(
                 self.sampler.as_deref().unwrap_or(kind),

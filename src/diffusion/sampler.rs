@@ -1,5 +1,6 @@
-//! Reverse diffusion: DDPM ancestral sampling over all T steps, or DDIM over a subset with
-//! stochasticity η. Both are written as one update, `x_prev = a·x̂₀ + b·x_t + σ·z`, whose
+//! Reverse diffusion: DDPM ancestral sampling over all T steps, DDIM over a subset with
+//! stochasticity η, or the multistep DPM-Solver++(2M) over a subset. All are written as one
+//! update, `x_prev = a·x̂₀ + a′·x̂₀(previous step) + b·x_t + σ·z`, whose
 //! coefficients come from the host schedule, so the loop enqueues device work only and the
 //! caller reads the result back once at the end. Gaussian noise is drawn by the host RNG, which
 //! makes a seeded run identical on every backend.
@@ -21,6 +22,10 @@ pub enum SamplerConfig {
     /// DDIM over `steps` evenly spaced timesteps; η = 0 is deterministic, η = 1 with all
     /// steps is DDPM.
     Ddim { steps: usize, eta: f64 },
+    /// DPM-Solver++(2M) over `steps` evenly spaced timesteps: deterministic, second order,
+    /// reusing the previous step's x̂₀ (no extra denoiser evaluation).
+    #[serde(rename = "dpm-solver++")]
+    DpmSolver { steps: usize },
 }
 
 impl Default for SamplerConfig {
@@ -33,10 +38,26 @@ impl Default for SamplerConfig {
 }
 
 impl SamplerConfig {
-    /// Parses `ddpm` or `ddim` with its options.
+    /// Parses `ddpm`, `ddim` or `dpm-solver++` with its options (η is DDIM's alone).
     pub fn parse(kind: &str, steps: Option<usize>, eta: Option<f64>) -> Result<Self> {
         match kind {
             "ddpm" => Ok(SamplerConfig::Ddpm),
+            "dpm-solver++" => {
+                if eta.is_some_and(|e| e != 0.0) {
+                    return Err(G2dError::config(
+                        "eta",
+                        "DPM-Solver++ is deterministic; η applies to DDIM only",
+                    ));
+                }
+                let steps = steps.unwrap_or(50);
+                if steps == 0 {
+                    return Err(G2dError::config(
+                        "steps",
+                        "DPM-Solver++ needs at least one step",
+                    ));
+                }
+                Ok(SamplerConfig::DpmSolver { steps })
+            }
             "ddim" => {
                 let steps = steps.unwrap_or(50);
                 if steps == 0 {
@@ -53,14 +74,24 @@ impl SamplerConfig {
             }
             other => Err(G2dError::config(
                 "sampler",
-                format!("expected ddpm or ddim, got {other:?}"),
+                format!("expected ddpm, ddim or dpm-solver++, got {other:?}"),
             )),
         }
     }
 
-    /// Rejects a sampler no schedule of `timesteps` can run as asked: DDIM needs 1 to T steps
-    /// (more would be silently clamped) and η in [0, 1].
+    /// Rejects a sampler no schedule of `timesteps` can run as asked: DDIM and DPM-Solver++
+    /// need 1 to T steps (more would be silently clamped), DDIM η in [0, 1].
     pub fn validate(&self, timesteps: usize) -> Result<()> {
+        if let SamplerConfig::DpmSolver { steps } = *self {
+            if !(1..=timesteps).contains(&steps) {
+                return Err(G2dError::config(
+                    "steps",
+                    format!(
+                        "DPM-Solver++ needs 1 to {timesteps} steps (the schedule's T), got {steps}"
+                    ),
+                ));
+            }
+        }
         if let SamplerConfig::Ddim { steps, eta } = *self {
             if !(1..=timesteps).contains(&steps) {
                 return Err(G2dError::config(
@@ -82,6 +113,7 @@ impl SamplerConfig {
         match self {
             SamplerConfig::Ddpm => "ddpm",
             SamplerConfig::Ddim { .. } => "ddim",
+            SamplerConfig::DpmSolver { .. } => "dpm-solver++",
         }
     }
 
@@ -89,18 +121,28 @@ impl SamplerConfig {
     pub fn plan(&self, schedule: &Schedule) -> Vec<Step> {
         let ts: Vec<usize> = match self {
             SamplerConfig::Ddpm => (0..schedule.timesteps()).rev().collect(),
-            SamplerConfig::Ddim { steps, .. } => schedule.ddim_timesteps(*steps),
+            SamplerConfig::Ddim { steps, .. } | SamplerConfig::DpmSolver { steps } => {
+                schedule.ddim_timesteps(*steps)
+            }
         };
         ts.iter()
             .enumerate()
             .map(|(i, &t)| {
                 let prev = ts.get(i + 1).copied();
-                let (coef_x0, coef_xt, sigma) = match self {
+                let before = i.checked_sub(1).map(|j| ts[j]);
+                let (coef_x0, coef_x0_before, coef_xt, sigma) = match self {
                     SamplerConfig::Ddpm => {
                         let (a, b, var) = schedule.posterior(t);
-                        (a, b, var.sqrt())
+                        (a, 0.0, b, var.sqrt())
                     }
-                    SamplerConfig::Ddim { eta, .. } => schedule.ddim(t, prev, *eta),
+                    SamplerConfig::Ddim { eta, .. } => {
+                        let (a, b, sigma) = schedule.ddim(t, prev, *eta);
+                        (a, 0.0, b, sigma)
+                    }
+                    SamplerConfig::DpmSolver { .. } => {
+                        let (a, a_before, b) = schedule.dpm_solver_2m(before, t, prev);
+                        (a, a_before, b, 0.0)
+                    }
                 };
                 let ab = schedule.alpha_bars[t];
                 Step {
@@ -108,6 +150,7 @@ impl SamplerConfig {
                     sqrt_alpha_bar: ab.sqrt() as f32,
                     sqrt_one_minus_alpha_bar: (1.0 - ab).sqrt() as f32,
                     coef_x0: coef_x0 as f32,
+                    coef_x0_before: coef_x0_before as f32,
                     coef_xt: coef_xt as f32,
                     sigma: sigma as f32,
                 }
@@ -123,6 +166,8 @@ pub struct Step {
     pub sqrt_alpha_bar: f32,
     pub sqrt_one_minus_alpha_bar: f32,
     pub coef_x0: f32,
+    /// On the previous step's x̂₀ (DPM-Solver++ only; 0 elsewhere).
+    pub coef_x0_before: f32,
     pub coef_xt: f32,
     pub sigma: f32,
 }
@@ -135,6 +180,8 @@ pub struct ReverseDiffusion<'a> {
     steps: Vec<Step>,
     done: usize,
     x: Tensor<3>,
+    /// The previous step's x̂₀, kept for a multistep solver.
+    x0_before: Option<Tensor<3>>,
     clip: f32,
     rng: G2dRng,
 }
@@ -156,6 +203,7 @@ impl<'a> ReverseDiffusion<'a> {
             steps,
             done: 0,
             x,
+            x0_before: None,
             clip,
             rng,
         }
@@ -183,7 +231,20 @@ impl<'a> ReverseDiffusion<'a> {
         let eps = self.denoiser.forward(x.clone(), t);
         let x0 = predict_x0(x.clone(), eps, s.sqrt_alpha_bar, s.sqrt_one_minus_alpha_bar)
             .clamp(-self.clip, self.clip);
-        let mut next = x0 * s.coef_x0 + x * s.coef_xt;
+        let before = self.x0_before.take();
+        let mut next = x0.clone() * s.coef_x0 + x * s.coef_xt;
+        if s.coef_x0_before != 0.0 {
+            let before = before.expect("the previous step kept its x̂₀");
+            next = next + before * s.coef_x0_before;
+        }
+        // Keep x̂₀ only for a multistep solver's next step.
+        if self
+            .steps
+            .get(self.done + 1)
+            .is_some_and(|n| n.coef_x0_before != 0.0)
+        {
+            self.x0_before = Some(x0);
+        }
         if s.sigma > 0.0 {
             next = next + noise(&mut self.rng, self.x.dims(), &device) * s.sigma;
         }

@@ -95,6 +95,42 @@ impl Schedule {
         (coef_x0, coef_xt, sigma)
     }
 
+    /// λ = log(α/σ) = ½·log(ᾱ/(1−ᾱ)) at `t`, half the log signal-to-noise ratio; +∞ for the
+    /// clean data (`None`).
+    fn lambda(&self, t: Option<usize>) -> f64 {
+        let ab = self.alpha_bar(t);
+        0.5 * (ab / (1.0 - ab)).ln()
+    }
+
+    /// The DPM-Solver++(2M) update from `t` to `prev` (Lu et al. 2022, "DPM-Solver++",
+    /// Algorithm 2, multistep, data prediction) as coefficients on x̂₀(t), on x̂₀(`before`)
+    /// (the previous step's prediction) and on x_t:
+    /// x_prev = (σ_prev/σ_t)·x_t + α_prev(1 − e^{−h})·D, h = λ_prev − λ_t,
+    /// D = (1 + 1/2r)·x̂₀(t) − (1/2r)·x̂₀(before), r = (λ_t − λ_before)/h.
+    /// First order (D = x̂₀(t), which is DDIM with η = 0) on the first step, which has no
+    /// `before`, and on the last, whose step to the clean data has no finite h.
+    pub fn dpm_solver_2m(
+        &self,
+        before: Option<usize>,
+        t: usize,
+        prev: Option<usize>,
+    ) -> (f64, f64, f64) {
+        let (ab, ab_prev) = (self.alpha_bars[t], self.alpha_bar(prev));
+        let (sigma, sigma_prev) = ((1.0 - ab).sqrt(), (1.0 - ab_prev).sqrt());
+        let coef_xt = sigma_prev / sigma;
+        // α_prev(1 − e^{−h}) = √ᾱ_prev − σ_prev·√ᾱ_t/σ_t, finite also when prev is the data.
+        let coef_d = ab_prev.sqrt() - coef_xt * ab.sqrt();
+        match (before, prev) {
+            (Some(b), Some(_)) => {
+                let h = self.lambda(prev) - self.lambda(Some(t));
+                let r = (self.lambda(Some(t)) - self.lambda(Some(b))) / h;
+                let k = 1.0 / (2.0 * r);
+                (coef_d * (1.0 + k), -coef_d * k, coef_xt)
+            }
+            _ => (coef_d, 0.0, coef_xt),
+        }
+    }
+
     /// `steps` timesteps spread evenly over 0 … T−1, highest first.
     pub fn ddim_timesteps(&self, steps: usize) -> Vec<usize> {
         let t = self.timesteps();
@@ -111,6 +147,31 @@ mod tests {
 
     fn default_schedule() -> Schedule {
         Schedule::new(&ScheduleConfig::new())
+    }
+
+    #[test]
+    fn dpm_solver_2m_is_ddim_at_first_order_and_exact_on_a_constant_prediction() {
+        let s = default_schedule();
+        let ts = s.ddim_timesteps(10);
+        for (i, &t) in ts.iter().enumerate() {
+            let prev = ts.get(i + 1).copied();
+            let (ddim_x0, ddim_xt, _) = s.ddim(t, prev, 0.0);
+            // First order (no previous prediction) is DDIM with η = 0.
+            let (x0, before, xt) = s.dpm_solver_2m(None, t, prev);
+            assert!((x0 - ddim_x0).abs() < 1e-12 && before == 0.0 && (xt - ddim_xt).abs() < 1e-12);
+            // The second-order weights on the two predictions sum to DDIM's, so a prediction
+            // that does not change between steps gives the DDIM step.
+            if i > 0 {
+                let (x0, before, xt) = s.dpm_solver_2m(Some(ts[i - 1]), t, prev);
+                assert!((x0 + before - ddim_x0).abs() < 1e-9, "t={t}");
+                assert!((xt - ddim_xt).abs() < 1e-12);
+                assert_eq!(
+                    before != 0.0,
+                    prev.is_some(),
+                    "second order but on the last step"
+                );
+            }
+        }
     }
 
     #[test]

@@ -281,7 +281,7 @@ impl WebG2d {
         set(&o, "sampler", meta.sampler.name());
         let steps = match meta.sampler {
             SamplerConfig::Ddpm => meta.schedule.timesteps,
-            SamplerConfig::Ddim { steps, .. } => steps,
+            SamplerConfig::Ddim { steps, .. } | SamplerConfig::DpmSolver { steps } => steps,
         };
         set(&o, "steps", steps as u32);
         set(&o, "guardDelta", meta.guard_delta);

@@ -135,7 +135,7 @@ async function mainThread(wasm: InitInput, bytes: Uint8Array): Promise<void> {
   });
   const installedOf: [number, number] = [r.acceptedCandidates, r.candidates];
   const params: Float32Array = r.params;
-  const sampler: "ddim" | "ddpm" = r.sampler;
+  const sampler: "ddim" | "dpm-solver++" | "ddpm" = r.sampler;
   const backend: "webgpu" | "cpu" = r.backend;
   // @ts-expect-error not a sampler
   await g2d.regenerate({ sampler: "euler" });
