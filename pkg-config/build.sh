@@ -6,7 +6,9 @@
 #   --out DIR              also copy the finished package to DIR (the demo uses www/pkg)
 #   CARGO_TARGET_DIR       cargo's target folder (default ~/.cache/g2d/target)
 #   G2D_TOOLS              where wasm-bindgen-cli gets installed (default ~/.cache/g2d/tools)
-#   G2D_SKIP_WASM_OPT=1    skip wasm-opt (faster, larger)
+#   G2D_SKIP_WASM_OPT=1    test build: the release profile (shared with the wasm tests), no
+#                          wasm-opt; faster, larger. Otherwise the wasm-publish profile
+#                          (opt-level z, fat LTO, one codegen unit) and wasm-opt -Oz.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -57,9 +59,11 @@ crate_version() {
   ' Cargo.toml
 }
 
-echo "==> cargo build (wasm32, release) into $CARGO_TARGET_DIR"
-cargo build --lib --target wasm32-unknown-unknown --release --no-default-features
-WASM_IN="$CARGO_TARGET_DIR/wasm32-unknown-unknown/release/g2d.wasm"
+PROFILE=wasm-publish
+[[ "${G2D_SKIP_WASM_OPT:-}" == 1 ]] && PROFILE=release
+echo "==> cargo build (wasm32, profile $PROFILE) into $CARGO_TARGET_DIR"
+cargo build --lib --target wasm32-unknown-unknown --profile "$PROFILE" --no-default-features
+WASM_IN="$CARGO_TARGET_DIR/wasm32-unknown-unknown/$PROFILE/g2d.wasm"
 
 # wasm-bindgen's CLI must match the library version exactly, or the glue is wrong.
 WB_VERSION=$(lock_version wasm-bindgen)
@@ -76,6 +80,8 @@ fi
 echo "==> wasm-bindgen $WB_VERSION"
 rm -rf pkg
 wasm-bindgen --target web --out-name g2d_wasm --out-dir pkg "$WASM_IN"
+# Where the bytes go, by crate (needs the name section, which wasm-opt strips).
+BY_CRATE=$(node pkg-config/wasm-size.mjs pkg/g2d_wasm_bg.wasm --top 8)
 
 if [[ "${G2D_SKIP_WASM_OPT:-}" != 1 ]]; then
   # binaryen from npm, pinned in tests/package.json. Not /usr/bin/wasm-opt: Debian's
@@ -122,4 +128,6 @@ RAW=$(wc -c < "$WASM")
 GZ=$(gzip -9 -c "$WASM" | wc -c)
 mb() { awk -v b="$1" 'BEGIN { printf "%.2f", b / 1e6 }'; }
 echo "g2d-wasm $VERSION: $ROOT/pkg"
-echo "  $WASM: $RAW bytes ($(mb "$RAW") MB), gzip -9: $GZ bytes ($(mb "$GZ") MB)"
+echo "  $WASM ($PROFILE): $RAW bytes ($(mb "$RAW") MB), gzip -9: $GZ bytes ($(mb "$GZ") MB)"
+echo "  before wasm-opt, by crate:"
+sed 's/^/    /' <<<"$BY_CRATE"

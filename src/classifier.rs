@@ -58,7 +58,16 @@ impl Mlp {
 /// ∂(mean cross-entropy)/∂logits = (softmax − one-hot) / batch.
 fn logits_gradient(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<2> {
     let [batch, classes] = logits.dims();
-    let one_hot: Tensor<2> = labels.one_hot::<2>(classes).float();
+    // By comparison with 0..classes: `Tensor::one_hot` checks its labels by reading them
+    // back synchronously, which the browser cannot do.
+    let class_ids = Tensor::<1, Int>::arange(0..classes as i64, &logits.device())
+        .reshape([1, classes])
+        .expand([batch, classes]);
+    let one_hot = labels
+        .reshape([batch, 1])
+        .expand([batch, classes])
+        .equal(class_ids)
+        .float();
     (softmax(logits, 1) - one_hot) / batch as f32
 }
 
