@@ -2,6 +2,7 @@
 //! ([`commands`]); flags and the config file are merged in [`overrides`].
 
 mod bench;
+mod bench_train;
 mod commands;
 mod overrides;
 
@@ -83,11 +84,15 @@ pub enum Command {
     /// Benchmarks: regeneration time per backend, sampler and batch (both CPU backends
     /// unless --backend names one; --backend wgpu needs a build with the `wgpu` feature).
     Bench {
-        /// Timed repetitions.
+        /// Timed repetitions (with --train: timed optimiser steps per stage).
         #[arg(long, value_parser = count(), default_value_t = 20)]
         repeats: usize,
         #[arg(long)]
         bundle: Option<PathBuf>,
+        /// Time training instead: ms per optimiser step of the autoencoder and the diffusion
+        /// model (λ = 0 and the run's λ) on the run's backend and configuration.
+        #[arg(long)]
+        train: bool,
     },
 }
 
@@ -263,7 +268,14 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::QueryAttack(args) => commands::query_attack(&run, args, json),
         Command::Report(args) => commands::report(&run, args, json),
         Command::Threat(args) => commands::threat(&run, args, json),
-        Command::Bench { repeats, bundle } => {
+        Command::Bench {
+            repeats,
+            bundle,
+            train: true,
+        } => bench_train::bench_train(&run, &bundle_or_default(bundle), *repeats, json),
+        Command::Bench {
+            repeats, bundle, ..
+        } => {
             let named = cli.overrides.backend.map(|kind| (kind, run.device.clone()));
             bench::bench(&bundle_or_default(bundle), named, *repeats, json)
         }
