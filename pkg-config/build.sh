@@ -6,6 +6,7 @@
 #   --out DIR              also copy the finished package to DIR (the demo uses www/pkg)
 #   CARGO_TARGET_DIR       cargo's target folder (default ~/.cache/g2d/target)
 #   G2D_TOOLS              where wasm-bindgen-cli gets installed (default ~/.cache/g2d/tools)
+#   G2D_WASM_OPT_FLAGS     wasm-opt's optimisation flags for the published build (default -Oz)
 #   G2D_SKIP_WASM_OPT=1    test build: the release profile (shared with the wasm tests), no
 #                          wasm-opt; faster, larger. Otherwise the wasm-publish profile
 #                          (opt-level z, fat LTO, one codegen unit) and wasm-opt -Oz.
@@ -19,7 +20,7 @@ while [[ $# -gt 0 ]]; do
   case "$1" in
     --out) [[ $# -ge 2 ]] || { echo "--out needs a folder" >&2; exit 2; }; OUT=$2; shift 2 ;;
     --out=*) OUT=${1#--out=}; shift ;;
-    -h|--help) sed -n '2,9s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,13s/^# \{0,1\}//p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -91,10 +92,11 @@ if [[ "${G2D_SKIP_WASM_OPT:-}" != 1 ]]; then
     echo "==> npm ci --prefix tests (for wasm-opt)"
     npm ci --prefix tests
   fi
-  echo "==> $("$WASM_OPT" --version) -Oz"
+  read -r -a OPT_FLAGS <<<"${G2D_WASM_OPT_FLAGS:--Oz}"
+  echo "==> $("$WASM_OPT" --version) ${OPT_FLAGS[*]}"
   # The post-MVP features rustc emits by default (plus SIMD, in case it is enabled), so
   # the module validates and the optimiser may keep using them.
-  "$WASM_OPT" -Oz \
+  "$WASM_OPT" "${OPT_FLAGS[@]}" \
     --enable-bulk-memory --enable-bulk-memory-opt --enable-nontrapping-float-to-int \
     --enable-sign-ext --enable-mutable-globals --enable-reference-types \
     --enable-multivalue --enable-simd \
