@@ -27,6 +27,14 @@ fn autodiff_input_gradient(model: &Classifier, pixels: &[f32], labels: &[u8]) ->
         .unwrap()
 }
 
+/// [`input_gradient`] (the hand-written backward pass) on host data.
+fn host_input_gradient(model: &Classifier, pixels: &[f32], labels: &[u8]) -> Vec<f32> {
+    let device = cpu_device();
+    let images = images_tensor(pixels, &device);
+    let grad = input_gradient(model, images, labels_tensor(labels, &device));
+    grad.into_data().try_to_vec::<f32>().unwrap()
+}
+
 #[test]
 fn the_hand_written_input_gradient_matches_autodiff_for_the_mlp_and_the_cnn() {
     let device = cpu_device();
@@ -34,14 +42,7 @@ fn the_hand_written_input_gradient_matches_autodiff_for_the_mlp_and_the_cnn() {
     for arch in [Arch::Mlp, Arch::Cnn] {
         let model = Classifier::new(arch, &device);
         let want = autodiff_input_gradient(&model, &pixels, &labels);
-        let got = input_gradient(
-            &model,
-            images_tensor(&pixels, &device),
-            labels_tensor(&labels, &device),
-        )
-        .into_data()
-        .try_to_vec::<f32>()
-        .unwrap();
+        let got = host_input_gradient(&model, &pixels, &labels);
         let scale = want.iter().fold(0f32, |m, g| m.max(g.abs()));
         assert!(scale > 0.0, "{arch:?}: the reference gradient is zero");
         for (i, (g, w)) in got.iter().zip(&want).enumerate() {
@@ -70,14 +71,7 @@ fn fgsm_moves_every_pixel_by_epsilon_within_the_pixel_range() {
     .try_to_vec::<f32>()
     .unwrap();
     // Exactly clip(x + ε·sign(∇ₓℓ), 0, 1), pixel by pixel.
-    let grad = input_gradient(
-        &model,
-        images_tensor(&pixels, &device),
-        labels_tensor(&labels, &device),
-    )
-    .into_data()
-    .try_to_vec::<f32>()
-    .unwrap();
+    let grad = host_input_gradient(&model, &pixels, &labels);
     let mut moved = 0;
     for ((a, x), g) in adv.iter().zip(&pixels).zip(&grad) {
         let step = if *g > 0.0 {
