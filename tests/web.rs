@@ -1,12 +1,19 @@
 //! The browser build, in headless Chromium: WebGPU (SwiftShader here) and the CPU backend load
 //! the fixture bundle, regenerate what the native build regenerates from the same seed, keep the
-//! old weights when the guard says no, and reject damaged bundles with their error.
+//! old weights when the guard says no, and reject damaged bundles with their error; the
+//! attacks' hand-written input gradient runs on WebGPU.
 //! Run by `.ci/test` through wasm-bindgen-test-runner.
 
 #![cfg(target_arch = "wasm32")]
 
+use burn::module::Module;
+use burn::prelude::*;
+use g2d::attacks::input_gradient;
+use g2d::backend::cpu_device;
 use g2d::bundle::Bundle;
-use g2d::web::WebG2d;
+use g2d::classifier::{images_tensor, labels_tensor, Arch, Classifier};
+use g2d::rng::G2dRng;
+use g2d::web::{shared_webgpu, WebG2d};
 use js_sys::{Float32Array, Object, Reflect, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -351,5 +358,37 @@ async fn fgsm_and_classify_answer_in_range() {
     assert_eq!(probs.len(), clean.len() / 784 * 10);
     for row in probs.chunks(10) {
         assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-3);
+    }
+}
+
+async fn host(tensor: Tensor<2>) -> Vec<f32> {
+    let data = tensor.into_data_async().await.unwrap();
+    data.try_to_vec::<f32>().unwrap()
+}
+
+/// The input gradient the page's attacks use (hand-written: the browser build has no
+/// autodiff) gives on WebGPU what it gives on the CPU backend, for the MLP and the CNN, and
+/// reads nothing back synchronously on the way, which WebGPU cannot do.
+#[wasm_bindgen_test]
+async fn the_input_gradient_runs_on_webgpu_for_the_mlp_and_the_cnn() {
+    let (cpu, gpu) = (cpu_device(), shared_webgpu().await.unwrap());
+    let mut rng = G2dRng::seeded(1);
+    let pixels: Vec<f32> = (0..4 * 784).map(|_| rng.uniform()).collect();
+    let labels = [0u8, 3, 7, 9];
+    for arch in [Arch::Mlp, Arch::Cnn] {
+        let model = Classifier::new(arch, &cpu);
+        let on_gpu = model.clone().to_device(&gpu);
+        let gradient = |m: &Classifier, d: &Device| {
+            input_gradient(m, images_tensor(&pixels, d), labels_tensor(&labels, d))
+        };
+        let want = host(gradient(&model, &cpu)).await;
+        let got = host(gradient(&on_gpu, &gpu)).await;
+        let scale = want.iter().fold(0f32, |m, g| m.max(g.abs()));
+        assert!(scale > 0.0, "{arch:?}: zero gradient");
+        let worst = max_diff(&got, &want);
+        assert!(
+            worst <= 1e-3 * scale,
+            "{arch:?}: off by {worst} (scale {scale})"
+        );
     }
 }

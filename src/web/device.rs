@@ -37,6 +37,15 @@ async fn webgpu() -> std::result::Result<Device, String> {
     result
 }
 
+/// The page's (or worker's) WebGPU device, initialised on first use and shared by every later
+/// caller: burn's wgpu runtime initialises once per page.
+pub async fn shared_webgpu() -> Result<Device> {
+    webgpu().await.map_err(|reason| G2dError::Backend {
+        backend: "webgpu".into(),
+        reason,
+    })
+}
+
 /// After the WebGPU device failed under a call: later loads on this page or worker do not reuse
 /// it ("auto" takes the CPU and says why, "webgpu" is refused).
 pub(super) fn forget_webgpu(reason: &str) {

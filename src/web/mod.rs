@@ -6,6 +6,8 @@ mod device;
 mod js;
 mod session;
 
+pub use device::shared_webgpu;
+
 use std::rc::Rc;
 
 use burn::prelude::*;
