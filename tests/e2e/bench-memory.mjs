@@ -11,7 +11,7 @@ import { existsSync } from "node:fs";
 import { join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { servedPage } from "./chromium.mjs";
+import { servedPage, runScript } from "./chromium.mjs";
 
 const WWW = join(resolve(dirname(fileURLToPath(import.meta.url)), "../.."), "www");
 const MB = 1024 * 1024;
@@ -90,9 +90,4 @@ async function main() {
   }
 }
 
-try {
-  await main();
-} catch (err) {
-  console.error(`bench-memory failed: ${err?.message ?? err}`);
-  process.exit(1);
-}
+await runScript("bench-memory", main);

@@ -18,7 +18,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { gzipSync } from "node:zlib";
-import { launchChromium } from "./chromium.mjs";
+import { launchChromium, runScript } from "./chromium.mjs";
 import { start } from "../../www/serve.mjs";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -297,9 +297,4 @@ async function main() {
   }
 }
 
-try {
-  await main();
-} catch (err) {
-  console.error(`bench failed: ${err?.message ?? err}`);
-  process.exit(1);
-}
+await runScript("bench", main);

@@ -34,3 +34,13 @@ export async function servedPage({ path = "pkg/", initScript, args, timeout = 60
   };
   return { server, browser, page, close };
 }
+
+// Runs a benchmark script's `main`: on failure prints "NAME failed: message" and exits with 1.
+export async function runScript(name, main) {
+  try {
+    await main();
+  } catch (err) {
+    console.error(`${name} failed: ${err?.message ?? err}`);
+    process.exit(1);
+  }
+}
