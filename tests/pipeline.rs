@@ -123,7 +123,7 @@ fn regularised_generation_keeps_accuracy_and_moves_further_than_p_diff() {
     // changes what is collected does not.
     let base_run = Run::new(&dir, config.clone(), device.clone()).unwrap();
     let mut noisier = config.clone();
-    noisier.autoencoder.latent_noise_factor = 0.5;
+    noisier.autoencoder.network.latent_noise_factor = 0.5;
     let adopter = Run::new(&dir.join("adopter"), noisier, device.clone()).unwrap();
     let adopted = adopter.adopt_collection(&base_run).unwrap().unwrap();
     assert_eq!(adopted.regenerated.len(), 2410);

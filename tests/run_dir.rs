@@ -16,11 +16,11 @@ fn tiny_config() -> RunConfig {
     c.collect.save_every = 1;
     c.autoencoder.steps = 5;
     c.autoencoder.batch_size = 4;
-    c.autoencoder.channels = vec![8];
+    c.autoencoder.network.channels = vec![8];
     c.diffusion.steps = 5;
     c.diffusion.batch_size = 4;
-    c.diffusion.channels = 8;
-    c.diffusion.time_dim = 8;
+    c.diffusion.denoiser.channels = 8;
+    c.diffusion.denoiser.time_dim = 8;
     c.diffusion.baseline = false;
     c
 }

@@ -3,11 +3,11 @@
 //! deployed parameters, is the last checkpoint of the main run.
 
 use burn::module::{Module, Param};
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::config::RunConfig;
+use super::config::{CollectConfig, RunConfig};
 use super::progress::bar;
 use crate::attacks::{craft, LinfAttack};
 use crate::classifier::{cross_entropy, images_tensor, labels_tensor, Arch, Classifier};
@@ -69,7 +69,7 @@ impl NamedMapper for FreezeOutside {
 fn train(
     mut model: Classifier,
     train: &Images,
-    batch_size: usize,
+    c: &CollectConfig,
     lr: f64,
     steps: usize,
     rng: &mut G2dRng,
@@ -77,7 +77,8 @@ fn train(
     mut after_step: impl FnMut(usize, &Classifier),
 ) -> Result<Classifier> {
     let device = model.devices()[0].clone();
-    let mut optim = AdamWConfig::new().with_weight_decay(0.0).init();
+    let mut optim = c.optimizer.init();
+    let batch_size = c.batch_size;
     let mut order: Vec<usize> = Vec::new();
     for step in 1..=steps {
         if order.len() < batch_size {
@@ -157,7 +158,7 @@ fn train_from_scratch(
     train(
         Classifier::new(c.arch, &ad),
         &splits.train,
-        c.batch_size,
+        c,
         c.lr,
         c.pretrain_steps,
         &mut rng,
@@ -189,7 +190,7 @@ fn fresh_start(
     train(
         fresh,
         &splits.train,
-        c.batch_size,
+        c,
         c.lr,
         c.pretrain_steps,
         rng,
@@ -210,7 +211,7 @@ pub fn collect(config: &RunConfig, splits: &Splits, device: &Device) -> Result<C
     let model = train(
         Classifier::new(c.arch, &ad),
         &splits.train,
-        c.batch_size,
+        c,
         c.lr,
         c.pretrain_steps,
         &mut rng,
@@ -244,7 +245,7 @@ pub fn collect(config: &RunConfig, splits: &Splits, device: &Device) -> Result<C
         let done = train(
             start,
             &splits.train,
-            c.batch_size,
+            c,
             c.collect_lr,
             count * c.save_every,
             &mut rng,

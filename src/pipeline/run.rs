@@ -147,10 +147,9 @@ impl Run {
     /// Stage 1 without training: takes over `other`'s collection when it was made with the same
     /// seed, data and collection settings (it would come out the same); `None` otherwise.
     pub fn adopt_collection(&self, other: &Run) -> Result<Option<CollectInfo>> {
-        let (a, b) = (&self.config, &other.config);
         let source = other.path("target.safetensors");
         let same_dir = self.dir.canonicalize().ok() == other.dir.canonicalize().ok();
-        let same = a.seed == b.seed && a.data == b.data && a.collect == b.collect;
+        let same = self.config.collect_key() == other.config.collect_key();
         if same_dir || !same || !source.is_file() {
             return Ok(None);
         }

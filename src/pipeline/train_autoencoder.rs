@@ -3,7 +3,7 @@
 //! checkpoints are standardised per position: that is the space the diffusion model learns.
 
 use burn::module::Module;
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -97,8 +97,8 @@ pub fn train_autoencoder(
     let mut rng = G2dRng::seeded(config.seed + 1);
     let mut encoder = ae.init_encoder(&ad);
     let mut decoder = ae.init_decoder(&ad);
-    let mut opt_enc = AdamWConfig::new().with_weight_decay(2e-6).init();
-    let mut opt_dec = AdamWConfig::new().with_weight_decay(2e-6).init();
+    let mut opt_enc = t.optimizer.init();
+    let mut opt_dec = t.optimizer.init();
     let pb = bar(t.steps as u64, "train-ae: autoencoder");
     let mut last_loss = f64::NAN;
     for step in 0..t.steps {

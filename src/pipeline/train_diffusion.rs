@@ -3,7 +3,7 @@
 //! weights, which is what generation uses.
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -150,7 +150,7 @@ pub fn train_diffusion(
     let mut rng = G2dRng::seeded(config.seed + 2);
     let mut denoiser = denoiser_config.init(&ad);
     let mut ema = denoiser.valid();
-    let mut optim = AdamWConfig::new().with_weight_decay(0.0).init();
+    let mut optim = t.optimizer.init();
 
     // The frozen decoder joins the graph so gradients reach x̂₀, but its weights never change.
     let decoder = data.decoder.clone().to_device(&ad).no_grad();

@@ -146,13 +146,13 @@ pub(super) fn specs(dir: &Path, base: &RunConfig, plan: &ReportPlan) -> Vec<Spec
         out.push(variant(format!("K-{k}"), Ablation::Checkpoints, c, false));
     }
     let base_noise = (
-        base.autoencoder.input_noise_factor,
-        base.autoencoder.latent_noise_factor,
+        base.autoencoder.network.input_noise_factor,
+        base.autoencoder.network.latent_noise_factor,
     );
     for &(input, latent) in plan.noise_factors.iter().filter(|&&n| n != base_noise) {
         let mut c = base.clone();
-        c.autoencoder.input_noise_factor = input;
-        c.autoencoder.latent_noise_factor = latent;
+        c.autoencoder.network.input_noise_factor = input;
+        c.autoencoder.network.latent_noise_factor = latent;
         out.push(variant(
             format!("noise-{input}-{latent}"),
             Ablation::Noise,

@@ -1,6 +1,11 @@
 //! The run configuration: every knob of every stage, saved beside the artifacts it produced.
-//! A JSON file (`--config`) sets any subset; command-line flags override it.
+//! A JSON file (`--config`) sets any subset; command-line flags override it. The networks,
+//! the noise schedule and the optimizers are burn Configs nested in their stage, so each
+//! default lives in one place; [`file`] says how they read and write.
 
+mod file;
+
+use burn::optim::AdamWConfig;
 use serde::{Deserialize, Serialize};
 
 use super::sources::DataSource;
@@ -14,8 +19,10 @@ use crate::diffusion::schedule::ScheduleConfig;
 use crate::error::{G2dError, Result};
 use crate::params::Scope;
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+/// Serialised through [`file`]: the `remote = "Self"` derive gives the plain field-by-field
+/// (de)serialiser that the migration and the overlay of defaults wrap.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(remote = "Self", default, deny_unknown_fields)]
 pub struct RunConfig {
     pub seed: u64,
     pub backend: BackendKind,
@@ -39,7 +46,7 @@ pub struct DataConfig {
 
 /// Stage 1: train the target, then keep training only the regenerated tensors and save K
 /// checkpoints.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CollectConfig {
     pub arch: Arch,
@@ -63,26 +70,33 @@ pub struct CollectConfig {
     /// batch's loss on examples this attack crafts against the current weights, so the
     /// generator learns from robust checkpoints. Absent: clean training.
     pub adversarial: Option<LinfAttack>,
+    /// AdamW for the target and the checkpoints (no weight decay by default).
+    pub optimizer: AdamWConfig,
 }
 
 /// Stage 2: the parameter autoencoder.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AutoencoderTraining {
+    /// The network: its stages, latent channels and noise factors (θ's length and the fold
+    /// are set by [`AutoencoderTraining::model`]).
+    #[serde(
+        serialize_with = "file::write_shape",
+        deserialize_with = "file::read_shape"
+    )]
+    pub network: AutoencoderConfig,
     /// Parameters folded side by side into channels; absent: chosen from θ's length
     /// ([`crate::autoencoder::auto_fold`]) so a whole network costs about what two layers do.
     pub fold: Option<usize>,
-    pub channels: Vec<usize>,
-    pub latent_channels: usize,
-    pub input_noise_factor: f32,
-    pub latent_noise_factor: f32,
     pub steps: usize,
     pub batch_size: usize,
     pub lr: f64,
+    /// AdamW for the encoder and the decoder alike.
+    pub optimizer: AdamWConfig,
 }
 
 /// Stage 3: the latent diffusion model with the G2D regulariser.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DiffusionTraining {
     /// λ in `L = L_diffusion − λ·L1(D(x̂₀), θ_orig)`; 0 is p-diff.
@@ -92,13 +106,19 @@ pub struct DiffusionTraining {
     /// More λ values `pipeline` trains and evaluates on the same checkpoints and autoencoder
     /// (the λ ablation).
     pub sweep: Vec<f32>,
-    pub channels: usize,
-    pub blocks: usize,
-    pub time_dim: usize,
+    /// The denoiser (its latent channels are the autoencoder's, set by
+    /// [`DiffusionTraining::denoiser`]).
+    #[serde(
+        serialize_with = "file::write_shape",
+        deserialize_with = "file::read_shape"
+    )]
+    pub denoiser: DenoiserConfig,
     pub schedule: ScheduleConfig,
     pub steps: usize,
     pub batch_size: usize,
     pub lr: f64,
+    /// AdamW for the denoiser (no weight decay by default).
+    pub optimizer: AdamWConfig,
     pub ema_decay: f64,
     /// μ_task: weight of the cross-entropy of the decoded parameters on clean training images
     /// (0: off; MLP only).
@@ -163,44 +183,36 @@ impl Default for CollectConfig {
             collect_lr: 3e-4,
             seeds: 1,
             adversarial: None,
+            optimizer: AdamWConfig::new().with_weight_decay(0.0),
         }
     }
 }
 
 impl Default for AutoencoderTraining {
-    /// The network's defaults are [`AutoencoderConfig`]'s (its `param_len` comes from the
-    /// collection; the fold, when absent, from [`crate::autoencoder::auto_fold`]).
     fn default() -> Self {
-        let model = AutoencoderConfig::new(0);
         Self {
+            network: AutoencoderConfig::new(0).with_fold(0),
             fold: None,
-            channels: model.channels,
-            latent_channels: model.latent_channels,
-            input_noise_factor: model.input_noise_factor,
-            latent_noise_factor: model.latent_noise_factor,
             steps: 1000,
             batch_size: 50,
             lr: 1e-3,
+            optimizer: AdamWConfig::new().with_weight_decay(2e-6),
         }
     }
 }
 
 impl Default for DiffusionTraining {
-    /// The denoiser's defaults are [`DenoiserConfig`]'s (its `latent_channels` comes from the
-    /// autoencoder).
     fn default() -> Self {
-        let denoiser = DenoiserConfig::new(0);
         Self {
             lambda_l1: 3.0,
             baseline: true,
             sweep: Vec::new(),
-            channels: denoiser.channels,
-            blocks: denoiser.blocks,
-            time_dim: denoiser.time_dim,
+            denoiser: DenoiserConfig::new(0),
             schedule: ScheduleConfig::new(),
             steps: 1000,
             batch_size: 50,
             lr: 1e-3,
+            optimizer: AdamWConfig::new().with_weight_decay(0.0),
             ema_decay: 0.995,
             task_weight: 0.0,
             vulnerability_weight: 0.0,
@@ -224,12 +236,12 @@ impl Default for GenerateConfig {
 impl AutoencoderTraining {
     /// The autoencoder these settings build for a parameter vector of `param_len`.
     pub fn model(&self, param_len: usize) -> AutoencoderConfig {
-        AutoencoderConfig::new(param_len)
-            .with_fold(self.fold.unwrap_or_else(|| auto_fold(param_len)))
-            .with_channels(self.channels.clone())
-            .with_latent_channels(self.latent_channels)
-            .with_input_noise_factor(self.input_noise_factor)
-            .with_latent_noise_factor(self.latent_noise_factor)
+        let fold = self.fold.unwrap_or_else(|| auto_fold(param_len));
+        AutoencoderConfig {
+            param_len,
+            fold,
+            ..self.network.clone()
+        }
     }
 }
 
@@ -241,10 +253,10 @@ impl DiffusionTraining {
 
     /// The denoiser these settings build over latents of `latent_channels`.
     pub fn denoiser(&self, latent_channels: usize) -> DenoiserConfig {
-        DenoiserConfig::new(latent_channels)
-            .with_channels(self.channels)
-            .with_blocks(self.blocks)
-            .with_time_dim(self.time_dim)
+        DenoiserConfig {
+            latent_channels,
+            ..self.denoiser.clone()
+        }
     }
 }
 
@@ -259,14 +271,20 @@ impl RunConfig {
 
     /// The hash of everything collection reads (the seed, the data and its split, the collect
     /// settings; not the export-only `bundle_validation_size`): what `target.safetensors`
-    /// records as its origin.
+    /// records as its origin. The default optimizer is left out of the hash, so runs
+    /// collected before it was a setting keep their key.
     pub fn collect_key(&self) -> String {
         let d = &self.data;
         let dir = d
             .dir
             .as_ref()
             .map(|p| p.canonicalize().unwrap_or_else(|_| p.clone()));
-        let key = serde_json::json!([self.seed, d.source, dir, d.validation_size, self.collect]);
+        let mut collect = serde_json::to_value(&self.collect).expect("settings are JSON");
+        let default_optimizer = serde_json::to_value(&CollectConfig::default().optimizer).ok();
+        if collect.get("optimizer") == default_optimizer.as_ref() {
+            collect.as_object_mut().map(|c| c.remove("optimizer"));
+        }
+        let key = serde_json::json!([self.seed, d.source, dir, d.validation_size, collect]);
         crate::codec::sha256_hex(key.to_string().as_bytes())
     }
 
@@ -318,10 +336,10 @@ impl RunConfig {
         }
         // The network settings: the same checks a bundle's metadata gets (θ's length is not
         // known before collection, so one parameter stands in for it).
-        self.autoencoder.model(1).validate("autoencoder")?;
+        self.autoencoder.model(1).validate("autoencoder.network")?;
         self.diffusion
-            .denoiser(self.autoencoder.latent_channels)
-            .validate("diffusion")?;
+            .denoiser(self.autoencoder.network.latent_channels)
+            .validate("diffusion.denoiser")?;
         if !(self.diffusion.lambda_l1 >= 0.0 && self.diffusion.lambda_l1.is_finite()) {
             return Err(G2dError::config(
                 "diffusion.lambda_l1",

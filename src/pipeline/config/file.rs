@@ -1,0 +1,240 @@
+//! How a [`RunConfig`] reads and writes as JSON.
+//!
+//! - **A file names only what it changes.** What a file says is laid over the defaults, object
+//!   by object, so `{"diffusion": {"denoiser": {"channels": 32}}}` changes one width and keeps
+//!   the rest. burn's Configs, nested as they are, have no serde defaults of their own; the
+//!   overlay supplies them. A key the defaults do not have is refused with its path.
+//! - **Derived fields stay out of the file.** A nested network config leaves out what the
+//!   pipeline fills in ([`Shape::DERIVED`]: θ's length, the fold, the latent channels), and
+//!   holds 0 there until [`super::AutoencoderTraining::model`] or
+//!   [`super::DiffusionTraining::denoiser`] sets it.
+//! - **Older files still load.** Before the burn Configs were nested, a run file held the
+//!   network fields flat in its stage (`autoencoder.channels`, `diffusion.blocks`); [`migrate`]
+//!   moves them to where they live now, so old run directories and report caches read as
+//!   they were written.
+
+use serde::de::{DeserializeOwned, Error as _};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
+
+use super::RunConfig;
+use crate::autoencoder::AutoencoderConfig;
+use crate::diffusion::denoiser::DenoiserConfig;
+
+/// A burn Config nested in the run file less the fields the pipeline derives.
+pub trait Shape: Serialize + DeserializeOwned {
+    /// Fields the pipeline sets; absent from files, 0 until set.
+    const DERIVED: &'static [&'static str];
+}
+
+impl Shape for AutoencoderConfig {
+    const DERIVED: &'static [&'static str] = &["param_len", "fold"];
+}
+
+impl Shape for DenoiserConfig {
+    const DERIVED: &'static [&'static str] = &["latent_channels"];
+}
+
+/// `serialize_with` for a [`Shape`]: its fields less the derived ones.
+pub fn write_shape<C: Shape, S: Serializer>(config: &C, s: S) -> Result<S::Ok, S::Error> {
+    let mut value = serde_json::to_value(config).map_err(serde::ser::Error::custom)?;
+    if let Value::Object(fields) = &mut value {
+        for key in C::DERIVED {
+            fields.remove(*key);
+        }
+    }
+    value.serialize(s)
+}
+
+/// `deserialize_with` for a [`Shape`]: the derived fields come back as 0.
+pub fn read_shape<'de, C: Shape, D: Deserializer<'de>>(d: D) -> Result<C, D::Error> {
+    let mut value = Value::deserialize(d)?;
+    if let Value::Object(fields) = &mut value {
+        for key in C::DERIVED {
+            fields.insert((*key).to_string(), Value::from(0));
+        }
+    }
+    serde_json::from_value(value).map_err(D::Error::custom)
+}
+
+/// Network fields that sat flat in their stage before the burn Configs were nested:
+/// (stage, field, the nested config that holds it now).
+const MOVED: [(&str, &str, &str); 7] = [
+    ("autoencoder", "channels", "network"),
+    ("autoencoder", "latent_channels", "network"),
+    ("autoencoder", "input_noise_factor", "network"),
+    ("autoencoder", "latent_noise_factor", "network"),
+    ("diffusion", "channels", "denoiser"),
+    ("diffusion", "blocks", "denoiser"),
+    ("diffusion", "time_dim", "denoiser"),
+];
+
+/// Moves the flat network fields of an older run file into their nested configs.
+pub fn migrate(file: &mut Value) {
+    for (stage, field, nested) in MOVED {
+        let Some(Value::Object(stage)) = file.get_mut(stage) else {
+            continue;
+        };
+        let Some(value) = stage.remove(field) else {
+            continue;
+        };
+        let into = stage
+            .entry(nested)
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(into) = into {
+            into.entry(field).or_insert(value);
+        }
+    }
+}
+
+/// `file` laid over `defaults`: objects merge key by key; anything else (numbers, lists, null,
+/// and an enum object whose `kind` differs from the default's) replaces the default. A key
+/// the defaults lack is an error naming its path.
+pub fn overlay(defaults: &mut Value, file: Value, path: &str) -> Result<(), String> {
+    let (Value::Object(base), Value::Object(fields)) = (&mut *defaults, &file) else {
+        *defaults = file;
+        return Ok(());
+    };
+    if fields
+        .get("kind")
+        .is_some_and(|k| base.get("kind") != Some(k))
+    {
+        *defaults = file;
+        return Ok(());
+    }
+    let Value::Object(fields) = file else {
+        unreachable!("matched as an object above")
+    };
+    for (key, value) in fields {
+        let at = if path.is_empty() {
+            key.clone()
+        } else {
+            format!("{path}.{key}")
+        };
+        let Some(slot) = base.get_mut(&key) else {
+            let known: Vec<&str> = base.keys().map(String::as_str).collect();
+            return Err(format!(
+                "unknown setting `{at}` (settings there: {})",
+                known.join(", ")
+            ));
+        };
+        overlay(slot, value, &at)?;
+    }
+    Ok(())
+}
+
+impl Serialize for RunConfig {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        RunConfig::serialize(self, s)
+    }
+}
+
+impl<'de> Deserialize<'de> for RunConfig {
+    /// An older layout is migrated, then the file is laid over [`RunConfig::default`].
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut file = Value::deserialize(d)?;
+        migrate(&mut file);
+        let mut config = serde_json::to_value(RunConfig::default()).map_err(D::Error::custom)?;
+        overlay(&mut config, file, "").map_err(D::Error::custom)?;
+        RunConfig::deserialize(config).map_err(D::Error::custom)
+    }
+}
+
+/// Configs compare as what they write: burn's optimizer configs have no `PartialEq`.
+impl PartialEq for RunConfig {
+    fn eq(&self, other: &Self) -> bool {
+        serde_json::to_value(self).ok() == serde_json::to_value(other).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &str) -> Result<RunConfig, String> {
+        serde_json::from_str(text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_file_changes_only_what_it_names() {
+        let c = read(
+            r#"{"diffusion": {"denoiser": {"channels": 32}, "optimizer": {"epsilon": 1e-8}}}"#,
+        )
+        .unwrap();
+        let mut expected = RunConfig::default();
+        expected.diffusion.denoiser.channels = 32;
+        expected.diffusion.optimizer = expected.diffusion.optimizer.with_epsilon(1e-8);
+        assert_eq!(c, expected);
+        assert_ne!(c, RunConfig::default());
+        assert_eq!(read("{}").unwrap(), RunConfig::default());
+        // A sampler of another kind replaces the default's fields instead of joining them.
+        let c =
+            read(r#"{"generate": {"sampler": {"kind": "dpm-solver++", "steps": 10}}}"#).unwrap();
+        let dpm = crate::diffusion::sampler::SamplerConfig::DpmSolver { steps: 10 };
+        assert_eq!(c.generate.sampler, dpm);
+    }
+
+    #[test]
+    fn a_setting_that_does_not_exist_is_refused_with_its_path() {
+        let err = read(r#"{"autoencoder": {"network": {"chanels": [8]}}}"#).unwrap_err();
+        assert!(err.contains("`autoencoder.network.chanels`"), "{err}");
+        assert!(err.contains("latent_channels"), "{err}");
+        // Derived fields are not settings: the pipeline sets them.
+        let err = read(r#"{"autoencoder": {"network": {"param_len": 5}}}"#).unwrap_err();
+        assert!(err.contains("`autoencoder.network.param_len`"), "{err}");
+        let err = read(r#"{"diffusion": {"denoiser": {"latent_channels": 5}}}"#).unwrap_err();
+        assert!(
+            err.contains("`diffusion.denoiser.latent_channels`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_file_round_trips_without_derived_fields() {
+        let mut c = RunConfig::default();
+        c.autoencoder.network.channels = vec![8, 16, 32];
+        c.autoencoder.fold = Some(4);
+        c.diffusion.denoiser.blocks = 3;
+        let text = serde_json::to_string(&c).unwrap();
+        for derived in ["param_len", "latent_channels\":0", "\"fold\":0"] {
+            assert!(!text.contains(derived), "{derived} written: {text}");
+        }
+        assert_eq!(read(&text).unwrap(), c);
+        assert_eq!(c.autoencoder.model(1000).fold, 4);
+        assert_eq!(c.autoencoder.model(1000).param_len, 1000);
+        assert_eq!(c.diffusion.denoiser(6).latent_channels, 6);
+    }
+
+    #[test]
+    fn an_older_flat_file_reads_as_it_was_written() {
+        let old = r#"{
+            "autoencoder": {"fold": null, "channels": [16], "latent_channels": 2,
+                            "input_noise_factor": 0.01, "latent_noise_factor": 0.2,
+                            "steps": 7, "batch_size": 50, "lr": 0.001},
+            "diffusion": {"channels": 32, "blocks": 3, "time_dim": 16, "steps": 9}
+        }"#;
+        let c = read(old).unwrap();
+        let network = &c.autoencoder.network;
+        assert_eq!(network.channels, vec![16]);
+        assert_eq!(network.latent_channels, 2);
+        assert_eq!(network.input_noise_factor, 0.01);
+        assert_eq!(network.latent_noise_factor, 0.2);
+        assert_eq!(c.autoencoder.steps, 7);
+        let denoiser = &c.diffusion.denoiser;
+        assert_eq!(
+            (denoiser.channels, denoiser.blocks, denoiser.time_dim),
+            (32, 3, 16)
+        );
+        assert_eq!(c.diffusion.steps, 9);
+    }
+
+    #[test]
+    fn runs_collected_before_the_optimizer_was_a_setting_keep_their_key() {
+        // What the embedded default run's target.safetensors recorded before this change.
+        let key = "c89581f618b99ec399e9843314392cae33e74d4576c247345ebc3988b806b0af";
+        assert_eq!(RunConfig::default().collect_key(), key);
+        let mut c = RunConfig::default();
+        c.collect.optimizer = c.collect.optimizer.with_weight_decay(1e-4);
+        assert_ne!(c.collect_key(), key);
+    }
+}
