@@ -38,75 +38,66 @@ impl Default for SamplerConfig {
 }
 
 impl SamplerConfig {
-    /// Parses `ddpm`, `ddim` or `dpm-solver++` with its options (η is DDIM's alone).
+    /// Parses `ddpm`, `ddim` or `dpm-solver++` with its options (η is DDIM's alone; 50 steps
+    /// when none are given).
     pub fn parse(kind: &str, steps: Option<usize>, eta: Option<f64>) -> Result<Self> {
-        match kind {
-            "ddpm" => Ok(SamplerConfig::Ddpm),
-            "dpm-solver++" => {
-                if eta.is_some_and(|e| e != 0.0) {
-                    return Err(G2dError::config(
-                        "eta",
-                        "DPM-Solver++ is deterministic; η applies to DDIM only",
-                    ));
-                }
-                let steps = steps.unwrap_or(50);
-                if steps == 0 {
-                    return Err(G2dError::config(
-                        "steps",
-                        "DPM-Solver++ needs at least one step",
-                    ));
-                }
-                Ok(SamplerConfig::DpmSolver { steps })
+        let steps = steps.unwrap_or(50);
+        let sampler = match kind {
+            "ddpm" => SamplerConfig::Ddpm,
+            "dpm-solver++" if eta.is_some_and(|e| e != 0.0) => {
+                return Err(G2dError::config(
+                    "eta",
+                    "DPM-Solver++ is deterministic; η applies to DDIM only",
+                ))
             }
-            "ddim" => {
-                let steps = steps.unwrap_or(50);
-                if steps == 0 {
-                    return Err(G2dError::config("steps", "DDIM needs at least one step"));
-                }
-                let eta = eta.unwrap_or(0.0);
+            "dpm-solver++" => SamplerConfig::DpmSolver { steps },
+            "ddim" => SamplerConfig::Ddim {
+                steps,
+                eta: eta.unwrap_or(0.0),
+            },
+            other => {
+                return Err(G2dError::config(
+                    "sampler",
+                    format!("expected ddpm, ddim or dpm-solver++, got {other:?}"),
+                ))
+            }
+        };
+        sampler.check(None)?;
+        Ok(sampler)
+    }
+
+    /// Rejects a sampler no schedule of `timesteps` can run as asked: DDIM and DPM-Solver++
+    /// need 1 to T steps (more would be silently clamped), DDIM η in [0, 1].
+    pub fn validate(&self, timesteps: usize) -> Result<()> {
+        self.check(Some(timesteps))
+    }
+
+    /// The one range check behind [`Self::parse`] (T not known yet) and [`Self::validate`].
+    fn check(&self, timesteps: Option<usize>) -> Result<()> {
+        let (label, steps) = match *self {
+            SamplerConfig::Ddpm => return Ok(()),
+            SamplerConfig::DpmSolver { steps } => ("DPM-Solver++", steps),
+            SamplerConfig::Ddim { steps, eta } => {
                 if !(0.0..=1.0).contains(&eta) {
                     return Err(G2dError::config(
                         "eta",
                         format!("must lie in [0, 1], got {eta}"),
                     ));
                 }
-                Ok(SamplerConfig::Ddim { steps, eta })
+                ("DDIM", steps)
             }
-            other => Err(G2dError::config(
-                "sampler",
-                format!("expected ddpm, ddim or dpm-solver++, got {other:?}"),
+        };
+        match timesteps {
+            None if steps == 0 => Err(G2dError::config(
+                "steps",
+                format!("{label} needs at least one step"),
             )),
+            Some(t) if !(1..=t).contains(&steps) => Err(G2dError::config(
+                "steps",
+                format!("{label} needs 1 to {t} steps (the schedule's T), got {steps}"),
+            )),
+            _ => Ok(()),
         }
-    }
-
-    /// Rejects a sampler no schedule of `timesteps` can run as asked: DDIM and DPM-Solver++
-    /// need 1 to T steps (more would be silently clamped), DDIM η in [0, 1].
-    pub fn validate(&self, timesteps: usize) -> Result<()> {
-        if let SamplerConfig::DpmSolver { steps } = *self {
-            if !(1..=timesteps).contains(&steps) {
-                return Err(G2dError::config(
-                    "steps",
-                    format!(
-                        "DPM-Solver++ needs 1 to {timesteps} steps (the schedule's T), got {steps}"
-                    ),
-                ));
-            }
-        }
-        if let SamplerConfig::Ddim { steps, eta } = *self {
-            if !(1..=timesteps).contains(&steps) {
-                return Err(G2dError::config(
-                    "steps",
-                    format!("DDIM needs 1 to {timesteps} steps (the schedule's T), got {steps}"),
-                ));
-            }
-            if !(0.0..=1.0).contains(&eta) {
-                return Err(G2dError::config(
-                    "eta",
-                    format!("must lie in [0, 1], got {eta}"),
-                ));
-            }
-        }
-        Ok(())
     }
 
     pub fn name(&self) -> &'static str {
@@ -307,4 +298,44 @@ impl<const D: usize> From<Tensor<D>> for ScaleLike<D> {
 pub fn noise<const D: usize>(rng: &mut G2dRng, shape: [usize; D], device: &Device) -> Tensor<D> {
     let n = shape.iter().product();
     Tensor::<1>::from_floats(rng.normal_vec(n).as_slice(), device).reshape(shape)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SamplerConfig;
+
+    fn refused(result: crate::error::Result<impl std::fmt::Debug>, says: &str) {
+        let err = result.unwrap_err().to_string();
+        assert!(err.contains(says), "expected {says:?}, got {err}");
+    }
+
+    #[test]
+    fn parse_and_validate_refuse_what_no_schedule_runs() {
+        assert_eq!(
+            SamplerConfig::parse("ddim", None, None).unwrap(),
+            SamplerConfig::default()
+        );
+        assert_eq!(
+            SamplerConfig::parse("dpm-solver++", Some(10), Some(0.0)).unwrap(),
+            SamplerConfig::DpmSolver { steps: 10 }
+        );
+        refused(
+            SamplerConfig::parse("ddim", Some(0), None),
+            "DDIM needs at least one step",
+        );
+        refused(
+            SamplerConfig::parse("dpm-solver++", Some(0), None),
+            "DPM-Solver++ needs at least one step",
+        );
+        refused(SamplerConfig::parse("ddim", None, Some(1.5)), "[0, 1]");
+        refused(
+            SamplerConfig::parse("dpm-solver++", None, Some(0.5)),
+            "DDIM only",
+        );
+        refused(SamplerConfig::parse("euler", None, None), "expected ddpm");
+        let over = SamplerConfig::DpmSolver { steps: 11 };
+        refused(over.validate(10), "1 to 10 steps");
+        assert!(over.validate(11).is_ok());
+        assert!(SamplerConfig::Ddpm.validate(10).is_ok());
+    }
 }
