@@ -49,7 +49,8 @@ export type ErrorCode =
   | "TRAINING_DIVERGED"
   | "PLOT"
   | "IO"
-  | "JSON";
+  | "JSON"
+  | "MODEL_IMPORT";
 
 /**
  * What every promise of this package rejects with. A cancelled regeneration is named

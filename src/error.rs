@@ -74,6 +74,10 @@ pub enum G2dError {
         source: std::io::Error,
     },
 
+    /// A PyTorch state_dict that does not map onto the classifier (nothing was imported).
+    #[error("{file}: {reason}")]
+    Import { file: String, reason: String },
+
     /// A JSON document (config, metadata) did not parse.
     #[error("{what}: {source}")]
     Json {
@@ -133,6 +137,7 @@ impl G2dError {
             G2dError::Cancelled => "ABORTED",
             G2dError::Io { .. } => "IO",
             G2dError::Json { .. } => "JSON",
+            G2dError::Import { .. } => "MODEL_IMPORT",
         }
     }
 

@@ -48,6 +48,8 @@ pub mod defense;
 pub mod pipeline;
 #[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
 pub mod report;
+#[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
+pub mod torch;
 
 #[cfg(target_arch = "wasm32")]
 pub mod web;

@@ -85,6 +85,20 @@ impl Bundle {
             &m.fixed,
             Manifest::fixed(&classifier, m.arch, m.scope),
         )?;
+        if let Some(names) = &m.torch_names {
+            use std::collections::BTreeSet;
+            let ours = Manifest::full(&classifier).names();
+            let keys: BTreeSet<&String> = names.keys().collect();
+            let distinct: BTreeSet<&String> = names.values().collect();
+            if keys != ours.iter().collect() || distinct.len() != names.len() {
+                return Err(bad(
+                    BundleFault::Metadata,
+                    format!(
+                        "torch_names must give each of {ours:?} one distinct name, got {names:?}"
+                    ),
+                ));
+            }
+        }
         if m.autoencoder.param_len != m.regenerated.len() {
             return Err(bad(
                 BundleFault::Metadata,

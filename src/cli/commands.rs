@@ -35,6 +35,7 @@ pub fn generate(
     run: &Run,
     bundle_path: &std::path::Path,
     out: Option<&std::path::Path>,
+    out_safetensors: Option<&std::path::Path>,
     json: bool,
 ) -> Result<()> {
     let bundle = load_bundle(bundle_path)?;
@@ -76,6 +77,14 @@ pub fn generate(
             ),
         );
     }
+    if let Some(dir) = out_safetensors {
+        let accepted = rows.iter().map(|r| r["accepted"] == true);
+        let sets = thetas.iter().zip(accepted).enumerate();
+        let chosen = sets.filter_map(|(i, (theta, ok))| ok.then_some((i, theta)));
+        for path in export_state_dicts(&model, &bundle, chosen, dir)? {
+            say(json, format!("wrote {}", path.display()));
+        }
+    }
     if let Some(out) = out {
         let text =
             serde_json::to_string(&json!({"manifest": bundle.meta.regenerated, "params": thetas}))
@@ -86,6 +95,28 @@ pub fn generate(
         print_json(&json!({"original_val_accuracy": original, "candidates": rows}));
     }
     Ok(())
+}
+
+/// Writes θ_orig and each `(index, θ)` as a PyTorch state_dict into `dir`, under the names the
+/// bundle's model was imported with (the classifier's own paths otherwise).
+fn export_state_dicts<'a>(
+    model: &G2dModel,
+    bundle: &crate::bundle::Bundle,
+    sets: impl Iterator<Item = (usize, &'a Vec<f32>)>,
+    dir: &std::path::Path,
+) -> Result<Vec<std::path::PathBuf>> {
+    std::fs::create_dir_all(dir).map_err(|e| G2dError::io(dir, e))?;
+    let names = bundle.meta.torch_names.as_ref();
+    let mut written = Vec::new();
+    let original = std::iter::once(("original.safetensors".to_string(), &model.theta_orig));
+    let regenerated = sets.map(|(i, theta)| (format!("regenerated-{i:03}.safetensors"), theta));
+    for (file, theta) in original.chain(regenerated) {
+        let tensors = crate::torch::state_dict(&model.with_theta(theta)?, names);
+        let path = dir.join(file);
+        write_atomic(&path, crate::torch::to_safetensors(&tensors)?)?;
+        written.push(path);
+    }
+    Ok(written)
 }
 
 fn print_evaluations(json: bool, rows: &[(&str, &Evaluation)]) {

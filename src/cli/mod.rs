@@ -59,6 +59,10 @@ pub enum Command {
         /// Write the generated vectors as JSON here.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Write each accepted set, and θ_orig, as a complete PyTorch state_dict here
+        /// (`regenerated-NNN.safetensors`, `original.safetensors`).
+        #[arg(long)]
+        out_safetensors: Option<PathBuf>,
     },
     /// Generate N models from a bundle and evaluate them on this run's data.
     Evaluate {
@@ -259,9 +263,17 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::TrainAe => commands::train_ae(&run, json),
         Command::TrainDiffusion => commands::train_diffusion(&run, json),
         Command::Export => commands::export(&run, json),
-        Command::Generate { bundle, out } => {
-            commands::generate(&run, &bundle_or_default(bundle), out.as_deref(), json)
-        }
+        Command::Generate {
+            bundle,
+            out,
+            out_safetensors,
+        } => commands::generate(
+            &run,
+            &bundle_or_default(bundle),
+            out.as_deref(),
+            out_safetensors.as_deref(),
+            json,
+        ),
         Command::Evaluate { bundle } => commands::evaluate(&run, &bundle_or_default(bundle), json),
         Command::Pipeline => commands::pipeline(&run, json),
         Command::Attack(args) => commands::attack(&run, args, json),

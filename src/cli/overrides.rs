@@ -68,6 +68,9 @@ pub struct Overrides {
     /// μ_vuln, the vulnerability cross-entropy term of the diffusion loss (MLP).
     #[arg(long, global = true)]
     pub vulnerability_weight: Option<f32>,
+    /// Start the target from this PyTorch state_dict (safetensors) instead of training it.
+    #[arg(long, global = true)]
+    pub init: Option<PathBuf>,
     /// Adversarial training during collection with PGD-7 at this ε (robust checkpoints).
     #[arg(long, global = true)]
     pub adversarial_collect: Option<f32>,
@@ -98,6 +101,9 @@ impl Overrides {
         }
         if let Some(v) = self.scope {
             c.collect.scope = v;
+        }
+        if let Some(v) = &self.init {
+            c.collect.init = Some(v.clone());
         }
         if let Some(v) = self.lambda {
             c.diffusion.lambda_l1 = v;

@@ -38,6 +38,9 @@ pub struct CollectInfo {
     pub original_val_accuracy: f64,
     pub original_test_accuracy: f64,
     pub seconds: f64,
+    /// The state_dict key of each tensor when the target was imported (`collect.init`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub torch_names: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// Marks every tensor outside the scope as not requiring gradients, so the optimizer leaves it.
@@ -207,18 +210,28 @@ pub fn collect(config: &RunConfig, splits: &Splits, device: &Device) -> Result<C
     ad.seed(config.seed);
     let mut rng = G2dRng::seeded(config.seed);
 
-    let pb = bar(c.pretrain_steps as u64, "collect: training the target");
-    let model = train(
-        Classifier::new(c.arch, &ad),
-        &splits.train,
-        c,
-        c.lr,
-        c.pretrain_steps,
-        &mut rng,
-        c.adversarial.as_ref(),
-        |_, _| pb.inc(1),
-    )?;
-    pb.finish();
+    let (model, torch_names) = match &c.init {
+        Some(path) => {
+            let tensors = crate::torch::read_safetensors(path)?;
+            let (model, names) = crate::torch::import(path, &tensors, c.arch, &ad)?;
+            (model, Some(names))
+        }
+        None => {
+            let pb = bar(c.pretrain_steps as u64, "collect: training the target");
+            let model = train(
+                Classifier::new(c.arch, &ad),
+                &splits.train,
+                c,
+                c.lr,
+                c.pretrain_steps,
+                &mut rng,
+                c.adversarial.as_ref(),
+                |_, _| pb.inc(1),
+            )?;
+            pb.finish();
+            (model, None)
+        }
+    };
 
     let regenerated = Manifest::regenerated(&model, c.arch, c.scope);
     let fixed = Manifest::fixed(&model, c.arch, c.scope);
@@ -270,6 +283,7 @@ pub fn collect(config: &RunConfig, splits: &Splits, device: &Device) -> Result<C
         original_test_accuracy: test_accuracy(&target, &splits.test, device),
         regenerated,
         fixed,
+        torch_names,
         seconds: started.elapsed().as_secs_f64(),
     };
     Ok(Collected {

@@ -296,6 +296,7 @@ impl Run {
                 latent_clip: ae_info.latent_clip,
                 theta_orig_sha256: sha256_hex(&theta_orig),
                 training: serde_json::to_value(&self.config).expect("config serialises"),
+                torch_names: collect_info.torch_names,
                 sections: Vec::new(),
             },
             decoder: ae_file.vector("decoder")?,

@@ -54,6 +54,7 @@ pub fn small_bundle() -> Bundle {
             latent_clip: 3.0,
             theta_orig_sha256: sha256_hex(&theta_orig),
             training: serde_json::json!({"test": true}),
+            torch_names: None,
             sections: Vec::new(),
         },
         decoder: Manifest::full(&decoder).flatten(&decoder),

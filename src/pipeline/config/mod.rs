@@ -51,6 +51,9 @@ pub struct DataConfig {
 pub struct CollectConfig {
     pub arch: Arch,
     pub scope: Scope,
+    /// A PyTorch state_dict (safetensors) the target starts from: imported instead of trained
+    /// for `pretrain_steps` (see [`crate::torch`]). Absent: trained from a fresh initialisation.
+    pub init: Option<std::path::PathBuf>,
     /// Optimizer steps of full training before collection starts (2,000 ≈ 4.7 epochs of
     /// full MNIST; on the 5,000-image slice it trains to convergence).
     pub pretrain_steps: usize,
@@ -175,6 +178,7 @@ impl Default for CollectConfig {
         Self {
             arch: Arch::Mlp,
             scope: Scope::LastTwo,
+            init: None,
             pretrain_steps: 2000,
             batch_size: 128,
             lr: 1e-3,
@@ -271,8 +275,9 @@ impl RunConfig {
 
     /// The hash of everything collection reads (the seed, the data and its split, the collect
     /// settings; not the export-only `bundle_validation_size`): what `target.safetensors`
-    /// records as its origin. The default optimizer is left out of the hash, so runs
-    /// collected before it was a setting keep their key.
+    /// records as its origin. Settings added since keys were first recorded (the optimizer, the
+    /// imported state_dict) are left out while they hold their defaults, so older runs keep
+    /// their key.
     pub fn collect_key(&self) -> String {
         let d = &self.data;
         let dir = d
@@ -280,9 +285,16 @@ impl RunConfig {
             .as_ref()
             .map(|p| p.canonicalize().unwrap_or_else(|_| p.clone()));
         let mut collect = serde_json::to_value(&self.collect).expect("settings are JSON");
-        let default_optimizer = serde_json::to_value(&CollectConfig::default().optimizer).ok();
-        if collect.get("optimizer") == default_optimizer.as_ref() {
-            collect.as_object_mut().map(|c| c.remove("optimizer"));
+        let defaults = serde_json::to_value(CollectConfig::default()).expect("settings are JSON");
+        for added in ["optimizer", "init"] {
+            if collect[added] == defaults[added] {
+                collect.as_object_mut().map(|c| c.remove(added));
+            }
+        }
+        if let Some(init) = &self.collect.init {
+            // The imported file's content, not only its path.
+            let bytes = std::fs::read(init).unwrap_or_default();
+            collect["init_sha256"] = crate::codec::sha256_hex(&bytes).into();
         }
         let key = serde_json::json!([self.seed, d.source, dir, d.validation_size, collect]);
         crate::codec::sha256_hex(key.to_string().as_bytes())

@@ -1,0 +1,310 @@
+//! PyTorch interchange: a classifier to and from a `state_dict` saved as safetensors (what
+//! `safetensors.torch.save_file(model.state_dict(), path)` writes and
+//! `model.load_state_dict(load_file(path))` reads).
+//!
+//! - **Layouts.** burn's `Linear` holds its weight as `[in, out]`, PyTorch's `nn.Linear` as
+//!   `[out, in]`: 2-D weights are transposed on the way in and out. `Conv2d` weights
+//!   (`[out, in, kh, kw]`) and biases are the same in both.
+//! - **Names.** An imported model keeps its names ([`TorchNames`]: burn path → state_dict key),
+//!   so exported sets load back into the user's module. A model trained here exports under
+//!   burn's paths, which are those of a PyTorch module with the same attribute names (the
+//!   README gives both classes).
+//! - **Order.** A state_dict's keys come in any order (safetensors sorts them), so layers are
+//!   matched by kind (convolutions before linear layers) and by name, numbers compared as
+//!   numbers (`layers.10` after `layers.2`, `fc2` after `fc1`), then checked shape by shape.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use burn::prelude::*;
+use safetensors::tensor::{Dtype, TensorView};
+use safetensors::SafeTensors;
+
+use crate::classifier::{Arch, Classifier};
+use crate::codec::{f32_from_le_bytes, f32_to_le_bytes};
+use crate::error::{G2dError, Result};
+use crate::params::Manifest;
+
+/// The state_dict key of each classifier tensor (burn path → PyTorch name).
+pub type TorchNames = BTreeMap<String, String>;
+
+/// One tensor of a state_dict, in PyTorch's layout.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TorchTensor {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub values: Vec<f32>,
+}
+
+/// The classifier's tensors as a PyTorch state_dict, named by `names` (burn's paths where
+/// `names` is `None`), in the classifier's module order.
+pub fn state_dict(model: &Classifier, names: Option<&TorchNames>) -> Vec<TorchTensor> {
+    let manifest = Manifest::full(model);
+    let flat = manifest.flatten(model);
+    manifest
+        .tensors
+        .iter()
+        .map(|entry| {
+            let values = &flat[entry.offset..entry.offset + entry.len()];
+            let (shape, values) = swap_layout(&entry.shape, values);
+            let name = names
+                .and_then(|n| n.get(&entry.name))
+                .unwrap_or(&entry.name)
+                .clone();
+            TorchTensor {
+                name,
+                shape,
+                values,
+            }
+        })
+        .collect()
+}
+
+/// A 2-D weight transposed (`[a, b]` → `[b, a]`); anything else as it is. Its own inverse.
+fn swap_layout(shape: &[usize], values: &[f32]) -> (Vec<usize>, Vec<f32>) {
+    let &[rows, cols] = shape else {
+        return (shape.to_vec(), values.to_vec());
+    };
+    let mut out = vec![0.0; values.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            out[c * rows + r] = values[r * cols + c];
+        }
+    }
+    (vec![cols, rows], out)
+}
+
+/// The state_dict as safetensors bytes (f32, with PyTorch's `format: pt` metadata).
+pub fn to_safetensors(tensors: &[TorchTensor]) -> Result<Vec<u8>> {
+    let bytes: Vec<Vec<u8>> = tensors.iter().map(|t| f32_to_le_bytes(&t.values)).collect();
+    let views = tensors.iter().zip(&bytes).map(|(t, b)| {
+        let view = TensorView::new(Dtype::F32, t.shape.clone(), b).expect("shape matches data");
+        (t.name.clone(), view)
+    });
+    let meta = std::collections::HashMap::from([("format".to_string(), "pt".to_string())]);
+    safetensors::serialize(views, Some(meta)).map_err(|e| G2dError::Import {
+        file: "state_dict".into(),
+        reason: e.to_string(),
+    })
+}
+
+/// Reads every tensor of a safetensors file as f32 (f32, f64, f16 and bf16 are converted).
+pub fn read_safetensors(path: &Path) -> Result<Vec<TorchTensor>> {
+    let bytes = std::fs::read(path).map_err(|e| G2dError::io(path, e))?;
+    let fail = |reason: String| G2dError::Import {
+        file: path.display().to_string(),
+        reason,
+    };
+    let file = SafeTensors::deserialize(&bytes)
+        .map_err(|e| fail(format!("not a safetensors file ({e})")))?;
+    let mut tensors = Vec::new();
+    for (name, view) in file.tensors() {
+        let data = view.data();
+        let values = match view.dtype() {
+            Dtype::F32 => f32_from_le_bytes(data),
+            Dtype::F64 => data
+                .chunks_exact(8)
+                .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32)
+                .collect(),
+            Dtype::BF16 => halves(data, |h| f32::from_bits(u32::from(h) << 16)),
+            Dtype::F16 => halves(data, f16_to_f32),
+            other => {
+                return Err(fail(format!(
+                    "tensor `{name}` is {other:?}; G2D imports floating-point weights"
+                )))
+            }
+        };
+        tensors.push(TorchTensor {
+            name,
+            shape: view.shape().to_vec(),
+            values,
+        });
+    }
+    Ok(tensors)
+}
+
+fn halves(data: &[u8], convert: impl Fn(u16) -> f32) -> Vec<f32> {
+    data.chunks_exact(2)
+        .map(|b| convert(u16::from_le_bytes([b[0], b[1]])))
+        .collect()
+}
+
+/// IEEE half to single precision, subnormals and specials included.
+fn f16_to_f32(h: u16) -> f32 {
+    let sign = if h & 0x8000 != 0 { -1.0 } else { 1.0 };
+    let exponent = i32::from((h >> 10) & 0x1f);
+    let mantissa = f32::from(h & 0x3ff);
+    sign * match exponent {
+        0 => mantissa * 2f32.powi(-24),
+        31 if mantissa == 0.0 => f32::INFINITY,
+        31 => f32::NAN,
+        e => (1.0 + mantissa / 1024.0) * 2f32.powi(e - 15),
+    }
+}
+
+/// A layer of the state_dict: its key prefix and its weight's rank (2: linear, 4: conv).
+struct Layer {
+    prefix: String,
+    rank: usize,
+}
+
+/// Loads a state_dict into the classifier `arch` builds, returning the model and the name of
+/// each tensor. Nothing partial: any tensor that does not map is an error naming it.
+pub fn import(
+    file: &Path,
+    tensors: &[TorchTensor],
+    arch: Arch,
+    device: &Device,
+) -> Result<(Classifier, TorchNames)> {
+    let fail = |reason: String| G2dError::Import {
+        file: file.display().to_string(),
+        reason,
+    };
+    let layers = layers(tensors).map_err(&fail)?;
+    let targets = Classifier::layer_names(arch);
+    let found = layers.iter().any(|l| l.rank == 4);
+    if found != (arch == Arch::Cnn) {
+        let held = if found { "cnn" } else { "mlp" };
+        return Err(fail(format!(
+            "it holds a{} {held} but the run's architecture is {arch} (pass --arch {held})",
+            if found { "" } else { "n" }
+        )));
+    }
+    if layers.len() != targets.len() {
+        let list: Vec<&str> = layers.iter().map(|l| l.prefix.as_str()).collect();
+        return Err(fail(format!(
+            "it has {} layers ({}); G2D's {arch} has {} ({})",
+            layers.len(),
+            list.join(", "),
+            targets.len(),
+            targets.join(", ")
+        )));
+    }
+    let model = Classifier::new(arch, device);
+    let manifest = Manifest::full(&model);
+    let mut names = TorchNames::new();
+    let mut theta = Vec::with_capacity(manifest.len());
+    for entry in &manifest.tensors {
+        let (layer, kind) = entry.name.split_once('.').expect("layer.param");
+        let at = targets.iter().position(|t| *t == layer).expect("a layer");
+        let name = format!("{}.{kind}", layers[at].prefix);
+        let tensor = tensors.iter().find(|t| t.name == name).ok_or_else(|| {
+            fail(format!(
+                "`{name}` is missing (layer {layer} needs a {kind})"
+            ))
+        })?;
+        let (shape, values) = swap_layout(&tensor.shape, &tensor.values);
+        if shape != entry.shape {
+            let mut want = entry.shape.clone();
+            if want.len() == 2 {
+                want.reverse(); // PyTorch's [out, in]
+            }
+            return Err(fail(format!(
+                "`{name}` has shape {:?}; layer {layer} of G2D's {arch} takes {want:?}",
+                tensor.shape
+            )));
+        }
+        crate::error::ensure_finite(&format!("{}: `{name}`", file.display()), &values)?;
+        names.insert(entry.name.clone(), name);
+        theta.extend(values);
+    }
+    Ok((manifest.unflatten(model, &theta)?, names))
+}
+
+/// The state_dict's layers in forward order: convolutions, then linear layers, each by name.
+fn layers(tensors: &[TorchTensor]) -> std::result::Result<Vec<Layer>, String> {
+    let mut layers = Vec::new();
+    for t in tensors {
+        let Some((prefix, kind)) = t.name.rsplit_once('.') else {
+            return Err(format!("`{}` is not a layer's weight or bias", t.name));
+        };
+        match (kind, t.shape.len()) {
+            ("weight", rank @ (2 | 4)) => layers.push(Layer {
+                prefix: prefix.to_string(),
+                rank,
+            }),
+            ("bias", 1) => {}
+            _ => {
+                return Err(format!(
+                    "`{}` (shape {:?}) is not the weight or bias of an nn.Linear or nn.Conv2d",
+                    t.name, t.shape
+                ))
+            }
+        }
+    }
+    for t in tensors {
+        let prefix = t.name.rsplit_once('.').map_or("", |(p, _)| p);
+        if !layers.iter().any(|l| l.prefix == prefix) {
+            return Err(format!("`{}` has no weight beside it", t.name));
+        }
+    }
+    layers.sort_by(|a, b| b.rank.cmp(&a.rank).then(natural(&a.prefix, &b.prefix)));
+    Ok(layers)
+}
+
+/// Compares names with runs of digits taken as numbers: `fc2` < `fc10`, `0` < `2` < `10`.
+fn natural(a: &str, b: &str) -> Ordering {
+    fn chunks(s: &str) -> Vec<(bool, &str)> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        for (i, c) in s.char_indices().skip(1) {
+            let prev = s[..i].chars().next_back().expect("i > 0");
+            if c.is_ascii_digit() != prev.is_ascii_digit() {
+                out.push(&s[start..i]);
+                start = i;
+            }
+        }
+        out.push(&s[start..]);
+        out.into_iter()
+            .map(|c| (c.starts_with(|d: char| d.is_ascii_digit()), c))
+            .collect()
+    }
+    for (x, y) in chunks(a).into_iter().zip(chunks(b)) {
+        let order = match (x, y) {
+            ((true, x), (true, y)) => {
+                let (x, y) = (x.trim_start_matches('0'), y.trim_start_matches('0'));
+                x.len().cmp(&y.len()).then(x.cmp(y))
+            }
+            ((_, x), (_, y)) => x.cmp(y),
+        };
+        if order != Ordering::Equal {
+            return order;
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_order_with_numbers_as_numbers() {
+        let mut names = vec!["layers.10", "layers.2", "fc2", "fc10", "fc1", "0", "4", "2"];
+        names.sort_by(|a, b| natural(a, b));
+        assert_eq!(
+            names,
+            ["0", "2", "4", "fc1", "fc2", "fc10", "layers.2", "layers.10"]
+        );
+    }
+
+    #[test]
+    fn half_precision_converts_exactly() {
+        assert_eq!(f16_to_f32(0x3c00), 1.0);
+        assert_eq!(f16_to_f32(0xc000), -2.0);
+        assert_eq!(f16_to_f32(0x3555), 0.333_251_95);
+        assert_eq!(f16_to_f32(0x0001), 2f32.powi(-24));
+        assert_eq!(f16_to_f32(0x7c00), f32::INFINITY);
+        assert!(f16_to_f32(0x7e00).is_nan());
+    }
+
+    #[test]
+    fn a_weight_transposes_and_back() {
+        let (shape, values) = swap_layout(&[2, 3], &[1., 2., 3., 4., 5., 6.]);
+        assert_eq!(shape, [3, 2]);
+        assert_eq!(values, [1., 4., 2., 5., 3., 6.]);
+        assert_eq!(swap_layout(&shape, &values).1, [1., 2., 3., 4., 5., 6.]);
+        assert_eq!(swap_layout(&[4], &[1., 2., 3., 4.]).1, [1., 2., 3., 4.]);
+    }
+}

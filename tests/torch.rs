@@ -1,0 +1,320 @@
+//! PyTorch state_dicts in and out (`g2d::torch`), against fixtures in PyTorch's naming and
+//! layout written by tests/fixtures/torch/make.py. Exported weights are checked by a forward
+//! pass written here from PyTorch's definitions, not by the crate's classifier.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use g2d::backend::cpu_device;
+use g2d::bundle::Bundle;
+use g2d::classifier::Arch;
+use g2d::data::Images;
+use g2d::torch::{import, read_safetensors, state_dict, TorchTensor};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/torch")
+        .join(name)
+}
+
+fn sorted(mut tensors: Vec<TorchTensor>) -> Vec<TorchTensor> {
+    tensors.sort_by(|a, b| a.name.cmp(&b.name));
+    tensors
+}
+
+fn renamed(tensors: &[TorchTensor], from: &str, to: &str) -> Vec<TorchTensor> {
+    let rename = |t: &TorchTensor| TorchTensor {
+        name: t.name.replacen(from, to, 1),
+        ..t.clone()
+    };
+    tensors.iter().map(rename).collect()
+}
+
+/// The error's code and message.
+fn import_err(tensors: &[TorchTensor], arch: Arch) -> (&'static str, String) {
+    let err = import(Path::new("model.safetensors"), tensors, arch, &cpu_device()).unwrap_err();
+    (err.code(), err.to_string())
+}
+
+#[test]
+fn import_then_export_returns_the_state_dict_exactly() {
+    for (file, arch) in [
+        ("mlp.safetensors", Arch::Mlp),
+        ("cnn.safetensors", Arch::Cnn),
+    ] {
+        let path = fixture(file);
+        let tensors = read_safetensors(&path).unwrap();
+        let (model, names) = import(&path, &tensors, arch, &cpu_device()).unwrap();
+        let exported = state_dict(&model, Some(&names));
+        assert_eq!(sorted(exported), sorted(tensors.clone()), "{file}");
+        // Without the names, the classifier's own paths, in the same layout.
+        let own: Vec<String> = state_dict(&model, None)
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        assert_eq!(
+            own[0],
+            if arch == Arch::Mlp {
+                "fc1.weight"
+            } else {
+                "conv1.weight"
+            }
+        );
+    }
+    let cnn = read_safetensors(&fixture("cnn.safetensors")).unwrap();
+    let (_, names) = import(Path::new("cnn"), &cnn, Arch::Cnn, &cpu_device()).unwrap();
+    assert_eq!(names["conv2.weight"], "features.3.weight");
+    assert_eq!(
+        names["fc1.bias"], "classifier.bias",
+        "linear layers after convolutions"
+    );
+}
+
+#[test]
+fn sequential_indices_order_as_numbers() {
+    let mlp = read_safetensors(&fixture("mlp.safetensors")).unwrap();
+    let seq = renamed(
+        &renamed(&renamed(&mlp, "fc1", "net.2"), "fc2", "net.9"),
+        "fc3",
+        "net.10",
+    );
+    let (model, names) = import(Path::new("seq"), &seq, Arch::Mlp, &cpu_device()).unwrap();
+    assert_eq!(names["fc1.weight"], "net.2.weight");
+    assert_eq!(names["fc3.bias"], "net.10.bias");
+    assert_eq!(sorted(state_dict(&model, Some(&names))), sorted(seq));
+}
+
+#[test]
+fn what_does_not_map_is_refused_naming_the_tensor() {
+    let mlp = read_safetensors(&fixture("mlp.safetensors")).unwrap();
+    let edit = |f: &dyn Fn(&mut Vec<TorchTensor>)| {
+        let mut t = mlp.clone();
+        f(&mut t);
+        t
+    };
+    let at = |t: &mut Vec<TorchTensor>, name: &str| t.iter().position(|x| x.name == name).unwrap();
+    let cases: Vec<(Vec<TorchTensor>, Arch, &str)> = vec![
+        (
+            edit(&|t| {
+                let i = at(t, "fc2.weight");
+                t[i].shape = vec![64, 32]; // burn's [in, out], not PyTorch's
+            }),
+            Arch::Mlp,
+            "`fc2.weight` has shape [64, 32]; layer fc2 of G2D's mlp takes [32, 64]",
+        ),
+        (
+            edit(&|t| {
+                let i = at(t, "fc3.bias");
+                t.remove(i);
+            }),
+            Arch::Mlp,
+            "`fc3.bias` is missing",
+        ),
+        (
+            edit(&|t| {
+                t.push(TorchTensor {
+                    name: "bn.running_mean".into(),
+                    shape: vec![64],
+                    values: vec![0.0; 64],
+                })
+            }),
+            Arch::Mlp,
+            "`bn.running_mean` (shape [64]) is not the weight or bias of an nn.Linear",
+        ),
+        (
+            edit(&|t| {
+                let i = at(t, "fc3.weight");
+                t.remove(i);
+            }),
+            Arch::Mlp,
+            "`fc3.bias` has no weight beside it",
+        ),
+        (
+            edit(&|t| {
+                let i = at(t, "fc1.weight");
+                t[i].values[7] = f32::NAN;
+            }),
+            Arch::Mlp,
+            "`fc1.weight` contains 1 non-finite",
+        ),
+        (
+            edit(&|t| {
+                let fc3: Vec<TorchTensor> = t
+                    .iter()
+                    .filter(|x| x.name.starts_with("fc3."))
+                    .cloned()
+                    .collect();
+                t.extend(renamed(&fc3, "fc3", "fc4"));
+            }),
+            Arch::Mlp,
+            "it has 4 layers (fc1, fc2, fc3, fc4); G2D's mlp has 3",
+        ),
+        (
+            read_safetensors(&fixture("cnn.safetensors")).unwrap(),
+            Arch::Mlp,
+            "pass --arch cnn",
+        ),
+    ];
+    for (tensors, arch, expected) in cases {
+        let (code, err) = import_err(&tensors, arch);
+        let want = if expected == "`fc1.weight` contains 1 non-finite" {
+            "NON_FINITE"
+        } else {
+            "MODEL_IMPORT"
+        };
+        assert_eq!(code, want, "{err}");
+        assert!(err.contains(expected), "expected {expected:?} in {err}");
+    }
+    let err = read_safetensors(&fixture("make.py")).unwrap_err();
+    assert!(err.to_string().contains("not a safetensors file"), "{err}");
+}
+
+/// PyTorch's Mlp from the fixture's docstring, on flat [0, 1] images: the predicted classes.
+fn torch_mlp_predict(file: &Path, images: &Images) -> Vec<u8> {
+    let tensors = read_safetensors(file).unwrap();
+    let get = |name: &str| tensors.iter().find(|t| t.name == name).unwrap();
+    let linear = |x: &[f32], layer: &str, relu: bool| -> Vec<f32> {
+        let (w, b) = (
+            get(&format!("{layer}.weight")),
+            get(&format!("{layer}.bias")),
+        );
+        let (out, inp) = (w.shape[0], w.shape[1]);
+        assert_eq!(x.len(), inp);
+        (0..out)
+            .map(|o| {
+                let row = &w.values[o * inp..(o + 1) * inp];
+                let z = b.values[o] + row.iter().zip(x).map(|(a, b)| a * b).sum::<f32>();
+                if relu {
+                    z.max(0.0)
+                } else {
+                    z
+                }
+            })
+            .collect()
+    };
+    let pixels = images.rows * images.cols;
+    (0..images.len())
+        .map(|i| {
+            let x = &images.pixels[i * pixels..(i + 1) * pixels];
+            let logits = linear(&linear(&linear(x, "fc1", true), "fc2", true), "fc3", false);
+            let best = (0..logits.len()).max_by(|&a, &b| logits[a].total_cmp(&logits[b]));
+            best.unwrap() as u8
+        })
+        .collect()
+}
+
+fn accuracy(predicted: &[u8], labels: &[u8]) -> f64 {
+    let right = predicted.iter().zip(labels).filter(|(p, l)| p == l).count();
+    right as f64 / labels.len() as f64
+}
+
+fn g2d(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_g2d"))
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "g2d {args:?} failed: {stderr}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn exported_sets_score_in_an_independent_forward_pass_what_the_guard_measured() {
+    let bundle_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny.g2d");
+    let bundle = Bundle::from_bytes(&std::fs::read(&bundle_path).unwrap()).unwrap();
+    let dir = std::env::temp_dir().join(format!("g2d-torch-export-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = dir.join("sets");
+    let (run, bundle_arg, out_arg) = (dir.join("run"), bundle_path.to_str(), out.to_str());
+    let stdout = g2d(&[
+        "--run",
+        run.to_str().unwrap(),
+        "--count",
+        "8",
+        "--json",
+        "generate",
+        "--bundle",
+        bundle_arg.unwrap(),
+        "--out-safetensors",
+        out_arg.unwrap(),
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let val = &bundle.validation;
+    // Accuracy is counted over a few hundred images: one image is 1/len.
+    let close = |a: f64, b: f64| (a - b).abs() < 1.5 / val.len() as f64;
+    let original = accuracy(
+        &torch_mlp_predict(&out.join("original.safetensors"), val),
+        &val.labels,
+    );
+    let measured = report["original_val_accuracy"].as_f64().unwrap();
+    assert!(
+        close(original, measured),
+        "θ_orig: {original} here, {measured} by g2d"
+    );
+    let candidates = report["candidates"].as_array().unwrap();
+    assert_eq!(candidates.len(), 8);
+    assert!(candidates.iter().any(|c| c["accepted"] == true), "{stdout}");
+    for (i, c) in candidates.iter().enumerate() {
+        let file = out.join(format!("regenerated-{i:03}.safetensors"));
+        assert_eq!(file.exists(), c["accepted"] == true, "{}", file.display());
+        if file.exists() {
+            let here = accuracy(&torch_mlp_predict(&file, val), &val.labels);
+            let there = c["val_accuracy"].as_f64().unwrap();
+            assert!(close(here, there), "set {i}: {here} here, {there} by g2d");
+            assert_ne!(
+                std::fs::read(&file).unwrap(),
+                std::fs::read(out.join("original.safetensors")).unwrap()
+            );
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_run_started_from_a_state_dict_exports_under_its_names() {
+    let dir = std::env::temp_dir().join(format!("g2d-torch-run-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mlp = read_safetensors(&fixture("mlp.safetensors")).unwrap();
+    let seq = renamed(&renamed(&renamed(&mlp, "fc1", "0"), "fc2", "2"), "fc3", "4");
+    let init = dir.join("seq.safetensors");
+    std::fs::write(&init, g2d::torch::to_safetensors(&seq).unwrap()).unwrap();
+    let config = dir.join("config.json");
+    std::fs::write(
+        &config,
+        r#"{"collect": {"checkpoints": 4, "save_every": 1},
+            "autoencoder": {"steps": 5, "batch_size": 4, "network": {"channels": [8]}},
+            "diffusion": {"steps": 5, "batch_size": 4, "baseline": false,
+                          "denoiser": {"channels": 8, "time_dim": 8}},
+            "generate": {"count": 2, "guard_delta": 1.0}}"#,
+    )
+    .unwrap();
+    let run = dir.join("run");
+    let (run, config, init) = (
+        run.to_str().unwrap(),
+        config.to_str().unwrap(),
+        init.to_str().unwrap(),
+    );
+    g2d(&["--run", run, "--config", config, "--init", init, "pipeline"]);
+    let out = dir.join("sets");
+    g2d(&[
+        "--run",
+        run,
+        "generate",
+        "--out-safetensors",
+        out.to_str().unwrap(),
+    ]);
+    let original = sorted(read_safetensors(&out.join("original.safetensors")).unwrap());
+    let names: Vec<&str> = original.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["0.bias", "0.weight", "2.bias", "2.weight", "4.bias", "4.weight"]
+    );
+    let seq = sorted(seq);
+    // Scope last-two: layer 0 stays exactly as imported, layers 2 and 4 were trained on.
+    assert_eq!(original[..2], seq[..2]);
+    assert_ne!(original[2..], seq[2..]);
+    let set = read_safetensors(&out.join("regenerated-000.safetensors")).unwrap();
+    assert_eq!(sorted(set)[..2], seq[..2]);
+    std::fs::remove_dir_all(&dir).ok();
+}
