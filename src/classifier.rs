@@ -1,4 +1,5 @@
-//! Stage 1, the protected classifier (the "target"): a small MLP or CNN for 28×28 grey images.
+//! Stage 1, the protected classifier (the "target"): an MLP of any widths or a small CNN, for
+//! 28×28 grey images and 10 classes.
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
@@ -16,7 +17,7 @@ use serde::{Deserialize, Serialize};
 #[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Arch {
-    /// 784 → 64 → 32 → 10, ReLU.
+    /// 784 → hidden widths (64 → 32 by default) → 10, ReLU between layers.
     Mlp,
     /// conv 5×5 (8) → pool → conv 5×5 (16) → pool → 256 → 10.
     Cnn,
@@ -26,11 +27,89 @@ pub const IMAGE_SIDE: usize = 28;
 pub const IMAGE_PIXELS: usize = IMAGE_SIDE * IMAGE_SIDE;
 pub const CLASSES: usize = 10;
 
+/// The MLP's hidden widths unless a run or a bundle says otherwise.
+pub const MLP_HIDDEN: [usize; 2] = [64, 32];
+
+/// [`MLP_HIDDEN`] as serde's default for files written before widths were recorded.
+pub fn default_hidden() -> Vec<usize> {
+    MLP_HIDDEN.to_vec()
+}
+
+/// Bound on an MLP's weights, checked before one is built from a file (about 16 MB of f32).
+pub const MAX_MLP_PARAMS: usize = 1 << 22;
+
+/// The classifier's shape: the architecture and, for the MLP, its hidden widths (the CNN's
+/// shape is fixed).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClassifierConfig {
+    pub arch: Arch,
+    pub hidden: Vec<usize>,
+}
+
+impl ClassifierConfig {
+    /// `arch` with the default widths.
+    pub fn new(arch: Arch) -> Self {
+        Self {
+            arch,
+            hidden: MLP_HIDDEN.to_vec(),
+        }
+    }
+
+    pub fn init(&self, device: &Device) -> Classifier {
+        match self.arch {
+            Arch::Mlp => {
+                let widths = self.mlp_widths();
+                let fc = widths
+                    .windows(2)
+                    .map(|w| LinearConfig::new(w[0], w[1]).init(device))
+                    .collect();
+                Classifier::Mlp(Mlp {
+                    fc,
+                    activation: Relu::new(),
+                })
+            }
+            Arch::Cnn => Classifier::Cnn(Cnn {
+                conv1: Conv2dConfig::new([1, 8], [5, 5]).init(device),
+                conv2: Conv2dConfig::new([8, 16], [5, 5]).init(device),
+                pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
+                fc1: LinearConfig::new(16 * 4 * 4, CLASSES).init(device),
+                activation: Relu::new(),
+            }),
+        }
+    }
+
+    /// 784, the hidden widths, 10.
+    fn mlp_widths(&self) -> Vec<usize> {
+        let mut widths = vec![IMAGE_PIXELS];
+        widths.extend(&self.hidden);
+        widths.push(CLASSES);
+        widths
+    }
+
+    /// The MLP's hidden widths, 0 to 8 layers of 1 to 4,096 units and at most
+    /// [`MAX_MLP_PARAMS`] weights, checked before anything is allocated. Errors name
+    /// `field`.
+    pub fn validate(&self, field: &str) -> crate::error::Result<()> {
+        if self.arch != Arch::Mlp {
+            return Ok(());
+        }
+        crate::error::ensure_range(&format!("{field} (layers)"), self.hidden.len(), 0, 8)?;
+        for &width in &self.hidden {
+            crate::error::ensure_range(field, width, 1, 4096)?;
+        }
+        let weights: usize = self
+            .mlp_widths()
+            .windows(2)
+            .map(|w| w[0] * w[1] + w[1])
+            .sum();
+        crate::error::ensure_range(&format!("{field} (weights)"), weights, 1, MAX_MLP_PARAMS)
+    }
+}
+
+/// Linear layers `fc1 … fcN` (named by [`crate::params`]'s path rule), ReLU between them.
 #[derive(Module, Debug)]
 pub struct Mlp {
-    fc1: Linear,
-    fc2: Linear,
-    fc3: Linear,
+    fc: Vec<Linear>,
     activation: Relu,
 }
 
@@ -38,20 +117,34 @@ impl Mlp {
     /// # Shapes
     ///   - images [batch, 784] → logits [batch, 10]
     pub fn forward(&self, images: Tensor<2>) -> Tensor<2> {
-        let x = self.activation.forward(self.fc1.forward(images)); // [batch, 64]
-        let x = self.activation.forward(self.fc2.forward(x)); // [batch, 32]
-        self.fc3.forward(x)
+        let last = self.fc.len() - 1;
+        let mut x = images;
+        for (i, layer) in self.fc.iter().enumerate() {
+            x = layer.forward(x); // [batch, this layer's width]
+            if i < last {
+                x = self.activation.forward(x);
+            }
+        }
+        x
     }
 
-    /// The forward pass again, keeping what the backward pass needs, then the chain rule from
-    /// `grad(logits)` back to the images.
+    /// The forward pass again, keeping each hidden layer's pre-activation, then the chain rule
+    /// from `grad(logits)` back to the images.
     fn input_gradient(&self, images: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<2> {
-        let z1 = self.fc1.forward(images);
-        let z2 = self.fc2.forward(self.activation.forward(z1.clone()));
-        let logits = self.fc3.forward(self.activation.forward(z2.clone()));
-        let g = linear_backward(&self.fc3, logits_gradient(logits, labels));
-        let g = linear_backward(&self.fc2, relu_backward(g, z2));
-        linear_backward(&self.fc1, relu_backward(g, z1))
+        let last = self.fc.len() - 1;
+        let mut pre = Vec::with_capacity(last);
+        let mut x = images;
+        for layer in &self.fc[..last] {
+            let z = layer.forward(x);
+            x = self.activation.forward(z.clone());
+            pre.push(z);
+        }
+        let logits = self.fc[last].forward(x);
+        let mut g = linear_backward(&self.fc[last], logits_gradient(logits, labels));
+        for (layer, z) in self.fc[..last].iter().zip(pre).rev() {
+            g = linear_backward(layer, relu_backward(g, z));
+        }
+        g
     }
 }
 
@@ -167,22 +260,9 @@ pub enum Classifier {
 }
 
 impl Classifier {
+    /// `arch` with the default widths ([`ClassifierConfig::new`]).
     pub fn new(arch: Arch, device: &Device) -> Self {
-        match arch {
-            Arch::Mlp => Classifier::Mlp(Mlp {
-                fc1: LinearConfig::new(IMAGE_PIXELS, 64).init(device),
-                fc2: LinearConfig::new(64, 32).init(device),
-                fc3: LinearConfig::new(32, CLASSES).init(device),
-                activation: Relu::new(),
-            }),
-            Arch::Cnn => Classifier::Cnn(Cnn {
-                conv1: Conv2dConfig::new([1, 8], [5, 5]).init(device),
-                conv2: Conv2dConfig::new([8, 16], [5, 5]).init(device),
-                pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
-                fc1: LinearConfig::new(16 * 4 * 4, CLASSES).init(device),
-                activation: Relu::new(),
-            }),
-        }
+        ClassifierConfig::new(arch).init(device)
     }
 
     /// # Shapes
@@ -207,12 +287,17 @@ impl Classifier {
         }
     }
 
-    /// Names of the layers from input to output, as they appear in parameter names.
-    pub fn layer_names(arch: Arch) -> &'static [&'static str] {
-        match arch {
-            Arch::Mlp => &["fc1", "fc2", "fc3"],
-            Arch::Cnn => &["conv1", "conv2", "fc1"],
+    /// Names of the layers from input to output, as they prefix parameter names (`fc2` of
+    /// `fc2.weight`).
+    pub fn layer_names(&self) -> Vec<String> {
+        let mut layers: Vec<String> = Vec::new();
+        for name in crate::params::Manifest::full(self).names() {
+            let layer = name.rsplit_once('.').map_or(name.as_str(), |(l, _)| l);
+            if layers.last().map(String::as_str) != Some(layer) {
+                layers.push(layer.to_string());
+            }
         }
+        layers
     }
 }
 

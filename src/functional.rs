@@ -47,7 +47,7 @@ impl FunctionalMlp {
         let all = Manifest::full(classifier);
         let values = all.flatten(classifier);
         let mut layers = Vec::new();
-        for name in Classifier::layer_names(arch) {
+        for name in classifier.layer_names() {
             let entry = |suffix: &str| {
                 let full = format!("{name}.{suffix}");
                 all.tensors
@@ -163,7 +163,7 @@ mod tests {
         let base = Classifier::new(Arch::Mlp, &device);
         let images = Tensor::<2>::random([5, 784], burn::tensor::Distribution::Default, &device);
         for scope in [Scope::Last, Scope::LastTwo, Scope::All] {
-            let m = Manifest::regenerated(&base, Arch::Mlp, scope);
+            let m = Manifest::regenerated(&base, scope);
             let sets: Vec<Vec<f32>> = (0..3)
                 .map(|_| m.flatten(&Classifier::new(Arch::Mlp, &device)))
                 .collect();
@@ -199,7 +199,7 @@ mod tests {
     fn the_cnn_is_refused_with_a_reason() {
         let device = cpu_device();
         let cnn = Classifier::new(Arch::Cnn, &device);
-        let m = Manifest::regenerated(&cnn, Arch::Cnn, Scope::Last);
+        let m = Manifest::regenerated(&cnn, Scope::Last);
         let err = FunctionalMlp::new(Arch::Cnn, &cnn, &m)
             .unwrap_err()
             .to_string();

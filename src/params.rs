@@ -7,7 +7,7 @@ use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::classifier::{Arch, Classifier};
+use crate::classifier::Classifier;
 use crate::error::{ensure_finite, G2dError, Result};
 
 /// Which layers of the classifier are regenerated.
@@ -24,21 +24,22 @@ pub enum Scope {
 }
 
 impl Scope {
-    /// The layer names this scope regenerates for `arch`.
-    pub fn layers(self, arch: Arch) -> Vec<&'static str> {
-        let all = Classifier::layer_names(arch);
+    /// The layers of `model` this scope regenerates (all of them for a model with fewer
+    /// layers than the scope names).
+    pub fn layers(self, model: &Classifier) -> Vec<String> {
+        let mut all = model.layer_names();
         let keep = match self {
             Scope::Last => 1,
             Scope::LastTwo => 2,
             Scope::All => all.len(),
         };
-        all[all.len() - keep..].to_vec()
+        all.split_off(all.len().saturating_sub(keep))
     }
 
-    /// Whether the tensor called `name` (e.g. `fc3.weight`) is regenerated under this scope.
-    pub fn contains(self, arch: Arch, name: &str) -> bool {
-        let layer = name.split('.').next().unwrap_or("");
-        self.layers(arch).contains(&layer)
+    /// Whether the tensor called `name` (e.g. `fc3.weight`) belongs to one of `layers`.
+    pub fn contains(layers: &[String], name: &str) -> bool {
+        let layer = name.rsplit_once('.').map_or(name, |(l, _)| l);
+        layers.iter().any(|l| l == layer)
     }
 }
 
@@ -94,13 +95,15 @@ impl Manifest {
     }
 
     /// The regenerated tensors of `scope`.
-    pub fn regenerated(model: &Classifier, arch: Arch, scope: Scope) -> Manifest {
-        Manifest::of(model, |name| scope.contains(arch, name))
+    pub fn regenerated(model: &Classifier, scope: Scope) -> Manifest {
+        let layers = scope.layers(model);
+        Manifest::of(model, |name| Scope::contains(&layers, name))
     }
 
     /// The tensors of the classifier that `scope` leaves fixed.
-    pub fn fixed(model: &Classifier, arch: Arch, scope: Scope) -> Manifest {
-        Manifest::of(model, |name| !scope.contains(arch, name))
+    pub fn fixed(model: &Classifier, scope: Scope) -> Manifest {
+        let layers = scope.layers(model);
+        Manifest::of(model, |name| !Scope::contains(&layers, name))
     }
 
     /// Length of the flat vector.
@@ -217,29 +220,41 @@ pub(crate) fn map_named<M: Module, T: NamedMapper>(model: M, mapper: T) -> M {
     model.map(&mut tracked)
 }
 
-/// Tracks the dotted path of the tensor being visited, leaving out enum variant names.
+/// Tracks the dotted path of the tensor being visited, leaving out enum variant names. The
+/// i-th element of a list field is named by the field and its position from 1, as layers are
+/// written by hand: `fc: Vec<Linear>` gives `fc1.weight`, `fc2.weight`, ….
 struct PathTracked<T> {
     inner: T,
-    path: Vec<String>,
+    path: Vec<Part>,
+}
+
+enum Part {
+    Field(String),
+    ListIndex(usize),
+    Variant,
 }
 
 impl<T> PathTracked<T> {
     fn enter(&mut self, name: &str, container: &str) {
-        let part = if container.starts_with("Enum:") {
-            String::new()
-        } else {
-            name.to_string()
+        let part = match (container, name.parse::<usize>()) {
+            ("Vec", Ok(i)) => Part::ListIndex(i),
+            (c, _) if c.starts_with("Enum:") => Part::Variant,
+            _ => Part::Field(name.to_string()),
         };
         self.path.push(part);
     }
 
     fn name(&self) -> String {
-        self.path
-            .iter()
-            .filter(|p| !p.is_empty())
-            .cloned()
-            .collect::<Vec<_>>()
-            .join(".")
+        let mut parts: Vec<String> = Vec::new();
+        for part in &self.path {
+            match (part, parts.last_mut()) {
+                (Part::Field(f), _) => parts.push(f.clone()),
+                (Part::ListIndex(i), Some(field)) => field.push_str(&(i + 1).to_string()),
+                (Part::ListIndex(i), None) => parts.push((i + 1).to_string()),
+                (Part::Variant, _) => {}
+            }
+        }
+        parts.join(".")
     }
 }
 
@@ -335,6 +350,7 @@ impl NamedMapper for ValueWriter<'_> {
 mod tests {
     use super::*;
     use crate::backend::cpu_device;
+    use crate::classifier::Arch;
 
     #[test]
     fn flatten_unflatten_round_trip_is_exact() {
@@ -343,13 +359,13 @@ mod tests {
             let a = Classifier::new(arch, &device);
             let b = Classifier::new(arch, &device);
             for scope in [Scope::Last, Scope::LastTwo, Scope::All] {
-                let m = Manifest::regenerated(&a, arch, scope);
+                let m = Manifest::regenerated(&a, scope);
                 let theta = m.flatten(&a);
                 assert_eq!(theta.len(), m.len());
                 let b2 = m.unflatten(b.clone(), &theta).unwrap();
                 assert_eq!(m.flatten(&b2), theta, "{arch} {scope}");
                 // Tensors outside the scope keep b's values.
-                let fixed = Manifest::fixed(&a, arch, scope);
+                let fixed = Manifest::fixed(&a, scope);
                 assert_eq!(fixed.flatten(&b2), fixed.flatten(&b));
             }
         }
@@ -358,7 +374,7 @@ mod tests {
     #[test]
     fn manifest_names_and_offsets_follow_the_layers() {
         let model = Classifier::new(Arch::Mlp, &cpu_device());
-        let m = Manifest::regenerated(&model, Arch::Mlp, Scope::LastTwo);
+        let m = Manifest::regenerated(&model, Scope::LastTwo);
         let names = m.names();
         assert_eq!(names, ["fc2.weight", "fc2.bias", "fc3.weight", "fc3.bias"]);
         assert_eq!(m.tensors[1].offset, 64 * 32);
@@ -369,7 +385,7 @@ mod tests {
     #[test]
     fn bad_vectors_are_rejected_before_touching_the_model() {
         let model = Classifier::new(Arch::Mlp, &cpu_device());
-        let m = Manifest::regenerated(&model, Arch::Mlp, Scope::Last);
+        let m = Manifest::regenerated(&model, Scope::Last);
         let err = m
             .unflatten(model.clone(), &[0.0; 3])
             .unwrap_err()

@@ -21,7 +21,7 @@ use burn::prelude::*;
 use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
 
-use crate::classifier::{Arch, Classifier};
+use crate::classifier::{Arch, Classifier, ClassifierConfig, CLASSES, IMAGE_PIXELS};
 use crate::codec::{f32_from_le_bytes, f32_to_le_bytes};
 use crate::error::{G2dError, Result};
 use crate::params::Manifest;
@@ -143,27 +143,33 @@ fn f16_to_f32(h: u16) -> f32 {
     }
 }
 
-/// A layer of the state_dict: its key prefix and its weight's rank (2: linear, 4: conv).
+/// A layer of the state_dict: its key prefix and its weight's shape (rank 2: linear, 4: conv).
 struct Layer {
     prefix: String,
-    rank: usize,
+    shape: Vec<usize>,
 }
 
-/// Loads a state_dict into the classifier `arch` builds, returning the model and the name of
+impl Layer {
+    fn rank(&self) -> usize {
+        self.shape.len()
+    }
+}
+
+/// Loads a state_dict into the classifier `config` builds, returning the model and the name of
 /// each tensor. Nothing partial: any tensor that does not map is an error naming it.
 pub fn import(
     file: &Path,
     tensors: &[TorchTensor],
-    arch: Arch,
+    config: &ClassifierConfig,
     device: &Device,
 ) -> Result<(Classifier, TorchNames)> {
     let fail = |reason: String| G2dError::Import {
         file: file.display().to_string(),
         reason,
     };
+    let arch = config.arch;
     let layers = layers(tensors).map_err(&fail)?;
-    let targets = Classifier::layer_names(arch);
-    let found = layers.iter().any(|l| l.rank == 4);
+    let found = layers.iter().any(|l| l.rank() == 4);
     if found != (arch == Arch::Cnn) {
         let held = if found { "cnn" } else { "mlp" };
         return Err(fail(format!(
@@ -171,6 +177,24 @@ pub fn import(
             if found { "" } else { "n" }
         )));
     }
+    if arch == Arch::Mlp {
+        let hidden = mlp_hidden(&layers).map_err(&fail)?;
+        if hidden != config.hidden {
+            let flag: Vec<String> = hidden.iter().map(usize::to_string).collect();
+            return Err(fail(format!(
+                "it is an MLP {}; the run's is {} (pass --hidden {})",
+                widths(&hidden),
+                widths(&config.hidden),
+                if flag.is_empty() {
+                    "\"\"".to_string()
+                } else {
+                    flag.join(",")
+                }
+            )));
+        }
+    }
+    let model = config.init(device);
+    let targets = model.layer_names();
     if layers.len() != targets.len() {
         let list: Vec<&str> = layers.iter().map(|l| l.prefix.as_str()).collect();
         return Err(fail(format!(
@@ -181,7 +205,6 @@ pub fn import(
             targets.join(", ")
         )));
     }
-    let model = Classifier::new(arch, device);
     let manifest = Manifest::full(&model);
     let mut names = TorchNames::new();
     let mut theta = Vec::with_capacity(manifest.len());
@@ -220,9 +243,9 @@ fn layers(tensors: &[TorchTensor]) -> std::result::Result<Vec<Layer>, String> {
             return Err(format!("`{}` is not a layer's weight or bias", t.name));
         };
         match (kind, t.shape.len()) {
-            ("weight", rank @ (2 | 4)) => layers.push(Layer {
+            ("weight", 2 | 4) => layers.push(Layer {
                 prefix: prefix.to_string(),
-                rank,
+                shape: t.shape.clone(),
             }),
             ("bias", 1) => {}
             _ => {
@@ -239,8 +262,51 @@ fn layers(tensors: &[TorchTensor]) -> std::result::Result<Vec<Layer>, String> {
             return Err(format!("`{}` has no weight beside it", t.name));
         }
     }
-    layers.sort_by(|a, b| b.rank.cmp(&a.rank).then(natural(&a.prefix, &b.prefix)));
+    if layers.is_empty() {
+        return Err("it holds no nn.Linear or nn.Conv2d weight".into());
+    }
+    layers.sort_by(|a, b| b.rank().cmp(&a.rank()).then(natural(&a.prefix, &b.prefix)));
     Ok(layers)
+}
+
+/// The hidden widths of an MLP's linear layers (in order), which must chain from 784 inputs
+/// to 10 classes.
+fn mlp_hidden(layers: &[Layer]) -> std::result::Result<Vec<usize>, String> {
+    let mut inputs = IMAGE_PIXELS;
+    for layer in layers {
+        let &[out, inp] = layer.shape.as_slice() else {
+            unreachable!("an MLP's layers are linear")
+        };
+        if inp != inputs {
+            let before = if inputs == IMAGE_PIXELS {
+                format!("the images have {IMAGE_PIXELS} pixels (G2D reads 28×28 images)")
+            } else {
+                format!("the layer before gives {inputs} outputs")
+            };
+            return Err(format!(
+                "`{}.weight` is [{out}, {inp}] ([out, in]), but {before}",
+                layer.prefix
+            ));
+        }
+        inputs = out;
+    }
+    if inputs != CLASSES {
+        return Err(format!(
+            "the last layer gives {inputs} outputs; G2D classifies {CLASSES} classes"
+        ));
+    }
+    Ok(layers[..layers.len() - 1]
+        .iter()
+        .map(|l| l.shape[0])
+        .collect())
+}
+
+/// `784-64-32-10`.
+fn widths(hidden: &[usize]) -> String {
+    let all = std::iter::once(IMAGE_PIXELS)
+        .chain(hidden.iter().copied())
+        .chain([CLASSES]);
+    all.map(|w| w.to_string()).collect::<Vec<_>>().join("-")
 }
 
 /// Compares names with runs of digits taken as numbers: `fc2` < `fc10`, `0` < `2` < `10`.

@@ -100,7 +100,7 @@ fn shape_mismatches_are_rejected() {
 #[test]
 fn out_of_range_metadata_is_refused_naming_the_field() {
     type Edit = fn(&mut g2d::bundle::BundleMeta);
-    let cases: [(Edit, &str); 13] = [
+    let cases: [(Edit, &str); 15] = [
         (|m| m.autoencoder.channels.clear(), "autoencoder.channels"),
         (|m| m.autoencoder.fold = 0, "autoencoder.fold"),
         (|m| m.schedule.timesteps = 0, "schedule.timesteps"),
@@ -127,6 +127,8 @@ fn out_of_range_metadata_is_refused_naming_the_field() {
         ),
         (|m| m.latent_clip = -1.0, "latent_clip"),
         (|m| m.guard_delta = -5.0, "guard_delta"),
+        (|m| m.hidden = vec![100_000], "hidden"),
+        (|m| m.hidden = vec![4096; 8], "hidden (weights)"),
         (
             |m| m.torch_names = Some([("fc9.weight".into(), "0.weight".into())].into()),
             "torch_names must give each of",

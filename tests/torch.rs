@@ -7,7 +7,7 @@ use std::process::Command;
 
 use g2d::backend::cpu_device;
 use g2d::bundle::Bundle;
-use g2d::classifier::Arch;
+use g2d::classifier::{Arch, ClassifierConfig};
 use g2d::data::Images;
 use g2d::torch::{import, read_safetensors, state_dict, TorchTensor};
 
@@ -32,7 +32,13 @@ fn renamed(tensors: &[TorchTensor], from: &str, to: &str) -> Vec<TorchTensor> {
 
 /// The error's code and message.
 fn import_err(tensors: &[TorchTensor], arch: Arch) -> (&'static str, String) {
-    let err = import(Path::new("model.safetensors"), tensors, arch, &cpu_device()).unwrap_err();
+    let err = import(
+        Path::new("model.safetensors"),
+        tensors,
+        &ClassifierConfig::new(arch),
+        &cpu_device(),
+    )
+    .unwrap_err();
     (err.code(), err.to_string())
 }
 
@@ -44,7 +50,8 @@ fn import_then_export_returns_the_state_dict_exactly() {
     ] {
         let path = fixture(file);
         let tensors = read_safetensors(&path).unwrap();
-        let (model, names) = import(&path, &tensors, arch, &cpu_device()).unwrap();
+        let (model, names) =
+            import(&path, &tensors, &ClassifierConfig::new(arch), &cpu_device()).unwrap();
         let exported = state_dict(&model, Some(&names));
         assert_eq!(sorted(exported), sorted(tensors.clone()), "{file}");
         // Without the names, the classifier's own paths, in the same layout.
@@ -62,12 +69,47 @@ fn import_then_export_returns_the_state_dict_exactly() {
         );
     }
     let cnn = read_safetensors(&fixture("cnn.safetensors")).unwrap();
-    let (_, names) = import(Path::new("cnn"), &cnn, Arch::Cnn, &cpu_device()).unwrap();
+    let cnn_shape = ClassifierConfig::new(Arch::Cnn);
+    let (_, names) = import(Path::new("cnn"), &cnn, &cnn_shape, &cpu_device()).unwrap();
     assert_eq!(names["conv2.weight"], "features.3.weight");
     assert_eq!(
         names["fc1.bias"], "classifier.bias",
         "linear layers after convolutions"
     );
+}
+
+#[test]
+fn an_mlp_of_other_widths_imports_with_its_hidden_widths() {
+    let path = fixture("mlp-128-64-f16.safetensors");
+    let tensors = read_safetensors(&path).unwrap();
+    let (code, err) = import_err(&tensors, Arch::Mlp);
+    assert_eq!(code, "MODEL_IMPORT");
+    let expected = "it is an MLP 784-128-64-10; the run's is 784-64-32-10 (pass --hidden 128,64)";
+    assert!(err.contains(expected), "{err}");
+    let shape = ClassifierConfig {
+        arch: Arch::Mlp,
+        hidden: vec![128, 64],
+    };
+    let (model, names) = import(&path, &tensors, &shape, &cpu_device()).unwrap();
+    assert_eq!(model.layer_names(), ["fc1", "fc2", "fc3"]);
+    // f16 values widen to f32 exactly, so the export gives them back as they were.
+    assert_eq!(
+        sorted(state_dict(&model, Some(&names))),
+        sorted(tensors.clone())
+    );
+    // A first layer that does not read 784 pixels is named.
+    let mut narrow = tensors.clone();
+    let i = narrow.iter().position(|t| t.name == "fc1.weight").unwrap();
+    narrow[i] = TorchTensor {
+        name: "fc1.weight".into(),
+        shape: vec![128, 100],
+        values: vec![0.0; 12_800],
+    };
+    let err = import(&path, &narrow, &shape, &cpu_device())
+        .unwrap_err()
+        .to_string();
+    let expected = "`fc1.weight` is [128, 100] ([out, in]), but the images have 784 pixels";
+    assert!(err.contains(expected), "{err}");
 }
 
 #[test]
@@ -78,7 +120,8 @@ fn sequential_indices_order_as_numbers() {
         "fc3",
         "net.10",
     );
-    let (model, names) = import(Path::new("seq"), &seq, Arch::Mlp, &cpu_device()).unwrap();
+    let mlp_shape = ClassifierConfig::new(Arch::Mlp);
+    let (model, names) = import(Path::new("seq"), &seq, &mlp_shape, &cpu_device()).unwrap();
     assert_eq!(names["fc1.weight"], "net.2.weight");
     assert_eq!(names["fc3.bias"], "net.10.bias");
     assert_eq!(sorted(state_dict(&model, Some(&names))), sorted(seq));
@@ -100,7 +143,7 @@ fn what_does_not_map_is_refused_naming_the_tensor() {
                 t[i].shape = vec![64, 32]; // burn's [in, out], not PyTorch's
             }),
             Arch::Mlp,
-            "`fc2.weight` has shape [64, 32]; layer fc2 of G2D's mlp takes [32, 64]",
+            "`fc2.weight` is [64, 32] ([out, in]), but the layer before gives 64 outputs",
         ),
         (
             edit(&|t| {
@@ -139,15 +182,16 @@ fn what_does_not_map_is_refused_naming_the_tensor() {
         ),
         (
             edit(&|t| {
-                let fc3: Vec<TorchTensor> = t
-                    .iter()
-                    .filter(|x| x.name.starts_with("fc3."))
-                    .cloned()
-                    .collect();
-                t.extend(renamed(&fc3, "fc3", "fc4"));
+                let layer = |name: &str, shape: Vec<usize>| TorchTensor {
+                    name: name.into(),
+                    values: vec![0.1; shape.iter().product()],
+                    shape,
+                };
+                t.push(layer("fc4.weight", vec![10, 10]));
+                t.push(layer("fc4.bias", vec![10]));
             }),
             Arch::Mlp,
-            "it has 4 layers (fc1, fc2, fc3, fc4); G2D's mlp has 3",
+            "it is an MLP 784-64-32-10-10; the run's is 784-64-32-10 (pass --hidden 64,32,10)",
         ),
         (
             read_safetensors(&fixture("cnn.safetensors")).unwrap(),
@@ -275,7 +319,7 @@ fn a_run_started_from_a_state_dict_exports_under_its_names() {
     let dir = std::env::temp_dir().join(format!("g2d-torch-run-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let mlp = read_safetensors(&fixture("mlp.safetensors")).unwrap();
+    let mlp = read_safetensors(&fixture("mlp-128-64-f16.safetensors")).unwrap();
     let seq = renamed(&renamed(&renamed(&mlp, "fc1", "0"), "fc2", "2"), "fc3", "4");
     let init = dir.join("seq.safetensors");
     std::fs::write(&init, g2d::torch::to_safetensors(&seq).unwrap()).unwrap();
@@ -295,7 +339,10 @@ fn a_run_started_from_a_state_dict_exports_under_its_names() {
         config.to_str().unwrap(),
         init.to_str().unwrap(),
     );
-    g2d(&["--run", run, "--config", config, "--init", init, "pipeline"]);
+    let flags = [
+        "--run", run, "--config", config, "--init", init, "--hidden", "128,64",
+    ];
+    g2d(&[&flags[..], &["pipeline"]].concat());
     let out = dir.join("sets");
     g2d(&[
         "--run",
@@ -310,6 +357,7 @@ fn a_run_started_from_a_state_dict_exports_under_its_names() {
         names,
         ["0.bias", "0.weight", "2.bias", "2.weight", "4.bias", "4.weight"]
     );
+    assert_eq!(original[1].shape, [128, 784]);
     let seq = sorted(seq);
     // Scope last-two: layer 0 stays exactly as imported, layers 2 and 4 were trained on.
     assert_eq!(original[..2], seq[..2]);

@@ -44,6 +44,9 @@ const CHECKSUM_LEN: usize = 32;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BundleMeta {
     pub arch: Arch,
+    /// The MLP's hidden widths (absent in bundles written before widths were a setting).
+    #[serde(default = "crate::classifier::default_hidden")]
+    pub hidden: Vec<usize>,
     pub scope: Scope,
     pub dataset: String,
     /// The regenerated tensors: θ's layout.

@@ -3,17 +3,26 @@
 //! θ_orig's hash.
 
 use super::{bad, refile, sha256_hex, Bundle, BundleMeta};
-use crate::classifier::{Classifier, IMAGE_PIXELS};
+use crate::classifier::{ClassifierConfig, IMAGE_PIXELS};
 use crate::error::{ensure_finite, BundleFault, G2dError, Result};
 use crate::params::Manifest;
 
 impl BundleMeta {
+    /// The classifier the bundle protects.
+    pub fn classifier(&self) -> ClassifierConfig {
+        ClassifierConfig {
+            arch: self.arch,
+            hidden: self.hidden.clone(),
+        }
+    }
+
     /// Range-checks every setting before any network is built or memory reserved: the
     /// autoencoder, denoiser and schedule within their bounds
     /// ([`AutoencoderConfig::validate`], [`DenoiserConfig::validate`],
     /// [`ScheduleConfig::validate`]), a sampler the schedule can run, a finite `latent_clip > 0`,
     /// `guard_delta` in [0, 1] and a finite λ.
     pub fn validate(&self) -> Result<()> {
+        self.classifier().validate("hidden")?;
         self.autoencoder.validate("autoencoder")?;
         self.denoiser.validate("denoiser")?;
         if self.denoiser.latent_channels != self.autoencoder.latent_channels {
@@ -61,7 +70,7 @@ impl Bundle {
     fn validate_manifests(&self) -> Result<()> {
         let m = &self.meta;
         let device = crate::backend::cpu_device();
-        let classifier = Classifier::new(m.arch, &device);
+        let classifier = m.classifier().init(&device);
         let expect_manifest = |what: &str, claimed: &Manifest, actual: Manifest| {
             if *claimed != actual {
                 Err(bad(BundleFault::Metadata, format!(
@@ -78,13 +87,9 @@ impl Bundle {
         expect_manifest(
             "regenerated",
             &m.regenerated,
-            Manifest::regenerated(&classifier, m.arch, m.scope),
+            Manifest::regenerated(&classifier, m.scope),
         )?;
-        expect_manifest(
-            "fixed",
-            &m.fixed,
-            Manifest::fixed(&classifier, m.arch, m.scope),
-        )?;
+        expect_manifest("fixed", &m.fixed, Manifest::fixed(&classifier, m.scope))?;
         if let Some(names) = &m.torch_names {
             use std::collections::BTreeSet;
             let ours = Manifest::full(&classifier).names();

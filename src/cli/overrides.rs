@@ -31,6 +31,9 @@ pub struct Overrides {
     /// The protected classifier.
     #[arg(long, global = true, value_enum)]
     pub arch: Option<Arch>,
+    /// The MLP's hidden widths, comma-separated (default 64,32).
+    #[arg(long, global = true, value_delimiter = ',', num_args = 1)]
+    pub hidden: Option<Vec<usize>>,
     /// Regenerated tensors.
     #[arg(long, global = true, value_enum)]
     pub scope: Option<Scope>,
@@ -101,6 +104,9 @@ impl Overrides {
         }
         if let Some(v) = self.scope {
             c.collect.scope = v;
+        }
+        if let Some(v) = &self.hidden {
+            c.collect.hidden = v.clone();
         }
         if let Some(v) = &self.init {
             c.collect.init = Some(v.clone());

@@ -376,8 +376,7 @@ mod tests {
         let pool: Vec<Classifier> = (0..4)
             .map(|_| Classifier::new(Arch::Mlp, &device))
             .collect();
-        let weights =
-            |i: usize| Manifest::regenerated(&pool[i], Arch::Mlp, Scope::LastTwo).flatten(&pool[i]);
+        let weights = |i: usize| Manifest::regenerated(&pool[i], Scope::LastTwo).flatten(&pool[i]);
         let image = vec![0.5; IMAGE_PIXELS];
         let served = |policy: Policy| {
             let mut live = LiveModel {

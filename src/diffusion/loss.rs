@@ -281,7 +281,7 @@ mod tests {
         use crate::params::{Manifest, Scope};
         let device = cpu_device();
         let mlp = Classifier::new(Arch::Mlp, &device);
-        let manifest = Manifest::regenerated(&mlp, Arch::Mlp, Scope::Last);
+        let manifest = Manifest::regenerated(&mlp, Scope::Last);
         let ae = AutoencoderConfig::new(manifest.len()).with_channels(vec![8]);
         let latent_norm = Normalizer {
             mean: vec![0.0; ae.latent_size()],

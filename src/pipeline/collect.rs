@@ -32,6 +32,9 @@ pub struct Collected {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CollectInfo {
     pub arch: Arch,
+    /// The MLP's hidden widths (absent in runs collected before widths were a setting).
+    #[serde(default = "crate::classifier::default_hidden")]
+    pub hidden: Vec<usize>,
     pub scope: Scope,
     pub regenerated: Manifest,
     pub fixed: Manifest,
@@ -45,8 +48,8 @@ pub struct CollectInfo {
 
 /// Marks every tensor outside the scope as not requiring gradients, so the optimizer leaves it.
 struct FreezeOutside {
-    arch: Arch,
-    scope: Scope,
+    /// The regenerated layers.
+    layers: Vec<String>,
 }
 
 impl NamedMapper for FreezeOutside {
@@ -55,7 +58,7 @@ impl NamedMapper for FreezeOutside {
         name: &str,
         param: Param<Tensor<D>>,
     ) -> Param<Tensor<D>> {
-        if self.scope.contains(self.arch, name) {
+        if Scope::contains(&self.layers, name) {
             param
         } else {
             param.set_require_grad(false)
@@ -159,7 +162,7 @@ fn train_from_scratch(
     ad.seed(seed);
     let mut rng = G2dRng::seeded(seed);
     train(
-        Classifier::new(c.arch, &ad),
+        c.classifier().init(&ad),
         &splits.train,
         c,
         c.lr,
@@ -188,7 +191,7 @@ fn fresh_start(
 ) -> Result<Classifier> {
     let c = &config.collect;
     ad.seed(config.seed + s as u64);
-    let theta = regenerated.flatten(&Classifier::new(c.arch, ad));
+    let theta = regenerated.flatten(&c.classifier().init(ad));
     let fresh = regenerated.unflatten(model.clone(), &theta)?.train();
     train(
         fresh,
@@ -213,13 +216,13 @@ pub fn collect(config: &RunConfig, splits: &Splits, device: &Device) -> Result<C
     let (model, torch_names) = match &c.init {
         Some(path) => {
             let tensors = crate::torch::read_safetensors(path)?;
-            let (model, names) = crate::torch::import(path, &tensors, c.arch, &ad)?;
+            let (model, names) = crate::torch::import(path, &tensors, &c.classifier(), &ad)?;
             (model, Some(names))
         }
         None => {
             let pb = bar(c.pretrain_steps as u64, "collect: training the target");
             let model = train(
-                Classifier::new(c.arch, &ad),
+                c.classifier().init(&ad),
                 &splits.train,
                 c,
                 c.lr,
@@ -233,11 +236,10 @@ pub fn collect(config: &RunConfig, splits: &Splits, device: &Device) -> Result<C
         }
     };
 
-    let regenerated = Manifest::regenerated(&model, c.arch, c.scope);
-    let fixed = Manifest::fixed(&model, c.arch, c.scope);
+    let regenerated = Manifest::regenerated(&model, c.scope);
+    let fixed = Manifest::fixed(&model, c.scope);
     let freeze = FreezeOutside {
-        arch: c.arch,
-        scope: c.scope,
+        layers: c.scope.layers(&model),
     };
     let model = map_named(model, freeze);
 
@@ -278,6 +280,7 @@ pub fn collect(config: &RunConfig, splits: &Splits, device: &Device) -> Result<C
     let theta_orig = regenerated.flatten(&target);
     let info = CollectInfo {
         arch: c.arch,
+        hidden: c.hidden.clone(),
         scope: c.scope,
         original_val_accuracy: test_accuracy(&target, &splits.validation, device),
         original_test_accuracy: test_accuracy(&target, &splits.test, device),

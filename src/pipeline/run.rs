@@ -244,7 +244,11 @@ impl Run {
         splits: &'a Splits,
     ) -> Result<FunctionData<'a>> {
         let info: CollectInfo = target.meta()?;
-        let classifier = Classifier::new(info.arch, &self.device);
+        let shape = crate::classifier::ClassifierConfig {
+            arch: info.arch,
+            hidden: info.hidden.clone(),
+        };
+        let classifier = shape.init(&self.device);
         let classifier = info.fixed.unflatten(classifier, &target.vector("fixed")?)?;
         let original = info
             .regenerated
@@ -283,6 +287,7 @@ impl Run {
         let bundle = Bundle {
             meta: BundleMeta {
                 arch: collect_info.arch,
+                hidden: collect_info.hidden,
                 scope: collect_info.scope,
                 dataset: splits.name.clone(),
                 regenerated: collect_info.regenerated,

@@ -19,8 +19,8 @@ pub fn small_bundle() -> Bundle {
     let device = cpu_device();
     let (arch, scope) = (Arch::Mlp, Scope::Last);
     let classifier = Classifier::new(arch, &device);
-    let regenerated = Manifest::regenerated(&classifier, arch, scope);
-    let fixed = Manifest::fixed(&classifier, arch, scope);
+    let regenerated = Manifest::regenerated(&classifier, scope);
+    let fixed = Manifest::fixed(&classifier, scope);
     let ae = AutoencoderConfig::new(regenerated.len()).with_channels(vec![8]);
     let decoder = ae.init_decoder(&device);
     let denoiser_config = DenoiserConfig::new(ae.latent_channels)
@@ -41,6 +41,7 @@ pub fn small_bundle() -> Bundle {
     Bundle {
         meta: BundleMeta {
             arch,
+            hidden: g2d::classifier::default_hidden(),
             scope,
             dataset: "test".into(),
             regenerated: regenerated.clone(),

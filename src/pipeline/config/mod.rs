@@ -12,7 +12,7 @@ use super::sources::DataSource;
 use crate::attacks::LinfAttack;
 use crate::autoencoder::{auto_fold, AutoencoderConfig};
 use crate::backend::BackendKind;
-use crate::classifier::Arch;
+use crate::classifier::{Arch, ClassifierConfig};
 use crate::diffusion::denoiser::DenoiserConfig;
 use crate::diffusion::sampler::SamplerConfig;
 use crate::diffusion::schedule::ScheduleConfig;
@@ -50,6 +50,8 @@ pub struct DataConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct CollectConfig {
     pub arch: Arch,
+    /// The MLP's hidden widths (784 → these → 10); the CNN's shape is fixed.
+    pub hidden: Vec<usize>,
     pub scope: Scope,
     /// A PyTorch state_dict (safetensors) the target starts from: imported instead of trained
     /// for `pretrain_steps` (see [`crate::torch`]). Absent: trained from a fresh initialisation.
@@ -177,6 +179,7 @@ impl Default for CollectConfig {
     fn default() -> Self {
         Self {
             arch: Arch::Mlp,
+            hidden: crate::classifier::MLP_HIDDEN.to_vec(),
             scope: Scope::LastTwo,
             init: None,
             pretrain_steps: 2000,
@@ -237,6 +240,16 @@ impl Default for GenerateConfig {
     }
 }
 
+impl CollectConfig {
+    /// The classifier these settings build.
+    pub fn classifier(&self) -> ClassifierConfig {
+        ClassifierConfig {
+            arch: self.arch,
+            hidden: self.hidden.clone(),
+        }
+    }
+}
+
 impl AutoencoderTraining {
     /// The autoencoder these settings build for a parameter vector of `param_len`.
     pub fn model(&self, param_len: usize) -> AutoencoderConfig {
@@ -286,7 +299,7 @@ impl RunConfig {
             .map(|p| p.canonicalize().unwrap_or_else(|_| p.clone()));
         let mut collect = serde_json::to_value(&self.collect).expect("settings are JSON");
         let defaults = serde_json::to_value(CollectConfig::default()).expect("settings are JSON");
-        for added in ["optimizer", "init"] {
+        for added in ["hidden", "optimizer", "init"] {
             if collect[added] == defaults[added] {
                 collect.as_object_mut().map(|c| c.remove(added));
             }
@@ -340,6 +353,7 @@ impl RunConfig {
                 "K must be at least 2",
             ));
         }
+        self.collect.classifier().validate("collect.hidden")?;
         if self.collect.seeds > self.collect.checkpoints {
             return Err(G2dError::config(
                 "collect.seeds",
