@@ -21,6 +21,8 @@ use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
+mod common;
+
 const BUNDLE: &[u8] = include_bytes!("fixtures/tiny.g2d");
 const EXPECTED: &str = include_str!("fixtures/tiny-seed7-ddim10.json");
 /// Largest difference allowed between a browser backend and the native CPU backend.
@@ -338,6 +340,27 @@ async fn damaged_bundles_are_rejected_with_their_error() {
     bundle.denoiser.truncate(10);
     let err = load(&bundle.to_bytes(), "cpu").await.err().unwrap();
     assert!(err.contains("section denoiser holds"), "{err}");
+}
+
+/// A bundle for an MLP of other widths, every layer regenerated, runs through the same API.
+#[wasm_bindgen_test]
+async fn an_mlp_of_other_widths_regenerates_and_classifies() {
+    let shape = g2d::classifier::ClassifierConfig {
+        arch: g2d::classifier::Arch::Mlp,
+        hidden: vec![16, 8],
+    };
+    let bytes = common::small_bundle_of(shape, g2d::params::Scope::All).to_bytes();
+    for backend in ["webgpu", "cpu"] {
+        let g = load(&bytes, backend).await.unwrap();
+        let options = [("candidates", 2.into()), ("guardDelta", 1.0.into())];
+        let r = regenerate(&g, object(&[&options[..], &[("seed", 3.into())]].concat())).await;
+        assert_eq!(get(&r, "accepted"), JsValue::TRUE, "{backend}");
+        let params = Float32Array::from(get(&r, "params")).to_vec();
+        assert_eq!(params.len(), 784 * 16 + 16 + 16 * 8 + 8 + 8 * 10 + 10);
+        let images = Float32Array::from(vec![0.5f32; 3 * 784].as_slice());
+        let probs = Float32Array::from(JsFuture::from(g.classify(images)).await.unwrap());
+        assert_eq!(probs.length(), 3 * 10, "{backend}");
+    }
 }
 
 #[wasm_bindgen_test]

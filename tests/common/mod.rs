@@ -5,7 +5,7 @@
 use g2d::autoencoder::AutoencoderConfig;
 use g2d::backend::cpu_device;
 use g2d::bundle::{sha256_hex, Bundle, BundleMeta};
-use g2d::classifier::{Arch, Classifier};
+use g2d::classifier::{Arch, ClassifierConfig};
 use g2d::data::Images;
 use g2d::diffusion::denoiser::DenoiserConfig;
 use g2d::diffusion::sampler::SamplerConfig;
@@ -16,9 +16,13 @@ use g2d::rng::G2dRng;
 
 /// A bundle whose networks are untrained but whose every section is consistent.
 pub fn small_bundle() -> Bundle {
+    small_bundle_of(ClassifierConfig::new(Arch::Mlp), Scope::Last)
+}
+
+/// The same for another classifier and scope.
+pub fn small_bundle_of(shape: ClassifierConfig, scope: Scope) -> Bundle {
     let device = cpu_device();
-    let (arch, scope) = (Arch::Mlp, Scope::Last);
-    let classifier = Classifier::new(arch, &device);
+    let classifier = shape.init(&device);
     let regenerated = Manifest::regenerated(&classifier, scope);
     let fixed = Manifest::fixed(&classifier, scope);
     let ae = AutoencoderConfig::new(regenerated.len()).with_channels(vec![8]);
@@ -40,8 +44,8 @@ pub fn small_bundle() -> Bundle {
     };
     Bundle {
         meta: BundleMeta {
-            arch,
-            hidden: g2d::classifier::default_hidden(),
+            arch: shape.arch,
+            hidden: shape.hidden.clone(),
             scope,
             dataset: "test".into(),
             regenerated: regenerated.clone(),
