@@ -45,6 +45,8 @@ pub mod cli;
 #[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
 pub mod defense;
 #[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
+pub mod npy;
+#[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
 pub mod pipeline;
 #[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
 pub mod report;

@@ -89,6 +89,21 @@ pub fn to_safetensors(tensors: &[TorchTensor]) -> Result<Vec<u8>> {
     })
 }
 
+/// The state_dict as a NumPy `.npz` (one f32 array per key, PyTorch's layout), for
+/// `np.load(path)["fc1.weight"]`.
+pub fn to_npz(tensors: &[TorchTensor]) -> Vec<u8> {
+    let members: Vec<(String, Vec<u8>)> = tensors
+        .iter()
+        .map(|t| {
+            (
+                format!("{}.npy", t.name),
+                crate::npy::npy_f32(&t.shape, &t.values),
+            )
+        })
+        .collect();
+    crate::npy::write_zip(&members)
+}
+
 /// Reads every tensor of a safetensors file as f32 (f32, f64, f16 and bf16 are converted).
 pub fn read_safetensors(path: &Path) -> Result<Vec<TorchTensor>> {
     let bytes = std::fs::read(path).map_err(|e| G2dError::io(path, e))?;
@@ -108,7 +123,7 @@ pub fn read_safetensors(path: &Path) -> Result<Vec<TorchTensor>> {
                 .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32)
                 .collect(),
             Dtype::BF16 => halves(data, |h| f32::from_bits(u32::from(h) << 16)),
-            Dtype::F16 => halves(data, f16_to_f32),
+            Dtype::F16 => halves(data, crate::codec::f16_to_f32),
             other => {
                 return Err(fail(format!(
                     "tensor `{name}` is {other:?}; G2D imports floating-point weights"
@@ -128,19 +143,6 @@ fn halves(data: &[u8], convert: impl Fn(u16) -> f32) -> Vec<f32> {
     data.chunks_exact(2)
         .map(|b| convert(u16::from_le_bytes([b[0], b[1]])))
         .collect()
-}
-
-/// IEEE half to single precision, subnormals and specials included.
-fn f16_to_f32(h: u16) -> f32 {
-    let sign = if h & 0x8000 != 0 { -1.0 } else { 1.0 };
-    let exponent = i32::from((h >> 10) & 0x1f);
-    let mantissa = f32::from(h & 0x3ff);
-    sign * match exponent {
-        0 => mantissa * 2f32.powi(-24),
-        31 if mantissa == 0.0 => f32::INFINITY,
-        31 => f32::NAN,
-        e => (1.0 + mantissa / 1024.0) * 2f32.powi(e - 15),
-    }
 }
 
 /// A layer of the state_dict: its key prefix and its weight's shape (rank 2: linear, 4: conv).
@@ -353,16 +355,6 @@ mod tests {
             names,
             ["0", "2", "4", "fc1", "fc2", "fc10", "layers.2", "layers.10"]
         );
-    }
-
-    #[test]
-    fn half_precision_converts_exactly() {
-        assert_eq!(f16_to_f32(0x3c00), 1.0);
-        assert_eq!(f16_to_f32(0xc000), -2.0);
-        assert_eq!(f16_to_f32(0x3555), 0.333_251_95);
-        assert_eq!(f16_to_f32(0x0001), 2f32.powi(-24));
-        assert_eq!(f16_to_f32(0x7c00), f32::INFINITY);
-        assert!(f16_to_f32(0x7e00).is_nan());
     }
 
     #[test]

