@@ -281,7 +281,7 @@ export class G2D {
    */
   rotate(policy: RotationPolicy): Rotation;
 
-  /** n×784 pixels in [0, 1] → n×10 class probabilities, with the current weights. */
+  /** n images of `info().imageShape` pixels (784 for MNIST) in [0, 1] → n × `info().classes` probabilities, with the current weights. */
   classify(images: Float32Array | ArrayLike<number>): Promise<Float32Array>;
 
   /** Like `classify`, with the original (pre-regeneration) weights. */

@@ -88,7 +88,7 @@ export class G2DWorker {
   /** The rotation's stats: null if none was started; `stopped: true` after stopRotation(). */
   rotationStats(): Promise<RotationStats | null>;
 
-  /** n×784 pixels in [0, 1] → n×10 probabilities with the current weights. */
+  /** n images of `info().imageShape` pixels (784 for MNIST) in [0, 1] → n × `info().classes` probabilities with the current weights. */
   classify(images: Float32Array | ArrayLike<number>): Promise<Float32Array>;
 
   /** Like `classify`, with the original weights. */

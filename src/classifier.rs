@@ -1,5 +1,5 @@
-//! Stage 1, the protected classifier (the "target"): an MLP of any widths or a small CNN, for
-//! 28×28 grey images and 10 classes.
+//! Stage 1, the protected classifier (the "target"): an MLP of any widths for grey images of
+//! any size and any number of classes, or a small CNN for 28×28 images.
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
@@ -35,24 +35,53 @@ pub fn default_hidden() -> Vec<usize> {
     MLP_HIDDEN.to_vec()
 }
 
+/// MNIST's 28×28, serde's default for files written before image sizes were recorded.
+pub fn default_image() -> [usize; 2] {
+    [IMAGE_SIDE, IMAGE_SIDE]
+}
+
+/// MNIST's 10, serde's default for files written before class counts were recorded.
+pub fn default_classes() -> usize {
+    CLASSES
+}
+
 /// Bound on an MLP's weights, checked before one is built from a file (about 16 MB of f32).
 pub const MAX_MLP_PARAMS: usize = 1 << 22;
 
-/// The classifier's shape: the architecture and, for the MLP, its hidden widths (the CNN's
-/// shape is fixed).
+/// The classifier's shape: the architecture, the images it reads and the classes it tells
+/// apart (both from the data), and for the MLP its hidden widths (the CNN's layers are fixed).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClassifierConfig {
     pub arch: Arch,
     pub hidden: Vec<usize>,
+    /// Image height and width (grey, one channel).
+    pub image: [usize; 2],
+    pub classes: usize,
 }
 
 impl ClassifierConfig {
-    /// `arch` with the default widths.
+    /// `arch` with the default widths, for MNIST's 28×28 images and 10 classes.
     pub fn new(arch: Arch) -> Self {
         Self {
             arch,
             hidden: MLP_HIDDEN.to_vec(),
+            image: default_image(),
+            classes: CLASSES,
         }
+    }
+
+    /// The same network for images of `image` size and `classes` classes.
+    pub fn with_data(self, image: [usize; 2], classes: usize) -> Self {
+        Self {
+            image,
+            classes,
+            ..self
+        }
+    }
+
+    /// Pixels per image: the MLP's inputs.
+    pub fn inputs(&self) -> usize {
+        self.image[0] * self.image[1]
     }
 
     pub fn init(&self, device: &Device) -> Classifier {
@@ -72,26 +101,39 @@ impl ClassifierConfig {
                 conv1: Conv2dConfig::new([1, 8], [5, 5]).init(device),
                 conv2: Conv2dConfig::new([8, 16], [5, 5]).init(device),
                 pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
-                fc1: LinearConfig::new(16 * 4 * 4, CLASSES).init(device),
+                fc1: LinearConfig::new(16 * 4 * 4, self.classes).init(device),
                 activation: Relu::new(),
             }),
         }
     }
 
-    /// 784, the hidden widths, 10.
-    fn mlp_widths(&self) -> Vec<usize> {
-        let mut widths = vec![IMAGE_PIXELS];
+    /// The pixels, the hidden widths, the classes: `784-64-32-10`.
+    pub fn mlp_widths(&self) -> Vec<usize> {
+        let mut widths = vec![self.inputs()];
         widths.extend(&self.hidden);
-        widths.push(CLASSES);
+        widths.push(self.classes);
         widths
     }
 
-    /// The MLP's hidden widths, 0 to 8 layers of 1 to 4,096 units and at most
-    /// [`MAX_MLP_PARAMS`] weights, checked before anything is allocated. Errors name
-    /// `field`.
+    /// Checked before anything is allocated: 2 to 256 classes; the CNN reads 28×28 images;
+    /// the MLP images of up to 1,024 × 1,024, 0 to 8 hidden layers of 1 to 4,096 units and at
+    /// most [`MAX_MLP_PARAMS`] weights. Errors name `field` (the hidden widths' setting).
     pub fn validate(&self, field: &str) -> crate::error::Result<()> {
+        crate::error::ensure_range("classes", self.classes, 2, 256)?;
+        if self.arch == Arch::Cnn && self.image != default_image() {
+            return Err(crate::error::G2dError::config(
+                "image size",
+                format!(
+                    "the CNN reads 28×28 images, the data's are {}×{} (use the MLP)",
+                    self.image[0], self.image[1]
+                ),
+            ));
+        }
         if self.arch != Arch::Mlp {
             return Ok(());
+        }
+        for side in self.image {
+            crate::error::ensure_range("image size", side, 1, 1024)?;
         }
         crate::error::ensure_range(&format!("{field} (layers)"), self.hidden.len(), 0, 8)?;
         for &width in &self.hidden {
@@ -301,10 +343,10 @@ impl Classifier {
     }
 }
 
-/// Builds the image batch tensor `[n, 784]` from host pixels.
-pub fn images_tensor(pixels: &[f32], device: &Device) -> Tensor<2> {
-    let n = pixels.len() / IMAGE_PIXELS;
-    Tensor::<1>::from_floats(pixels, device).reshape([n, IMAGE_PIXELS])
+/// Builds the image batch tensor `[n, per_image]` from host pixels.
+pub fn images_tensor(pixels: &[f32], per_image: usize, device: &Device) -> Tensor<2> {
+    let n = pixels.len() / per_image;
+    Tensor::<1>::from_floats(pixels, device).reshape([n, per_image])
 }
 
 /// Builds the label tensor `[n]` from host labels.

@@ -82,6 +82,18 @@ pub struct Splits {
 }
 
 impl Splits {
+    /// Image height and width.
+    pub fn image(&self) -> [usize; 2] {
+        [self.train.rows, self.train.cols]
+    }
+
+    /// The number of classes: one more than the largest label of any split.
+    pub fn classes(&self) -> usize {
+        let sets = [&self.train, &self.validation, &self.test];
+        let top = sets.iter().flat_map(|s| s.labels.iter()).max();
+        top.map_or(0, |&l| usize::from(l) + 1)
+    }
+
     /// Carves `validation_size` images out of `train` (a seeded shuffle), keeps `test` as is.
     pub fn carve(
         name: &str,

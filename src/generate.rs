@@ -117,7 +117,7 @@ pub struct Guard {
 impl Guard {
     pub fn new(validation: &Images, delta: f32, device: &Device) -> Guard {
         Guard {
-            images: images_tensor(&validation.pixels, device),
+            images: images_tensor(&validation.pixels, validation.pixels_per_image(), device),
             labels: labels_tensor(&validation.labels, device),
             delta,
         }
@@ -196,7 +196,7 @@ pub fn predict(model: &Classifier, images: &Images, device: &Device) -> Vec<u8> 
     let mut out = Vec::with_capacity(images.len());
     let p = images.pixels_per_image();
     for chunk in images.pixels.chunks(2048 * p) {
-        let logits = model.forward(images_tensor(chunk, device));
+        let logits = model.forward(images_tensor(chunk, p, device));
         let classes = logits.argmax(1).into_data();
         out.extend(classes.iter::<i64>().map(|c| c as u8));
     }

@@ -21,7 +21,7 @@ use burn::prelude::*;
 use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
 
-use crate::classifier::{Arch, Classifier, ClassifierConfig, CLASSES, IMAGE_PIXELS};
+use crate::classifier::{Arch, Classifier, ClassifierConfig};
 use crate::codec::{f32_from_le_bytes, f32_to_le_bytes};
 use crate::error::{G2dError, Result};
 use crate::params::Manifest;
@@ -180,13 +180,17 @@ pub fn import(
         )));
     }
     if arch == Arch::Mlp {
-        let hidden = mlp_hidden(&layers).map_err(&fail)?;
+        let hidden = mlp_hidden(&layers, config).map_err(&fail)?;
         if hidden != config.hidden {
             let flag: Vec<String> = hidden.iter().map(usize::to_string).collect();
+            let file = ClassifierConfig {
+                hidden: hidden.clone(),
+                ..config.clone()
+            };
             return Err(fail(format!(
                 "it is an MLP {}; the run's is {} (pass --hidden {})",
-                widths(&hidden),
-                widths(&config.hidden),
+                widths(&file),
+                widths(config),
                 if flag.is_empty() {
                     "\"\"".to_string()
                 } else {
@@ -271,17 +275,22 @@ fn layers(tensors: &[TorchTensor]) -> std::result::Result<Vec<Layer>, String> {
     Ok(layers)
 }
 
-/// The hidden widths of an MLP's linear layers (in order), which must chain from 784 inputs
-/// to 10 classes.
-fn mlp_hidden(layers: &[Layer]) -> std::result::Result<Vec<usize>, String> {
-    let mut inputs = IMAGE_PIXELS;
+/// The hidden widths of an MLP's linear layers (in order), which must chain from the data's
+/// pixels to its classes (`config`'s).
+fn mlp_hidden(
+    layers: &[Layer],
+    config: &ClassifierConfig,
+) -> std::result::Result<Vec<usize>, String> {
+    let pixels = config.inputs();
+    let mut inputs = pixels;
     for layer in layers {
         let &[out, inp] = layer.shape.as_slice() else {
             unreachable!("an MLP's layers are linear")
         };
         if inp != inputs {
-            let before = if inputs == IMAGE_PIXELS {
-                format!("the images have {IMAGE_PIXELS} pixels (G2D reads 28×28 images)")
+            let before = if inputs == pixels {
+                let [rows, cols] = config.image;
+                format!("the data's {rows}×{cols} images have {pixels} pixels")
             } else {
                 format!("the layer before gives {inputs} outputs")
             };
@@ -292,9 +301,10 @@ fn mlp_hidden(layers: &[Layer]) -> std::result::Result<Vec<usize>, String> {
         }
         inputs = out;
     }
-    if inputs != CLASSES {
+    if inputs != config.classes {
         return Err(format!(
-            "the last layer gives {inputs} outputs; G2D classifies {CLASSES} classes"
+            "the last layer gives {inputs} outputs; the data has {} classes",
+            config.classes
         ));
     }
     Ok(layers[..layers.len() - 1]
@@ -304,10 +314,8 @@ fn mlp_hidden(layers: &[Layer]) -> std::result::Result<Vec<usize>, String> {
 }
 
 /// `784-64-32-10`.
-fn widths(hidden: &[usize]) -> String {
-    let all = std::iter::once(IMAGE_PIXELS)
-        .chain(hidden.iter().copied())
-        .chain([CLASSES]);
+fn widths(config: &ClassifierConfig) -> String {
+    let all = config.mlp_widths().into_iter();
     all.map(|w| w.to_string()).collect::<Vec<_>>().join("-")
 }
 

@@ -17,7 +17,9 @@ fn batch() -> (Vec<f32>, Vec<u8>) {
 /// pass (the only one the browser build has) must match.
 fn autodiff_input_gradient(model: &Classifier, pixels: &[f32], labels: &[u8]) -> Vec<f32> {
     let device = cpu_device();
-    let x = images_tensor(pixels, &device).autodiff().require_grad();
+    let x = images_tensor(pixels, 784, &device)
+        .autodiff()
+        .require_grad();
     let loss = cross_entropy(model.forward(x.clone()), labels_tensor(labels, &device));
     let grads = loss.backward();
     x.grad(&grads)
@@ -30,7 +32,7 @@ fn autodiff_input_gradient(model: &Classifier, pixels: &[f32], labels: &[u8]) ->
 /// [`input_gradient`] (the hand-written backward pass) on host data.
 fn host_input_gradient(model: &Classifier, pixels: &[f32], labels: &[u8]) -> Vec<f32> {
     let device = cpu_device();
-    let images = images_tensor(pixels, &device);
+    let images = images_tensor(pixels, 784, &device);
     let grad = input_gradient(model, images, labels_tensor(labels, &device));
     grad.into_data().try_to_vec::<f32>().unwrap()
 }
@@ -62,7 +64,7 @@ fn fgsm_moves_every_pixel_by_epsilon_within_the_pixel_range() {
     let eps = 0.1;
     let adv = craft(
         &model,
-        images_tensor(&pixels, &device),
+        images_tensor(&pixels, 784, &device),
         labels_tensor(&labels, &device),
         &LinfAttack::fgsm(eps),
         &mut G2dRng::seeded(0),
@@ -100,7 +102,7 @@ fn pgd_stays_in_the_ball_and_increases_the_loss() {
     let model = Classifier::new(Arch::Mlp, &device);
     let (pixels, labels) = batch();
     let eps = 0.1;
-    let images = images_tensor(&pixels, &device);
+    let images = images_tensor(&pixels, 784, &device);
     let targets = labels_tensor(&labels, &device);
     let adv = craft(
         &model,

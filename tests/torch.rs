@@ -89,6 +89,7 @@ fn an_mlp_of_other_widths_imports_with_its_hidden_widths() {
     let shape = ClassifierConfig {
         arch: Arch::Mlp,
         hidden: vec![128, 64],
+        ..ClassifierConfig::new(Arch::Mlp)
     };
     let (model, names) = import(&path, &tensors, &shape, &cpu_device()).unwrap();
     assert_eq!(model.layer_names(), ["fc1", "fc2", "fc3"]);
@@ -108,7 +109,8 @@ fn an_mlp_of_other_widths_imports_with_its_hidden_widths() {
     let err = import(&path, &narrow, &shape, &cpu_device())
         .unwrap_err()
         .to_string();
-    let expected = "`fc1.weight` is [128, 100] ([out, in]), but the images have 784 pixels";
+    let expected =
+        "`fc1.weight` is [128, 100] ([out, in]), but the data's 28×28 images have 784 pixels";
     assert!(err.contains(expected), "{err}");
 }
 
@@ -325,6 +327,96 @@ fn exported_sets_score_in_an_independent_forward_pass_what_the_guard_measured() 
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// Stages small enough that a whole pipeline takes about a second.
+const TINY_RUN: &str = r#"{"collect": {"checkpoints": 4, "save_every": 1},
+    "autoencoder": {"steps": 5, "batch_size": 4, "network": {"channels": [8]}},
+    "diffusion": {"steps": 5, "batch_size": 4, "baseline": false,
+                  "denoiser": {"channels": 8, "time_dim": 8}},
+    "generate": {"count": 2, "guard_delta": 1.0}}"#;
+
+/// 10×10 images of 4 classes (a bright quadrant), as NumPy arrays in an `.npz`.
+fn quadrants_npz(path: &Path) {
+    let set = |n: usize, seed: usize| {
+        let mut pixels = Vec::with_capacity(n * 100);
+        let labels: Vec<f32> = (0..n).map(|i| ((i * 7 + seed) % 4) as f32).collect();
+        for (i, &label) in labels.iter().enumerate() {
+            let (r0, c0) = (5 * (label as usize / 2), 5 * (label as usize % 2));
+            for p in 0..100 {
+                let inside = (r0..r0 + 5).contains(&(p / 10)) && (c0..c0 + 5).contains(&(p % 10));
+                let noise = ((i * 31 + p * 17) % 13) as f32 / 50.0;
+                pixels.push(if inside { 0.75 + noise } else { noise });
+            }
+        }
+        (pixels, labels)
+    };
+    let ((x_train, y_train), (x_test, y_test)) = (set(400, 0), set(100, 1));
+    let npy = g2d::npy::npy_f32;
+    let zip = g2d::npy::write_zip(&[
+        ("x_train.npy".into(), npy(&[400, 10, 10], &x_train)),
+        ("y_train.npy".into(), npy(&[400], &y_train)),
+        ("x_test.npy".into(), npy(&[100, 10, 10], &x_test)),
+        ("y_test.npy".into(), npy(&[100], &y_test)),
+    ]);
+    std::fs::write(path, zip).unwrap();
+}
+
+#[test]
+fn images_and_classes_follow_the_data_from_npz_to_pytorch() {
+    let dir = std::env::temp_dir().join(format!("g2d-torch-quadrants-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (data, config) = (dir.join("quadrants.npz"), dir.join("config.json"));
+    quadrants_npz(&data);
+    std::fs::write(&config, TINY_RUN).unwrap();
+    let run = dir.join("run");
+    let (run, data, config) = (
+        run.to_str().unwrap(),
+        data.to_str().unwrap(),
+        config.to_str().unwrap(),
+    );
+    let data_flags = ["--config", config, "--data", "npz", "--data-dir", data];
+    let flags = [&["--run", run][..], &data_flags[..]].concat();
+    let stdout = g2d(&[&flags[..], &["--hidden", "16", "--json", "pipeline"]].concat());
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let accuracy = report["original_test_accuracy"].as_f64().unwrap();
+    assert!(accuracy > 0.9, "the quadrants are easy: {accuracy}");
+    let out = dir.join("sets");
+    g2d(&[
+        "--run",
+        run,
+        "generate",
+        "--out-safetensors",
+        out.to_str().unwrap(),
+    ]);
+    let original = read_safetensors(&out.join("original.safetensors")).unwrap();
+    let shape = |name: &str| {
+        original
+            .iter()
+            .find(|t| t.name == name)
+            .unwrap()
+            .shape
+            .clone()
+    };
+    assert_eq!(shape("fc1.weight"), [16, 100]);
+    assert_eq!(shape("fc2.weight"), [4, 16]);
+    // The exported model imports again into a run on the same data, and not on MNIST.
+    let init = out.join("original.safetensors");
+    let run_again = format!("{run}-again");
+    let again = [&data_flags[..], &["--run", &run_again, "--hidden", "16"]].concat();
+    g2d(&[&again[..], &["--init", init.to_str().unwrap(), "collect"]].concat());
+    let mnist = Command::new(env!("CARGO_BIN_EXE_g2d"))
+        .args(["--run", &format!("{run}-mnist"), "--hidden", "16", "--init"])
+        .args([init.to_str().unwrap(), "collect"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&mnist.stderr);
+    assert!(
+        stderr.contains("error[MODEL_IMPORT]") && stderr.contains("28×28 images have 784 pixels"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[test]
 fn a_run_started_from_a_state_dict_exports_under_its_names() {
     let dir = std::env::temp_dir().join(format!("g2d-torch-run-{}", std::process::id()));
@@ -335,15 +427,7 @@ fn a_run_started_from_a_state_dict_exports_under_its_names() {
     let init = dir.join("seq.safetensors");
     std::fs::write(&init, g2d::torch::to_safetensors(&seq).unwrap()).unwrap();
     let config = dir.join("config.json");
-    std::fs::write(
-        &config,
-        r#"{"collect": {"checkpoints": 4, "save_every": 1},
-            "autoencoder": {"steps": 5, "batch_size": 4, "network": {"channels": [8]}},
-            "diffusion": {"steps": 5, "batch_size": 4, "baseline": false,
-                          "denoiser": {"channels": 8, "time_dim": 8}},
-            "generate": {"count": 2, "guard_delta": 1.0}}"#,
-    )
-    .unwrap();
+    std::fs::write(&config, TINY_RUN).unwrap();
     let run = dir.join("run");
     let (run, config, init) = (
         run.to_str().unwrap(),

@@ -342,12 +342,14 @@ async fn damaged_bundles_are_rejected_with_their_error() {
     assert!(err.contains("section denoiser holds"), "{err}");
 }
 
-/// A bundle for an MLP of other widths, every layer regenerated, runs through the same API.
+/// A bundle for an MLP of other widths on 10×10 images of 4 classes, every layer regenerated,
+/// runs through the same API.
 #[wasm_bindgen_test]
-async fn an_mlp_of_other_widths_regenerates_and_classifies() {
-    let shape = g2d::classifier::ClassifierConfig {
-        arch: g2d::classifier::Arch::Mlp,
+async fn an_mlp_of_other_widths_and_data_regenerates_and_classifies() {
+    use g2d::classifier::{Arch, ClassifierConfig};
+    let shape = ClassifierConfig {
         hidden: vec![16, 8],
+        ..ClassifierConfig::new(Arch::Mlp).with_data([10, 10], 4)
     };
     let bytes = common::small_bundle_of(shape, g2d::params::Scope::All).to_bytes();
     for backend in ["webgpu", "cpu"] {
@@ -356,10 +358,16 @@ async fn an_mlp_of_other_widths_regenerates_and_classifies() {
         let r = regenerate(&g, object(&[&options[..], &[("seed", 3.into())]].concat())).await;
         assert_eq!(get(&r, "accepted"), JsValue::TRUE, "{backend}");
         let params = Float32Array::from(get(&r, "params")).to_vec();
-        assert_eq!(params.len(), 784 * 16 + 16 + 16 * 8 + 8 + 8 * 10 + 10);
-        let images = Float32Array::from(vec![0.5f32; 3 * 784].as_slice());
+        assert_eq!(params.len(), 100 * 16 + 16 + 16 * 8 + 8 + 8 * 4 + 4);
+        let info: JsValue = g.info().into();
+        assert_eq!(get(&info, "classes").as_f64(), Some(4.0));
+        let images = Float32Array::from(vec![0.5f32; 3 * 100].as_slice());
         let probs = Float32Array::from(JsFuture::from(g.classify(images)).await.unwrap());
-        assert_eq!(probs.length(), 3 * 10, "{backend}");
+        assert_eq!(probs.length(), 3 * 4, "{backend}");
+        let err = JsFuture::from(g.classify(Float32Array::from(vec![0.5f32; 784].as_slice())))
+            .await
+            .unwrap_err();
+        assert_eq!(get(&err, "code").as_string().unwrap(), "SHAPE_MISMATCH");
     }
 }
 
@@ -402,7 +410,7 @@ async fn the_input_gradient_runs_on_webgpu_for_the_mlp_and_the_cnn() {
         let model = Classifier::new(arch, &cpu);
         let on_gpu = model.clone().to_device(&gpu);
         let gradient = |m: &Classifier, d: &Device| {
-            input_gradient(m, images_tensor(&pixels, d), labels_tensor(&labels, d))
+            input_gradient(m, images_tensor(&pixels, 784, d), labels_tensor(&labels, d))
         };
         let want = host(gradient(&model, &cpu)).await;
         let got = host(gradient(&on_gpu, &gpu)).await;

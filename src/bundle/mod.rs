@@ -47,6 +47,12 @@ pub struct BundleMeta {
     /// The MLP's hidden widths (absent in bundles written before widths were a setting).
     #[serde(default = "crate::classifier::default_hidden")]
     pub hidden: Vec<usize>,
+    /// Image height and width (absent: 28×28).
+    #[serde(default = "crate::classifier::default_image")]
+    pub image: [usize; 2],
+    /// Number of classes (absent: 10).
+    #[serde(default = "crate::classifier::default_classes")]
+    pub classes: usize,
     pub scope: Scope,
     pub dataset: String,
     /// The regenerated tensors: θ's layout.
@@ -309,8 +315,8 @@ impl Bundle {
             validation: Images {
                 pixels: pixels.iter().map(|&p| p as f32 / 255.0).collect(),
                 labels,
-                rows: 28,
-                cols: 28,
+                rows: meta.image[0],
+                cols: meta.image[1],
             },
             meta,
         })

@@ -3,7 +3,7 @@
 //! θ_orig's hash.
 
 use super::{bad, refile, sha256_hex, Bundle, BundleMeta};
-use crate::classifier::{ClassifierConfig, IMAGE_PIXELS};
+use crate::classifier::ClassifierConfig;
 use crate::error::{ensure_finite, BundleFault, G2dError, Result};
 use crate::params::Manifest;
 
@@ -13,6 +13,8 @@ impl BundleMeta {
         ClassifierConfig {
             arch: self.arch,
             hidden: self.hidden.clone(),
+            image: self.image,
+            classes: self.classes,
         }
     }
 
@@ -152,7 +154,7 @@ impl Bundle {
             ),
             (
                 "validation_images",
-                self.validation.labels.len() * IMAGE_PIXELS,
+                self.validation.labels.len() * self.meta.classifier().inputs(),
                 self.validation.pixels.len(),
             ),
         ];
@@ -188,10 +190,15 @@ impl Bundle {
                 "normalisation has a non-positive standard deviation",
             ));
         }
-        if self.validation.is_empty() || self.validation.labels.iter().any(|&l| l > 9) {
+        let classes = m.classes;
+        let outside = |&l: &u8| usize::from(l) >= classes;
+        if self.validation.is_empty() || self.validation.labels.iter().any(outside) {
             return Err(bad(
                 BundleFault::Value,
-                "validation slice is empty or has labels outside 0-9",
+                format!(
+                    "validation slice is empty or has labels outside 0-{}",
+                    classes - 1
+                ),
             ));
         }
         let sha = sha256_hex(&self.theta_orig);

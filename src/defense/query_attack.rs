@@ -6,7 +6,7 @@ use burn::prelude::*;
 use burn::tensor::activation::softmax;
 use serde::{Deserialize, Serialize};
 
-use crate::classifier::{images_tensor, Classifier, CLASSES, IMAGE_PIXELS};
+use crate::classifier::{images_tensor, Classifier};
 use crate::data::{Images, Splits};
 use crate::error::Result;
 use crate::generate::{generate_accepted, predict, G2dModel, Guard};
@@ -78,7 +78,8 @@ impl LiveModel<'_> {
             }
         }
         self.queries += 1;
-        let logits = self.pool[self.current].forward(images_tensor(image, &self.device));
+        let logits =
+            self.pool[self.current].forward(images_tensor(image, image.len(), &self.device));
         softmax(logits, 1)
             .into_data()
             .try_to_vec::<f32>()
@@ -102,7 +103,7 @@ impl LiveModel<'_> {
 }
 
 fn predicted(p: &[f32]) -> usize {
-    (0..CLASSES)
+    (0..p.len())
         .max_by(|&a, &b| p[a].total_cmp(&p[b]))
         .unwrap_or(0)
 }
@@ -118,7 +119,7 @@ fn simba(
 ) -> Option<usize> {
     let mut x = image.to_vec();
     let mut best = model.probabilities(&x)[label];
-    let mut order: Vec<usize> = (0..IMAGE_PIXELS).collect();
+    let mut order: Vec<usize> = (0..image.len()).collect();
     rng.shuffle(&mut order);
     let start = model.queries - 1;
     for &pixel in order.iter().cycle() {
@@ -334,7 +335,8 @@ pub fn query_attack(
             let pb = bar(images.len() as u64, &format!("{attacker} {policy:?}"));
             let (mut queries, mut outcomes) = (Vec::new(), Vec::new());
             for (i, &label) in images.labels.iter().enumerate() {
-                let image = &images.pixels[i * IMAGE_PIXELS..(i + 1) * IMAGE_PIXELS];
+                let p = images.pixels_per_image();
+                let image = &images.pixels[i * p..(i + 1) * p];
                 model.new_session();
                 let outcome = simba(
                     &mut model,
@@ -377,7 +379,7 @@ mod tests {
             .map(|_| Classifier::new(Arch::Mlp, &device))
             .collect();
         let weights = |i: usize| Manifest::regenerated(&pool[i], Scope::LastTwo).flatten(&pool[i]);
-        let image = vec![0.5; IMAGE_PIXELS];
+        let image = vec![0.5; crate::classifier::IMAGE_PIXELS];
         let served = |policy: Policy| {
             let mut live = LiveModel {
                 pool: &pool,

@@ -68,7 +68,7 @@ impl<'a> AttackSet<'a> {
 }
 
 fn x(images: &Images, device: &Device) -> Tensor<2> {
-    images_tensor(&images.pixels, device)
+    images_tensor(&images.pixels, images.pixels_per_image(), device)
 }
 
 fn y(images: &Images, device: &Device) -> Tensor<1, Int> {

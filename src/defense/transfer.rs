@@ -114,7 +114,7 @@ fn craft_on_original(
     let clean = splits.test.take(inputs);
     let pixels = craft(
         original,
-        images_tensor(&clean.pixels, device),
+        images_tensor(&clean.pixels, clean.pixels_per_image(), device),
         labels_tensor(&clean.labels, device),
         attack,
         &mut G2dRng::seeded(seed),

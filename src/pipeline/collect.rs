@@ -35,6 +35,11 @@ pub struct CollectInfo {
     /// The MLP's hidden widths (absent in runs collected before widths were a setting).
     #[serde(default = "crate::classifier::default_hidden")]
     pub hidden: Vec<usize>,
+    /// The data's image size and class count (absent: MNIST's).
+    #[serde(default = "crate::classifier::default_image")]
+    pub image: [usize; 2],
+    #[serde(default = "crate::classifier::default_classes")]
+    pub classes: usize,
     pub scope: Scope,
     pub regenerated: Manifest,
     pub fixed: Manifest,
@@ -44,6 +49,18 @@ pub struct CollectInfo {
     /// The state_dict key of each tensor when the target was imported (`collect.init`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub torch_names: Option<std::collections::BTreeMap<String, String>>,
+}
+
+impl CollectInfo {
+    /// The classifier that was collected.
+    pub fn classifier(&self) -> crate::classifier::ClassifierConfig {
+        crate::classifier::ClassifierConfig {
+            arch: self.arch,
+            hidden: self.hidden.clone(),
+            image: self.image,
+            classes: self.classes,
+        }
+    }
 }
 
 /// Marks every tensor outside the scope as not requiring gradients, so the optimizer leaves it.
@@ -93,7 +110,7 @@ fn train(
         }
         let idx: Vec<usize> = order.split_off(order.len() - batch_size);
         let batch = train.select(&idx);
-        let images = images_tensor(&batch.pixels, &device);
+        let images = images_tensor(&batch.pixels, batch.pixels_per_image(), &device);
         let labels = labels_tensor(&batch.labels, &device);
         let mut loss = cross_entropy(model.forward(images.clone()), labels.clone());
         if let Some(attack) = adversarial {
@@ -162,7 +179,7 @@ fn train_from_scratch(
     ad.seed(seed);
     let mut rng = G2dRng::seeded(seed);
     train(
-        c.classifier().init(&ad),
+        c.classifier(splits).init(&ad),
         &splits.train,
         c,
         c.lr,
@@ -191,7 +208,7 @@ fn fresh_start(
 ) -> Result<Classifier> {
     let c = &config.collect;
     ad.seed(config.seed + s as u64);
-    let theta = regenerated.flatten(&c.classifier().init(ad));
+    let theta = regenerated.flatten(&c.classifier(splits).init(ad));
     let fresh = regenerated.unflatten(model.clone(), &theta)?.train();
     train(
         fresh,
@@ -209,6 +226,8 @@ fn fresh_start(
 pub fn collect(config: &RunConfig, splits: &Splits, device: &Device) -> Result<Collected> {
     let started = std::time::Instant::now();
     let c = &config.collect;
+    let shape = c.classifier(splits);
+    shape.validate("collect.hidden")?;
     let ad = device.clone().autodiff();
     ad.seed(config.seed);
     let mut rng = G2dRng::seeded(config.seed);
@@ -216,13 +235,13 @@ pub fn collect(config: &RunConfig, splits: &Splits, device: &Device) -> Result<C
     let (model, torch_names) = match &c.init {
         Some(path) => {
             let tensors = crate::torch::read_safetensors(path)?;
-            let (model, names) = crate::torch::import(path, &tensors, &c.classifier(), &ad)?;
+            let (model, names) = crate::torch::import(path, &tensors, &shape, &ad)?;
             (model, Some(names))
         }
         None => {
             let pb = bar(c.pretrain_steps as u64, "collect: training the target");
             let model = train(
-                c.classifier().init(&ad),
+                c.classifier(splits).init(&ad),
                 &splits.train,
                 c,
                 c.lr,
@@ -281,6 +300,8 @@ pub fn collect(config: &RunConfig, splits: &Splits, device: &Device) -> Result<C
     let info = CollectInfo {
         arch: c.arch,
         hidden: c.hidden.clone(),
+        image: shape.image,
+        classes: shape.classes,
         scope: c.scope,
         original_val_accuracy: test_accuracy(&target, &splits.validation, device),
         original_test_accuracy: test_accuracy(&target, &splits.test, device),

@@ -244,11 +244,7 @@ impl Run {
         splits: &'a Splits,
     ) -> Result<FunctionData<'a>> {
         let info: CollectInfo = target.meta()?;
-        let shape = crate::classifier::ClassifierConfig {
-            arch: info.arch,
-            hidden: info.hidden.clone(),
-        };
-        let classifier = shape.init(&self.device);
+        let classifier = info.classifier().init(&self.device);
         let classifier = info.fixed.unflatten(classifier, &target.vector("fixed")?)?;
         let original = info
             .regenerated
@@ -287,7 +283,9 @@ impl Run {
         let bundle = Bundle {
             meta: BundleMeta {
                 arch: collect_info.arch,
-                hidden: collect_info.hidden,
+                hidden: collect_info.hidden.clone(),
+                image: collect_info.image,
+                classes: collect_info.classes,
                 scope: collect_info.scope,
                 dataset: splits.name.clone(),
                 regenerated: collect_info.regenerated,

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::classifier::IMAGE_SIDE;
 use crate::data::{parse_idx_images, parse_idx_labels, Images, Splits};
 use crate::error::{G2dError, Result};
 
@@ -22,8 +21,9 @@ pub enum DataSource {
     /// Full Fashion-MNIST from `--data-dir` (default `/usr/share/datasets/fashion-mnist`).
     FashionMnist,
     /// A NumPy `.npz` named by `--data-dir`, holding `x_train`, `y_train`, `x_test` and
-    /// `y_test` (the layout of Keras's `mnist.npz`): 28×28 images as `[N, 28, 28]`,
-    /// `[N, 1, 28, 28]` or `[N, 784]`, uint8 (0–255) or float in [0, 1]; integer labels 0–9.
+    /// `y_test` (the layout of Keras's `mnist.npz`): grey images as `[N, H, W]`,
+    /// `[N, 1, H, W]` or `[N, H·W]`, uint8 (0–255) or float in [0, 1]; integer labels from 0
+    /// (the class count is the largest label + 1).
     Npz,
 }
 
@@ -97,15 +97,6 @@ fn gunzip_at_most(bytes: Vec<u8>, file: &str, limit: u64) -> Result<Vec<u8>> {
 fn read_pair(images: (&[u8], &str), labels: (&[u8], &str)) -> Result<Images> {
     let img = parse_idx_images(&maybe_gunzip(images.0.to_vec(), images.1)?, images.1)?;
     let lbl = parse_idx_labels(&maybe_gunzip(labels.0.to_vec(), labels.1)?, labels.1)?;
-    if (img.rows, img.cols) != (IMAGE_SIDE, IMAGE_SIDE) {
-        return Err(G2dError::Idx {
-            file: images.1.to_string(),
-            reason: format!(
-                "images are {}×{}; the classifiers take {IMAGE_SIDE}×{IMAGE_SIDE}",
-                img.rows, img.cols
-            ),
-        });
-    }
     Images::from_idx(img, lbl, images.1)
 }
 
@@ -154,6 +145,13 @@ fn load_npz(path: &Path) -> Result<(Images, Images)> {
     };
     let train = npz_images(take("x_train")?, take("y_train")?, &file, "train")?;
     let test = npz_images(take("x_test")?, take("y_test")?, &file, "test")?;
+    if (train.rows, train.cols) != (test.rows, test.cols) {
+        let reason = format!(
+            "`x_train` holds {}×{} images but `x_test` {}×{}",
+            train.rows, train.cols, test.rows, test.cols
+        );
+        return Err(G2dError::Idx { file, reason });
+    }
     Ok((train, test))
 }
 
@@ -168,11 +166,14 @@ fn npz_images(
         file: file.to_string(),
         reason,
     };
-    let n = x.shape.first().copied().unwrap_or(0);
-    let per_image: usize = x.shape.iter().skip(1).product();
-    if x.shape.len() < 2 || per_image != IMAGE_SIDE * IMAGE_SIDE || n == 0 {
+    let (n, [rows, cols]) = match x.shape[..] {
+        [n, rows, cols] | [n, 1, rows, cols] => (n, [rows, cols]),
+        [n, pixels] => (n, square(pixels)),
+        _ => (0, [0, 0]),
+    };
+    if n == 0 || rows * cols == 0 {
         return Err(fail(format!(
-            "`x_{split}` is {:?}; G2D takes {IMAGE_SIDE}×{IMAGE_SIDE} images ([N, 28, 28] or [N, 784])",
+            "`x_{split}` is {:?}; G2D takes grey images as [N, H, W], [N, 1, H, W] or [N, H·W]",
             x.shape
         )));
     }
@@ -194,18 +195,28 @@ fn npz_images(
     if let Some(bad) = y
         .values
         .iter()
-        .find(|&&l| !(0.0..=9.0).contains(&l) || l.fract() != 0.0)
+        .find(|&&l| !(0.0..=255.0).contains(&l) || l.fract() != 0.0)
     {
         return Err(fail(format!(
-            "`y_{split}` holds {bad}; labels are the integers 0–9"
+            "`y_{split}` holds {bad}; labels are the integers 0–255"
         )));
     }
     Ok(Images {
         pixels,
         labels: y.values.iter().map(|&l| l as u8).collect(),
-        rows: IMAGE_SIDE,
-        cols: IMAGE_SIDE,
+        rows,
+        cols,
     })
+}
+
+/// `[side, side]` for a square pixel count, else one row.
+fn square(pixels: usize) -> [usize; 2] {
+    let side = (pixels as f64).sqrt().round() as usize;
+    if side * side == pixels {
+        [side, side]
+    } else {
+        [1, pixels]
+    }
 }
 
 /// Loads `source` and carves the validation split from its training images.
@@ -268,7 +279,7 @@ mod tests {
     }
 
     #[test]
-    fn images_of_another_size_are_refused_naming_the_file() {
+    fn images_of_another_size_load_for_the_mlp_only() {
         let images = crate::data::Images {
             pixels: vec![0.5; 3 * 100],
             labels: vec![1, 2, 3],
@@ -277,11 +288,16 @@ mod tests {
         };
         let idx = crate::data::encode_idx_images(&images);
         let labels = crate::data::encode_idx_labels(&images.labels);
-        let err = read_pair((&idx, "small-images"), (&labels, "small-labels"))
-            .unwrap_err()
-            .to_string();
+        let read = read_pair((&idx, "small-images"), (&labels, "small-labels")).unwrap();
+        assert_eq!((read.rows, read.cols, read.len()), (10, 10, 3));
+        use crate::classifier::{Arch, ClassifierConfig};
+        let mlp = ClassifierConfig::new(Arch::Mlp).with_data([10, 10], 4);
+        assert!(mlp.validate("collect.hidden").is_ok());
+        assert_eq!(mlp.mlp_widths(), [100, 64, 32, 4]);
+        let cnn = ClassifierConfig::new(Arch::Cnn).with_data([10, 10], 4);
+        let err = cnn.validate("collect.hidden").unwrap_err().to_string();
         assert!(
-            err.contains("small-images") && err.contains("10×10"),
+            err.contains("the CNN reads 28×28 images, the data's are 10×10"),
             "{err}"
         );
     }
@@ -382,11 +398,11 @@ mod tests {
         assert_eq!(all, want, "uint8 pixels read as /255, exactly");
 
         let mut bad_label = labels(&test);
-        bad_label[8..16].copy_from_slice(&12i64.to_le_bytes());
+        bad_label[8..16].copy_from_slice(&300i64.to_le_bytes());
         std::fs::write(&path, members(bad_label)).unwrap();
         let err = load_splits(DataSource::Npz, Some(&path), Some(50), 0).unwrap_err();
         assert_eq!(err.code(), "DATA_FORMAT");
-        assert!(err.to_string().contains("`y_test` holds 12"), "{err}");
+        assert!(err.to_string().contains("`y_test` holds 300"), "{err}");
         std::fs::write(
             &path,
             write_zip(&[("x_train.npy".into(), npy_f32(&[1, 784], &[0.0; 784]))]),

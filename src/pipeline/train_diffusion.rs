@@ -86,7 +86,7 @@ impl FunctionData<'_> {
             let idx: Vec<usize> = (0..n).map(|_| rng.below(images.len())).collect();
             let b = images.select(&idx);
             (
-                images_tensor(&b.pixels, device),
+                images_tensor(&b.pixels, b.pixels_per_image(), device),
                 labels_tensor(&b.labels, device),
             )
         };
@@ -123,7 +123,7 @@ pub fn vulnerability_bank(
         };
         let crafted = craft(
             source,
-            images_tensor(&part.pixels, &device),
+            images_tensor(&part.pixels, part.pixels_per_image(), &device),
             labels_tensor(&part.labels, &device),
             attack,
             &mut rng,

@@ -19,7 +19,7 @@ use wasm_bindgen_futures::future_to_promise;
 
 use crate::attacks::{craft, LinfAttack};
 use crate::bundle::{Bundle, FORMAT_VERSION};
-use crate::classifier::{images_tensor, labels_tensor, CLASSES, IMAGE_PIXELS};
+use crate::classifier::{images_tensor, labels_tensor};
 use crate::diffusion::sampler::SamplerConfig;
 use crate::error::{G2dError, Result};
 use crate::generate::Guard;
@@ -150,16 +150,17 @@ pub struct WebG2d {
     session: Rc<Session>,
 }
 
-fn check_images(images: &[f32]) -> Result<usize> {
-    if images.is_empty() || !images.len().is_multiple_of(IMAGE_PIXELS) {
+/// The number of images in `images`, which must be whole images of `per_image` finite pixels.
+fn check_images(images: &[f32], per_image: usize) -> Result<usize> {
+    if images.is_empty() || !images.len().is_multiple_of(per_image) {
         return Err(G2dError::shape(
             "images",
-            format!("a multiple of {IMAGE_PIXELS} pixels"),
+            format!("a multiple of {per_image} pixels"),
             images.len(),
         ));
     }
     crate::error::ensure_finite("images", images)?;
-    Ok(images.len() / IMAGE_PIXELS)
+    Ok(images.len() / per_image)
 }
 
 async fn read(tensor: Tensor<1>) -> Result<Vec<f32>> {
@@ -292,9 +293,13 @@ impl WebG2d {
         set(&o, "adapter", s.adapter.clone());
         set(&o, "originalValAccuracy", s.original_val_accuracy);
         set(&o, "valSize", self.session.bundle.validation.len() as u32);
-        let shape = js_sys::Array::of2(&28.into(), &28.into());
-        set(&o, "imageShape", shape);
-        set(&o, "classes", CLASSES as u32);
+        let [rows, cols] = meta.image;
+        set(
+            &o,
+            "imageShape",
+            js_sys::Array::of2(&rows.into(), &cols.into()),
+        );
+        set(&o, "classes", meta.classes as u32);
         let sample = self.session.bundle.validation.take(16);
         set(
             &o,
@@ -415,23 +420,28 @@ async fn regenerate(s: Rc<State>, options_js: JsValue) -> Result<JsValue> {
 }
 
 async fn classify(s: Rc<State>, images: Vec<f32>, original: bool) -> Result<JsValue> {
-    check_images(&images)?;
+    let per_image = s.model.bundle_meta.classifier().inputs();
+    check_images(&images, per_image)?;
     let model = if original {
         s.model.original.clone()
     } else {
         s.current.borrow().clone()
     };
-    let probs = softmax(model.forward(images_tensor(&images, &s.model.device)), 1);
+    let probs = softmax(
+        model.forward(images_tensor(&images, per_image, &s.model.device)),
+        1,
+    );
     let probs = read(probs.flatten::<1>(0, 1)).await?;
     Ok(Float32Array::from(probs.as_slice()).into())
 }
 
 async fn fgsm(s: Rc<State>, images: Vec<f32>, labels: Vec<u8>, epsilon: f32) -> Result<JsValue> {
-    let n = check_images(&images)?;
-    if labels.len() != n || labels.iter().any(|&l| l as usize >= CLASSES) {
+    let shape = s.model.bundle_meta.classifier();
+    let n = check_images(&images, shape.inputs())?;
+    if labels.len() != n || labels.iter().any(|&l| l as usize >= shape.classes) {
         return Err(G2dError::shape(
             "labels",
-            format!("{n} labels in 0-9"),
+            format!("{n} labels in 0-{}", shape.classes - 1),
             labels.len(),
         ));
     }
@@ -444,7 +454,7 @@ async fn fgsm(s: Rc<State>, images: Vec<f32>, labels: Vec<u8>, epsilon: f32) -> 
     let device = &s.model.device;
     let adversarial = craft(
         &s.model.original,
-        images_tensor(&images, device),
+        images_tensor(&images, shape.inputs(), device),
         labels_tensor(&labels, device),
         &LinfAttack::fgsm(epsilon),
         &mut G2dRng::seeded(0),

@@ -35,17 +35,19 @@ pub fn small_bundle_of(shape: ClassifierConfig, scope: Scope) -> Bundle {
     let theta_orig = regenerated.flatten(&classifier);
     let mut rng = G2dRng::seeded(3);
     let validation = Images {
-        pixels: (0..20 * 784)
+        pixels: (0..20 * shape.inputs())
             .map(|_| (rng.below(256) as f32) / 255.0)
             .collect(),
-        labels: (0..20).map(|i| (i % 10) as u8).collect(),
-        rows: 28,
-        cols: 28,
+        labels: (0..20).map(|i| (i % shape.classes) as u8).collect(),
+        rows: shape.image[0],
+        cols: shape.image[1],
     };
     Bundle {
         meta: BundleMeta {
             arch: shape.arch,
             hidden: shape.hidden.clone(),
+            image: shape.image,
+            classes: shape.classes,
             scope,
             dataset: "test".into(),
             regenerated: regenerated.clone(),

@@ -242,11 +242,13 @@ impl Default for GenerateConfig {
 }
 
 impl CollectConfig {
-    /// The classifier these settings build.
-    pub fn classifier(&self) -> ClassifierConfig {
+    /// The classifier these settings build for `data`'s images and classes.
+    pub fn classifier(&self, data: &crate::data::Splits) -> ClassifierConfig {
         ClassifierConfig {
             arch: self.arch,
             hidden: self.hidden.clone(),
+            image: data.image(),
+            classes: data.classes(),
         }
     }
 }
@@ -354,7 +356,12 @@ impl RunConfig {
                 "K must be at least 2",
             ));
         }
-        self.collect.classifier().validate("collect.hidden")?;
+        ClassifierConfig {
+            arch: self.collect.arch,
+            hidden: self.collect.hidden.clone(),
+            ..ClassifierConfig::new(self.collect.arch)
+        }
+        .validate("collect.hidden")?;
         if self.collect.seeds > self.collect.checkpoints {
             return Err(G2dError::config(
                 "collect.seeds",
