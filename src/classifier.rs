@@ -53,9 +53,14 @@ pub const MAX_MLP_PARAMS: usize = 1 << 22;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClassifierConfig {
     pub arch: Arch,
+    /// Absent in files written before widths were a setting: [`MLP_HIDDEN`].
+    #[serde(default = "default_hidden")]
     pub hidden: Vec<usize>,
-    /// Image height and width (grey, one channel).
+    /// Image height and width (grey, one channel); absent: 28×28.
+    #[serde(default = "default_image")]
     pub image: [usize; 2],
+    /// Absent: 10.
+    #[serde(default = "default_classes")]
     pub classes: usize,
 }
 

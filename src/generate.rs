@@ -41,7 +41,7 @@ impl G2dModel {
         let decoder = Manifest::full(&decoder).unflatten(decoder, &bundle.decoder)?;
         let denoiser = meta.denoiser.init(device);
         let denoiser = Manifest::full(&denoiser).unflatten(denoiser, &bundle.denoiser)?;
-        let classifier = meta.classifier().init(device);
+        let classifier = meta.classifier.init(device);
         let classifier = meta.fixed.unflatten(classifier, &bundle.fixed)?;
         let original = meta.regenerated.unflatten(classifier, &bundle.theta_orig)?;
         let row = |v: &[f32]| Tensor::<1>::from_floats(v, device).unsqueeze_dim::<2>(0);

@@ -85,7 +85,7 @@ fn shape_mismatches_are_rejected() {
     assert_eq!(code_of(&bundle.to_bytes()), "BUNDLE_SECTION");
 
     let mut bundle = small_bundle();
-    bundle.meta.arch = g2d::classifier::Arch::Cnn;
+    bundle.meta.classifier.arch = g2d::classifier::Arch::Cnn;
     let err = error_of(&bundle.to_bytes());
     assert!(err.contains("manifest does not match a cnn"), "{err}");
 
@@ -127,8 +127,8 @@ fn out_of_range_metadata_is_refused_naming_the_field() {
         ),
         (|m| m.latent_clip = -1.0, "latent_clip"),
         (|m| m.guard_delta = -5.0, "guard_delta"),
-        (|m| m.hidden = vec![100_000], "hidden"),
-        (|m| m.hidden = vec![4096; 8], "hidden (weights)"),
+        (|m| m.classifier.hidden = vec![100_000], "hidden"),
+        (|m| m.classifier.hidden = vec![4096; 8], "hidden (weights)"),
         (
             |m| m.torch_names = Some([("fc9.weight".into(), "0.weight".into())].into()),
             "torch_names must give each of",

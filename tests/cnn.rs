@@ -35,7 +35,7 @@ fn the_cnn_runs_through_every_stage_and_its_generated_models_classify() {
     run.train_diffusion(lambda).unwrap();
     let bundle_path = run.export(lambda, &splits).unwrap();
     let bundle = Bundle::from_bytes(&std::fs::read(&bundle_path).unwrap()).unwrap();
-    assert_eq!(bundle.meta.arch, Arch::Cnn);
+    assert_eq!(bundle.meta.classifier.arch, Arch::Cnn);
     assert_eq!(bundle.theta_orig.len(), collected.regenerated.len());
 
     let e = run.evaluate(&bundle_path, &splits).unwrap();

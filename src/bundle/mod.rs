@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::autoencoder::AutoencoderConfig;
-use crate::classifier::Arch;
+use crate::classifier::ClassifierConfig;
 use crate::codec::{f32_from_le_bytes, f32_to_le_bytes};
 use crate::data::Images;
 use crate::diffusion::denoiser::DenoiserConfig;
@@ -43,16 +43,9 @@ const CHECKSUM_LEN: usize = 32;
 /// What a bundle says about itself (the JSON part).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BundleMeta {
-    pub arch: Arch,
-    /// The MLP's hidden widths (absent in bundles written before widths were a setting).
-    #[serde(default = "crate::classifier::default_hidden")]
-    pub hidden: Vec<usize>,
-    /// Image height and width (absent: 28×28).
-    #[serde(default = "crate::classifier::default_image")]
-    pub image: [usize; 2],
-    /// Number of classes (absent: 10).
-    #[serde(default = "crate::classifier::default_classes")]
-    pub classes: usize,
+    /// The protected classifier (`arch`, `hidden`, `image`, `classes` at the top level).
+    #[serde(flatten)]
+    pub classifier: ClassifierConfig,
     pub scope: Scope,
     pub dataset: String,
     /// The regenerated tensors: θ's layout.
@@ -315,8 +308,8 @@ impl Bundle {
             validation: Images {
                 pixels: pixels.iter().map(|&p| p as f32 / 255.0).collect(),
                 labels,
-                rows: meta.image[0],
-                cols: meta.image[1],
+                rows: meta.classifier.image[0],
+                cols: meta.classifier.image[1],
             },
             meta,
         })

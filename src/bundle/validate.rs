@@ -3,28 +3,17 @@
 //! θ_orig's hash.
 
 use super::{bad, refile, sha256_hex, Bundle, BundleMeta};
-use crate::classifier::ClassifierConfig;
 use crate::error::{ensure_finite, BundleFault, G2dError, Result};
 use crate::params::Manifest;
 
 impl BundleMeta {
-    /// The classifier the bundle protects.
-    pub fn classifier(&self) -> ClassifierConfig {
-        ClassifierConfig {
-            arch: self.arch,
-            hidden: self.hidden.clone(),
-            image: self.image,
-            classes: self.classes,
-        }
-    }
-
     /// Range-checks every setting before any network is built or memory reserved: the
     /// autoencoder, denoiser and schedule within their bounds
     /// ([`AutoencoderConfig::validate`], [`DenoiserConfig::validate`],
     /// [`ScheduleConfig::validate`]), a sampler the schedule can run, a finite `latent_clip > 0`,
     /// `guard_delta` in [0, 1] and a finite λ.
     pub fn validate(&self) -> Result<()> {
-        self.classifier().validate("hidden")?;
+        self.classifier.validate("hidden")?;
         self.autoencoder.validate("autoencoder")?;
         self.denoiser.validate("denoiser")?;
         if self.denoiser.latent_channels != self.autoencoder.latent_channels {
@@ -72,12 +61,12 @@ impl Bundle {
     fn validate_manifests(&self) -> Result<()> {
         let m = &self.meta;
         let device = crate::backend::cpu_device();
-        let classifier = m.classifier().init(&device);
+        let classifier = m.classifier.init(&device);
         let expect_manifest = |what: &str, claimed: &Manifest, actual: Manifest| {
             if *claimed != actual {
                 Err(bad(BundleFault::Metadata, format!(
                     "{what} manifest does not match a {} with scope {}: expected tensors {:?}, bundle lists {:?}",
-                    m.arch,
+                    m.classifier.arch,
                     m.scope,
                     actual.names(),
                     claimed.names()
@@ -154,7 +143,7 @@ impl Bundle {
             ),
             (
                 "validation_images",
-                self.validation.labels.len() * self.meta.classifier().inputs(),
+                self.validation.labels.len() * self.meta.classifier.inputs(),
                 self.validation.pixels.len(),
             ),
         ];
@@ -190,7 +179,7 @@ impl Bundle {
                 "normalisation has a non-positive standard deviation",
             ));
         }
-        let classes = m.classes;
+        let classes = m.classifier.classes;
         let outside = |&l: &u8| usize::from(l) >= classes;
         if self.validation.is_empty() || self.validation.labels.iter().any(outside) {
             return Err(bad(

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::config::{CollectConfig, RunConfig};
 use super::progress::bar;
 use crate::attacks::{craft, LinfAttack};
-use crate::classifier::{cross_entropy, images_tensor, labels_tensor, Arch, Classifier};
+use crate::classifier::{cross_entropy, images_tensor, labels_tensor, Classifier};
 use crate::data::{Images, Splits};
 use crate::error::{G2dError, Result};
 use crate::generate::predict;
@@ -31,15 +31,9 @@ pub struct Collected {
 /// Metadata stored with the checkpoints.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CollectInfo {
-    pub arch: Arch,
-    /// The MLP's hidden widths (absent in runs collected before widths were a setting).
-    #[serde(default = "crate::classifier::default_hidden")]
-    pub hidden: Vec<usize>,
-    /// The data's image size and class count (absent: MNIST's).
-    #[serde(default = "crate::classifier::default_image")]
-    pub image: [usize; 2],
-    #[serde(default = "crate::classifier::default_classes")]
-    pub classes: usize,
+    /// The collected classifier (`arch`, `hidden`, `image`, `classes` at the top level).
+    #[serde(flatten)]
+    pub classifier: crate::classifier::ClassifierConfig,
     pub scope: Scope,
     pub regenerated: Manifest,
     pub fixed: Manifest,
@@ -49,18 +43,6 @@ pub struct CollectInfo {
     /// The state_dict key of each tensor when the target was imported (`collect.init`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub torch_names: Option<std::collections::BTreeMap<String, String>>,
-}
-
-impl CollectInfo {
-    /// The classifier that was collected.
-    pub fn classifier(&self) -> crate::classifier::ClassifierConfig {
-        crate::classifier::ClassifierConfig {
-            arch: self.arch,
-            hidden: self.hidden.clone(),
-            image: self.image,
-            classes: self.classes,
-        }
-    }
 }
 
 /// Marks every tensor outside the scope as not requiring gradients, so the optimizer leaves it.
@@ -298,10 +280,7 @@ pub fn collect(config: &RunConfig, splits: &Splits, device: &Device) -> Result<C
     let target = runs.pop().expect("run 0").1.valid();
     let theta_orig = regenerated.flatten(&target);
     let info = CollectInfo {
-        arch: c.arch,
-        hidden: c.hidden.clone(),
-        image: shape.image,
-        classes: shape.classes,
+        classifier: shape,
         scope: c.scope,
         original_val_accuracy: test_accuracy(&target, &splits.validation, device),
         original_test_accuracy: test_accuracy(&target, &splits.test, device),

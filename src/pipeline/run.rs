@@ -244,7 +244,7 @@ impl Run {
         splits: &'a Splits,
     ) -> Result<FunctionData<'a>> {
         let info: CollectInfo = target.meta()?;
-        let classifier = info.classifier().init(&self.device);
+        let classifier = info.classifier.init(&self.device);
         let classifier = info.fixed.unflatten(classifier, &target.vector("fixed")?)?;
         let original = info
             .regenerated
@@ -257,7 +257,7 @@ impl Run {
             .collect::<Result<_>>()?;
         let d = &self.config.diffusion;
         Ok(FunctionData {
-            classifier: FunctionalMlp::new(info.arch, &classifier, &info.regenerated)?,
+            classifier: FunctionalMlp::new(info.classifier.arch, &classifier, &info.regenerated)?,
             param_norm,
             train: &splits.train,
             bank: vulnerability_bank(
@@ -282,10 +282,7 @@ impl Run {
         let theta_orig = target.vector("theta_orig")?;
         let bundle = Bundle {
             meta: BundleMeta {
-                arch: collect_info.arch,
-                hidden: collect_info.hidden.clone(),
-                image: collect_info.image,
-                classes: collect_info.classes,
+                classifier: collect_info.classifier,
                 scope: collect_info.scope,
                 dataset: splits.name.clone(),
                 regenerated: collect_info.regenerated,

@@ -271,7 +271,7 @@ impl WebG2d {
         let meta = &s.model.bundle_meta;
         let o = Object::new();
         set(&o, "formatVersion", FORMAT_VERSION);
-        set(&o, "arch", meta.arch.to_string());
+        set(&o, "arch", meta.classifier.arch.to_string());
         set(&o, "scope", meta.scope.to_string());
         set(&o, "dataset", meta.dataset.clone());
         set(&o, "paramCount", meta.regenerated.len() as u32);
@@ -293,13 +293,13 @@ impl WebG2d {
         set(&o, "adapter", s.adapter.clone());
         set(&o, "originalValAccuracy", s.original_val_accuracy);
         set(&o, "valSize", self.session.bundle.validation.len() as u32);
-        let [rows, cols] = meta.image;
+        let [rows, cols] = meta.classifier.image;
         set(
             &o,
             "imageShape",
             js_sys::Array::of2(&rows.into(), &cols.into()),
         );
-        set(&o, "classes", meta.classes as u32);
+        set(&o, "classes", meta.classifier.classes as u32);
         let sample = self.session.bundle.validation.take(16);
         set(
             &o,
@@ -420,7 +420,7 @@ async fn regenerate(s: Rc<State>, options_js: JsValue) -> Result<JsValue> {
 }
 
 async fn classify(s: Rc<State>, images: Vec<f32>, original: bool) -> Result<JsValue> {
-    let per_image = s.model.bundle_meta.classifier().inputs();
+    let per_image = s.model.bundle_meta.classifier.inputs();
     check_images(&images, per_image)?;
     let model = if original {
         s.model.original.clone()
@@ -436,7 +436,7 @@ async fn classify(s: Rc<State>, images: Vec<f32>, original: bool) -> Result<JsVa
 }
 
 async fn fgsm(s: Rc<State>, images: Vec<f32>, labels: Vec<u8>, epsilon: f32) -> Result<JsValue> {
-    let shape = s.model.bundle_meta.classifier();
+    let shape = &s.model.bundle_meta.classifier;
     let n = check_images(&images, shape.inputs())?;
     if labels.len() != n || labels.iter().any(|&l| l as usize >= shape.classes) {
         return Err(G2dError::shape(

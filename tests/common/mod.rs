@@ -44,10 +44,7 @@ pub fn small_bundle_of(shape: ClassifierConfig, scope: Scope) -> Bundle {
     };
     Bundle {
         meta: BundleMeta {
-            arch: shape.arch,
-            hidden: shape.hidden.clone(),
-            image: shape.image,
-            classes: shape.classes,
+            classifier: shape.clone(),
             scope,
             dataset: "test".into(),
             regenerated: regenerated.clone(),
