@@ -136,21 +136,27 @@ fn decode(dtype: &str, data: &[u8], count: usize) -> Option<Vec<f64>> {
     Some(values)
 }
 
-/// An f32 array as `.npy` bytes (format 1.0, header padded to 64 bytes as NumPy does).
+/// An f32 array as `.npy` bytes.
 pub fn npy_f32(shape: &[usize], values: &[f32]) -> Vec<u8> {
+    npy_bytes("<f4", shape, &crate::codec::f32_to_le_bytes(values))
+}
+
+/// An array of NumPy type `descr` (`<f4`, `|u1`, `<i8`) over its raw little-endian `data`,
+/// as `.npy` bytes: format 1.0, the header padded to 64 bytes as NumPy pads it.
+pub fn npy_bytes(descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
     let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
     let tuple = match dims.len() {
         1 => format!("({},)", dims[0]),
         _ => format!("({})", dims.join(", ")),
     };
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {tuple}, }}");
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {tuple}, }}");
     let pad = 64 - (10 + header.len() + 1) % 64;
     header.push_str(&" ".repeat(pad % 64));
     header.push('\n');
     let mut out = b"\x93NUMPY\x01\x00".to_vec();
     out.extend((header.len() as u16).to_le_bytes());
     out.extend(header.as_bytes());
-    out.extend(crate::codec::f32_to_le_bytes(values));
+    out.extend(data);
     out
 }
 
@@ -299,14 +305,13 @@ mod tests {
         assert_eq!(arrays[1].1.values, [4.0]);
     }
 
-    /// `np.save` of a 2×2 uint8 array, with its header padded as NumPy pads it.
+    /// `np.save` of a 2×2 uint8 array, in Fortran order when `order` is `True`.
     fn npy_u8(order: &str, values: &[u8]) -> Vec<u8> {
-        let mut npy = b"\x93NUMPY\x01\x00".to_vec();
-        let header = format!("{{'descr': '|u1', 'fortran_order': {order}, 'shape': (2, 2), }}");
-        let padded = format!("{header:<117}\n");
-        npy.extend((padded.len() as u16).to_le_bytes());
-        npy.extend(padded.as_bytes());
-        npy.extend(values);
+        let mut npy = npy_bytes("|u1", &[2, 2], values);
+        if order == "True" {
+            let at = npy.windows(5).position(|w| w == b"False").unwrap();
+            npy[at..at + 5].copy_from_slice(b"True ");
+        }
         npy
     }
 

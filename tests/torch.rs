@@ -327,6 +327,15 @@ fn exported_sets_score_in_an_independent_forward_pass_what_the_guard_measured() 
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// Samples the run's bundle and writes θ_orig and the accepted sets as state_dicts under
+/// `dir/sets`, which it returns.
+fn export(run: &str, dir: &Path) -> PathBuf {
+    let out = dir.join("sets");
+    let args = ["--run", run, "generate", "--out-safetensors"];
+    g2d(&[&args[..], &[out.to_str().unwrap()]].concat());
+    out
+}
+
 /// Stages small enough that a whole pipeline takes about a second.
 const TINY_RUN: &str = r#"{"collect": {"checkpoints": 4, "save_every": 1},
     "autoencoder": {"steps": 5, "batch_size": 4, "network": {"channels": [8]}},
@@ -380,14 +389,7 @@ fn images_and_classes_follow_the_data_from_npz_to_pytorch() {
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     let accuracy = report["original_test_accuracy"].as_f64().unwrap();
     assert!(accuracy > 0.9, "the quadrants are easy: {accuracy}");
-    let out = dir.join("sets");
-    g2d(&[
-        "--run",
-        run,
-        "generate",
-        "--out-safetensors",
-        out.to_str().unwrap(),
-    ]);
+    let out = export(run, &dir);
     let original = read_safetensors(&out.join("original.safetensors")).unwrap();
     let shape = |name: &str| {
         original
@@ -438,14 +440,7 @@ fn a_run_started_from_a_state_dict_exports_under_its_names() {
         "--run", run, "--config", config, "--init", init, "--hidden", "128,64",
     ];
     g2d(&[&flags[..], &["pipeline"]].concat());
-    let out = dir.join("sets");
-    g2d(&[
-        "--run",
-        run,
-        "generate",
-        "--out-safetensors",
-        out.to_str().unwrap(),
-    ]);
+    let out = export(run, &dir);
     let original = sorted(read_safetensors(&out.join("original.safetensors")).unwrap());
     let names: Vec<&str> = original.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(

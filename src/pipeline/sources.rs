@@ -340,28 +340,16 @@ mod tests {
         );
     }
 
-    /// `np.save` output for `descr` (`|u1`, `<i8`) over raw little-endian `data`.
-    fn npy(descr: &str, shape: &[usize], data: Vec<u8>) -> Vec<u8> {
-        let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
-        let header = format!(
-            "{{'descr': '{descr}', 'fortran_order': False, 'shape': ({},), }}\n",
-            dims.join(", ")
-        );
-        let mut out = b"\x93NUMPY\x01\x00".to_vec();
-        out.extend((header.len() as u16).to_le_bytes());
-        out.extend(header.as_bytes());
-        out.extend(data);
-        out
-    }
-
     #[test]
     fn an_npz_of_the_slice_loads_as_the_slice() {
-        use crate::npy::{npy_f32, write_zip};
+        use crate::npy::{npy_bytes as npy, npy_f32, write_zip};
         let slice = load_splits(DataSource::Embedded, None, None, 0).unwrap();
         let train = slice.train.select(&(0..300).collect::<Vec<_>>());
         let test = slice.test.take(100);
-        let bytes = |i: &Images| i.pixels.iter().map(|p| (p * 255.0).round() as u8).collect();
-        let labels = |i: &Images| {
+        let bytes = |i: &Images| -> Vec<u8> {
+            i.pixels.iter().map(|p| (p * 255.0).round() as u8).collect()
+        };
+        let labels = |i: &Images| -> Vec<u8> {
             i.labels
                 .iter()
                 .flat_map(|&l| i64::from(l).to_le_bytes())
@@ -371,11 +359,11 @@ mod tests {
             write_zip(&[
                 (
                     "x_train.npy".into(),
-                    npy("|u1", &[300, 28, 28], bytes(&train)),
+                    npy("|u1", &[300, 28, 28], &bytes(&train)),
                 ),
-                ("y_train.npy".into(), npy("<i8", &[300], labels(&train))),
+                ("y_train.npy".into(), npy("<i8", &[300], &labels(&train))),
                 ("x_test.npy".into(), npy_f32(&[100, 784], &test.pixels)),
-                ("y_test.npy".into(), npy("<i8", &[100], y_test)),
+                ("y_test.npy".into(), npy("<i8", &[100], &y_test)),
             ])
         };
         let dir = std::env::temp_dir().join(format!("g2d-npz-{}", std::process::id()));
