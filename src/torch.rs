@@ -171,34 +171,7 @@ pub fn import(
     };
     let arch = config.arch;
     let layers = layers(tensors).map_err(&fail)?;
-    let found = layers.iter().any(|l| l.rank() == 4);
-    if found != (arch == Arch::Cnn) {
-        let held = if found { "cnn" } else { "mlp" };
-        return Err(fail(format!(
-            "it holds a{} {held} but the run's architecture is {arch} (pass --arch {held})",
-            if found { "" } else { "n" }
-        )));
-    }
-    if arch == Arch::Mlp {
-        let hidden = mlp_hidden(&layers, config).map_err(&fail)?;
-        if hidden != config.hidden {
-            let flag: Vec<String> = hidden.iter().map(usize::to_string).collect();
-            let file = ClassifierConfig {
-                hidden: hidden.clone(),
-                ..config.clone()
-            };
-            return Err(fail(format!(
-                "it is an MLP {}; the run's is {} (pass --hidden {})",
-                widths(&file),
-                widths(config),
-                if flag.is_empty() {
-                    "\"\"".to_string()
-                } else {
-                    flag.join(",")
-                }
-            )));
-        }
-    }
+    same_shape(&layers, config).map_err(&fail)?;
     let model = config.init(device);
     let targets = model.layer_names();
     if layers.len() != targets.len() {
@@ -239,6 +212,41 @@ pub fn import(
         theta.extend(values);
     }
     Ok((manifest.unflatten(model, &theta)?, names))
+}
+
+/// The state_dict's layers against the run's classifier: the same architecture and, for the
+/// MLP, the same widths, or an error that names the flag to pass.
+fn same_shape(layers: &[Layer], config: &ClassifierConfig) -> std::result::Result<(), String> {
+    let arch = config.arch;
+    let found = layers.iter().any(|l| l.rank() == 4);
+    if found != (arch == Arch::Cnn) {
+        let held = if found { "cnn" } else { "mlp" };
+        let article = if found { "a" } else { "an" };
+        return Err(format!(
+            "it holds {article} {held} but the run's architecture is {arch} (pass --arch {held})"
+        ));
+    }
+    if arch == Arch::Mlp {
+        let hidden = mlp_hidden(layers, config)?;
+        if hidden != config.hidden {
+            let flag: Vec<String> = hidden.iter().map(usize::to_string).collect();
+            let fix = if flag.is_empty() {
+                "set collect.hidden to [] in the config file".to_string()
+            } else {
+                format!("pass --hidden {}", flag.join(","))
+            };
+            let file = ClassifierConfig {
+                hidden,
+                ..config.clone()
+            };
+            return Err(format!(
+                "it is an MLP {}; the run's is {} ({fix})",
+                widths(&file),
+                widths(config)
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The state_dict's layers in forward order: convolutions, then linear layers, each by name.

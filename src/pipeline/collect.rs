@@ -204,6 +204,35 @@ fn fresh_start(
     )
 }
 
+/// The target before collection: imported from `collect.init` (with each tensor's PyTorch
+/// name), or trained from a fresh initialisation for `pretrain_steps`.
+fn target(
+    c: &CollectConfig,
+    shape: &crate::classifier::ClassifierConfig,
+    splits: &Splits,
+    rng: &mut G2dRng,
+    ad: &Device,
+) -> Result<(Classifier, Option<crate::torch::TorchNames>)> {
+    if let Some(path) = &c.init {
+        let tensors = crate::torch::read_safetensors(path)?;
+        let (model, names) = crate::torch::import(path, &tensors, shape, ad)?;
+        return Ok((model, Some(names)));
+    }
+    let pb = bar(c.pretrain_steps as u64, "collect: training the target");
+    let model = train(
+        shape.init(ad),
+        &splits.train,
+        c,
+        c.lr,
+        c.pretrain_steps,
+        rng,
+        c.adversarial.as_ref(),
+        |_, _| pb.inc(1),
+    )?;
+    pb.finish();
+    Ok((model, None))
+}
+
 /// Runs stage 1.
 pub fn collect(config: &RunConfig, splits: &Splits, device: &Device) -> Result<Collected> {
     let started = std::time::Instant::now();
@@ -214,28 +243,7 @@ pub fn collect(config: &RunConfig, splits: &Splits, device: &Device) -> Result<C
     ad.seed(config.seed);
     let mut rng = G2dRng::seeded(config.seed);
 
-    let (model, torch_names) = match &c.init {
-        Some(path) => {
-            let tensors = crate::torch::read_safetensors(path)?;
-            let (model, names) = crate::torch::import(path, &tensors, &shape, &ad)?;
-            (model, Some(names))
-        }
-        None => {
-            let pb = bar(c.pretrain_steps as u64, "collect: training the target");
-            let model = train(
-                c.classifier(splits).init(&ad),
-                &splits.train,
-                c,
-                c.lr,
-                c.pretrain_steps,
-                &mut rng,
-                c.adversarial.as_ref(),
-                |_, _| pb.inc(1),
-            )?;
-            pb.finish();
-            (model, None)
-        }
-    };
+    let (model, torch_names) = target(c, &shape, splits, &mut rng, &ad)?;
 
     let regenerated = Manifest::regenerated(&model, c.scope);
     let fixed = Manifest::fixed(&model, c.scope);

@@ -1,0 +1,195 @@
+//! The range checks a run configuration passes before any stage runs: flags and config files
+//! alike, with errors that name the setting.
+
+use super::RunConfig;
+use crate::classifier::ClassifierConfig;
+use crate::error::{G2dError, Result};
+
+impl RunConfig {
+    /// Counts that must be at least 1.
+    fn validate_counts(&self) -> Result<()> {
+        let positive = [
+            ("collect.batch_size", self.collect.batch_size),
+            ("collect.pretrain_steps", self.collect.pretrain_steps),
+            ("collect.checkpoints", self.collect.checkpoints),
+            ("collect.save_every", self.collect.save_every),
+            ("collect.seeds", self.collect.seeds),
+            ("autoencoder.steps", self.autoencoder.steps),
+            ("autoencoder.batch_size", self.autoencoder.batch_size),
+            ("diffusion.steps", self.diffusion.steps),
+            ("diffusion.batch_size", self.diffusion.batch_size),
+            ("diffusion.function_batch", self.diffusion.function_batch),
+            (
+                "diffusion.vulnerability_bank",
+                self.diffusion.vulnerability_bank,
+            ),
+            ("generate.count", self.generate.count),
+            (
+                "data.bundle_validation_size",
+                self.data.bundle_validation_size,
+            ),
+        ];
+        for (field, v) in positive {
+            if v == 0 {
+                return Err(G2dError::config(field, "must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Rejects settings no stage can run with.
+    pub fn validate(&self) -> Result<()> {
+        self.validate_counts()?;
+        if self.collect.checkpoints < 2 {
+            return Err(G2dError::config(
+                "collect.checkpoints",
+                "K must be at least 2",
+            ));
+        }
+        ClassifierConfig {
+            arch: self.collect.arch,
+            hidden: self.collect.hidden.clone(),
+            ..ClassifierConfig::new(self.collect.arch)
+        }
+        .validate("collect.hidden")?;
+        if self.collect.seeds > self.collect.checkpoints {
+            return Err(G2dError::config(
+                "collect.seeds",
+                "more seeds than checkpoints",
+            ));
+        }
+        // The network settings: the same checks a bundle's metadata gets (θ's length is not
+        // known before collection, so one parameter stands in for it).
+        self.autoencoder.model(1).validate("autoencoder.network")?;
+        self.diffusion
+            .denoiser(self.autoencoder.network.latent_channels)
+            .validate("diffusion.denoiser")?;
+        if !(self.diffusion.lambda_l1 >= 0.0 && self.diffusion.lambda_l1.is_finite()) {
+            return Err(G2dError::config(
+                "diffusion.lambda_l1",
+                "must be a finite λ ≥ 0",
+            ));
+        }
+        for (field, w) in [
+            ("diffusion.task_weight", self.diffusion.task_weight),
+            (
+                "diffusion.vulnerability_weight",
+                self.diffusion.vulnerability_weight,
+            ),
+        ] {
+            if !(w >= 0.0 && w.is_finite()) {
+                return Err(G2dError::config(
+                    field,
+                    format!("must be a finite weight ≥ 0, got {w}"),
+                ));
+            }
+        }
+        for (field, lr) in [
+            ("collect.lr", self.collect.lr),
+            ("collect.collect_lr", self.collect.collect_lr),
+            ("autoencoder.lr", self.autoencoder.lr),
+            ("diffusion.lr", self.diffusion.lr),
+        ] {
+            if !(lr > 0.0 && lr.is_finite()) {
+                return Err(G2dError::config(
+                    field,
+                    format!("must be a finite learning rate > 0, got {lr}"),
+                ));
+            }
+        }
+        if let Some(attack) = &self.collect.adversarial {
+            attack.validate("collect.adversarial")?;
+        }
+        self.diffusion
+            .vulnerability_attack
+            .validate("diffusion.vulnerability_attack")?;
+        if self.diffusion.function_terms() && self.collect.arch != crate::classifier::Arch::Mlp {
+            return Err(G2dError::config(
+                "diffusion.task_weight / diffusion.vulnerability_weight",
+                "the function-space terms need the MLP (collect.arch mlp)",
+            ));
+        }
+        if !(0.0..1.0).contains(&self.diffusion.ema_decay) {
+            return Err(G2dError::config(
+                "diffusion.ema_decay",
+                "must lie in [0, 1)",
+            ));
+        }
+        self.validate_generation()
+    }
+
+    /// The schedule, the sampler against it, and the guard's tolerance.
+    fn validate_generation(&self) -> Result<()> {
+        let s = &self.diffusion.schedule;
+        s.validate("diffusion.schedule")?;
+        self.generate
+            .sampler
+            .validate(s.timesteps)
+            .map_err(|e| G2dError::config("generate.sampler", e.to_string()))?;
+        let delta = self.generate.guard_delta;
+        if !(0.0..=1.0).contains(&delta) {
+            return Err(G2dError::config(
+                "generate.guard_delta",
+                format!("must lie in [0, 1] (a fraction of accuracy), got {delta}"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diffusion::sampler::SamplerConfig;
+
+    fn refused(edit: impl Fn(&mut RunConfig), field: &str) {
+        let mut c = RunConfig::default();
+        edit(&mut c);
+        let err = c.validate().unwrap_err().to_string();
+        assert!(
+            err.contains(field),
+            "expected an error naming {field}, got {err}"
+        );
+    }
+
+    #[test]
+    fn out_of_range_settings_are_refused_naming_the_field() {
+        assert!(RunConfig::default().validate().is_ok());
+        refused(
+            |c| {
+                c.generate.sampler = SamplerConfig::Ddim {
+                    steps: 5000,
+                    eta: 0.0,
+                }
+            },
+            "generate.sampler",
+        );
+        refused(
+            |c| c.generate.sampler = SamplerConfig::Ddim { steps: 0, eta: 0.0 },
+            "generate.sampler",
+        );
+        refused(
+            |c| {
+                c.generate.sampler = SamplerConfig::Ddim {
+                    steps: 50,
+                    eta: 7.0,
+                }
+            },
+            "generate.sampler",
+        );
+        refused(|c| c.generate.guard_delta = -5.0, "generate.guard_delta");
+        refused(|c| c.generate.guard_delta = 5.0, "generate.guard_delta");
+        refused(|c| c.diffusion.schedule.beta_end = 2.0, "beta_end");
+        refused(
+            |c| c.diffusion.task_weight = f32::NAN,
+            "diffusion.task_weight",
+        );
+        refused(
+            |c| {
+                c.diffusion.vulnerability_weight = 1.0;
+                c.collect.arch = crate::classifier::Arch::Cnn;
+            },
+            "need the MLP",
+        );
+    }
+}
