@@ -69,9 +69,9 @@ impl ClassifierConfig {
     pub fn new(arch: Arch) -> Self {
         Self {
             arch,
-            hidden: MLP_HIDDEN.to_vec(),
+            hidden: default_hidden(),
             image: default_image(),
-            classes: CLASSES,
+            classes: default_classes(),
         }
     }
 
@@ -339,7 +339,7 @@ impl Classifier {
     pub fn layer_names(&self) -> Vec<String> {
         let mut layers: Vec<String> = Vec::new();
         for name in crate::params::Manifest::full(self).names() {
-            let layer = name.rsplit_once('.').map_or(name.as_str(), |(l, _)| l);
+            let layer = crate::params::layer_of(&name);
             if layers.last().map(String::as_str) != Some(layer) {
                 layers.push(layer.to_string());
             }

@@ -23,6 +23,15 @@ pub enum Scope {
     All,
 }
 
+/// The layer a tensor belongs to: its name without the last part (`fc2` of `fc2.weight`).
+pub fn layer_of(name: &str) -> &str {
+    name.rsplit_once('.').map_or(name, |(layer, _)| layer)
+}
+
+/// The PyTorch state_dict key of each classifier tensor of an imported model (classifier path
+/// → key), carried from the collection into the bundle so exports keep the imported names.
+pub type TorchNames = std::collections::BTreeMap<String, String>;
+
 impl Scope {
     /// The layers of `model` this scope regenerates (all of them for a model with fewer
     /// layers than the scope names).
@@ -38,8 +47,7 @@ impl Scope {
 
     /// Whether the tensor called `name` (e.g. `fc3.weight`) belongs to one of `layers`.
     pub fn contains(layers: &[String], name: &str) -> bool {
-        let layer = name.rsplit_once('.').map_or(name, |(l, _)| l);
-        layers.iter().any(|l| l == layer)
+        layers.iter().any(|l| l == layer_of(name))
     }
 }
 

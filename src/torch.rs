@@ -14,7 +14,6 @@
 //!   numbers (`layers.10` after `layers.2`, `fc2` after `fc1`), then checked shape by shape.
 
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use burn::prelude::*;
@@ -24,10 +23,9 @@ use safetensors::SafeTensors;
 use crate::classifier::{Arch, Classifier, ClassifierConfig};
 use crate::codec::{f32_from_le_bytes, f32_to_le_bytes};
 use crate::error::{G2dError, Result};
-use crate::params::Manifest;
+use crate::params::{layer_of, Manifest};
 
-/// The state_dict key of each classifier tensor (burn path → PyTorch name).
-pub type TorchNames = BTreeMap<String, String>;
+pub use crate::params::TorchNames;
 
 /// One tensor of a state_dict, in PyTorch's layout.
 #[derive(Clone, Debug, PartialEq)]
@@ -188,7 +186,8 @@ pub fn import(
     let mut names = TorchNames::new();
     let mut theta = Vec::with_capacity(manifest.len());
     for entry in &manifest.tensors {
-        let (layer, kind) = entry.name.split_once('.').expect("layer.param");
+        let layer = layer_of(&entry.name);
+        let kind = &entry.name[layer.len() + 1..];
         let at = targets.iter().position(|t| *t == layer).expect("a layer");
         let name = format!("{}.{kind}", layers[at].prefix);
         let tensor = tensors.iter().find(|t| t.name == name).ok_or_else(|| {
@@ -271,8 +270,7 @@ fn layers(tensors: &[TorchTensor]) -> std::result::Result<Vec<Layer>, String> {
         }
     }
     for t in tensors {
-        let prefix = t.name.rsplit_once('.').map_or("", |(p, _)| p);
-        if !layers.iter().any(|l| l.prefix == prefix) {
+        if !layers.iter().any(|l| l.prefix == layer_of(&t.name)) {
             return Err(format!("`{}` has no weight beside it", t.name));
         }
     }

@@ -66,10 +66,10 @@ pub struct BundleMeta {
     pub theta_orig_sha256: String,
     /// The configuration of the run that produced the bundle.
     pub training: serde_json::Value,
-    /// The PyTorch state_dict key of each classifier tensor, when the target was imported
-    /// from one (classifier path → key): regenerated sets export under these names.
+    /// The PyTorch names, when the target was imported from a state_dict: regenerated sets
+    /// export under them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub torch_names: Option<std::collections::BTreeMap<String, String>>,
+    pub torch_names: Option<crate::params::TorchNames>,
     pub sections: Vec<Section>,
 }
 

@@ -61,32 +61,25 @@ pub fn generate(
         &run.config.generate.sampler,
         G2dRng::from_entropy(),
     )?;
-    let mut rows = Vec::new();
+    let (mut rows, mut accepted) = (Vec::new(), Vec::new());
     for theta in &thetas {
         let acc = guard
             .accuracy(&model.with_theta(theta)?)
             .into_scalar::<f32>();
-        rows.push(json!({
-            "val_accuracy": acc,
-            "accepted": guard.accepts(acc, original),
-            "l1_to_original": l1_distance(theta, &model.theta_orig),
-        }));
+        let ok = guard.accepts(acc, original);
+        let l1 = l1_distance(theta, &model.theta_orig);
+        rows.push(json!({"val_accuracy": acc, "accepted": ok, "l1_to_original": l1}));
+        let verdict = if ok { "accepted" } else { "rejected" };
         say(
             json,
             format!(
-                "val {:.2}% (original {:.2}%), {}, L1 to θ_orig {:.5}",
+                "val {:.2}% (original {:.2}%), {verdict}, L1 to θ_orig {l1:.5}",
                 acc * 100.0,
                 original * 100.0,
-                if guard.accepts(acc, original) {
-                    "accepted"
-                } else {
-                    "rejected"
-                },
-                l1_distance(theta, &model.theta_orig)
             ),
         );
+        accepted.push(ok);
     }
-    let accepted: Vec<bool> = rows.iter().map(|r| r["accepted"] == true).collect();
     let formats = [(outputs.safetensors, "safetensors"), (outputs.npz, "npz")];
     for (dir, format) in formats {
         let Some(dir) = dir else { continue };

@@ -42,7 +42,7 @@ pub struct CollectInfo {
     pub seconds: f64,
     /// The state_dict key of each tensor when the target was imported (`collect.init`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub torch_names: Option<std::collections::BTreeMap<String, String>>,
+    pub torch_names: Option<crate::params::TorchNames>,
 }
 
 /// Marks every tensor outside the scope as not requiring gradients, so the optimizer leaves it.
@@ -212,7 +212,7 @@ fn target(
     splits: &Splits,
     rng: &mut G2dRng,
     ad: &Device,
-) -> Result<(Classifier, Option<crate::torch::TorchNames>)> {
+) -> Result<(Classifier, Option<crate::params::TorchNames>)> {
     if let Some(path) = &c.init {
         let tensors = crate::torch::read_safetensors(path)?;
         let (model, names) = crate::torch::import(path, &tensors, shape, ad)?;

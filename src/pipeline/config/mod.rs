@@ -52,7 +52,7 @@ pub struct DataConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct CollectConfig {
     pub arch: Arch,
-    /// The MLP's hidden widths (784 → these → 10); the CNN's shape is fixed.
+    /// The MLP's hidden widths (pixels → these → classes); the CNN's layers are fixed.
     pub hidden: Vec<usize>,
     pub scope: Scope,
     /// A PyTorch state_dict (safetensors) the target starts from: imported instead of trained
@@ -181,7 +181,7 @@ impl Default for CollectConfig {
     fn default() -> Self {
         Self {
             arch: Arch::Mlp,
-            hidden: crate::classifier::MLP_HIDDEN.to_vec(),
+            hidden: crate::classifier::default_hidden(),
             scope: Scope::LastTwo,
             init: None,
             pretrain_steps: 2000,
@@ -245,11 +245,15 @@ impl Default for GenerateConfig {
 impl CollectConfig {
     /// The classifier these settings build for `data`'s images and classes.
     pub fn classifier(&self, data: &crate::data::Splits) -> ClassifierConfig {
+        self.network().with_data(data.image(), data.classes())
+    }
+
+    /// The same for MNIST's images and classes: what the settings can be checked on before
+    /// any data is read.
+    pub fn network(&self) -> ClassifierConfig {
         ClassifierConfig {
-            arch: self.arch,
             hidden: self.hidden.clone(),
-            image: data.image(),
-            classes: data.classes(),
+            ..ClassifierConfig::new(self.arch)
         }
     }
 }
@@ -292,9 +296,9 @@ impl RunConfig {
 
     /// The hash of everything collection reads (the seed, the data and its split, the collect
     /// settings; not the export-only `bundle_validation_size`): what `target.safetensors`
-    /// records as its origin. Settings added since keys were first recorded (the optimizer, the
-    /// imported state_dict) are left out while they hold their defaults, so older runs keep
-    /// their key.
+    /// records as its origin. Settings added since keys were first recorded (the hidden widths,
+    /// the optimizer, the imported state_dict) are left out while they hold their defaults, so
+    /// older runs keep their key.
     pub fn collect_key(&self) -> String {
         let d = &self.data;
         let dir = d

@@ -2,7 +2,6 @@
 //! alike, with errors that name the setting.
 
 use super::RunConfig;
-use crate::classifier::ClassifierConfig;
 use crate::error::{G2dError, Result};
 
 impl RunConfig {
@@ -46,12 +45,7 @@ impl RunConfig {
                 "K must be at least 2",
             ));
         }
-        ClassifierConfig {
-            arch: self.collect.arch,
-            hidden: self.collect.hidden.clone(),
-            ..ClassifierConfig::new(self.collect.arch)
-        }
-        .validate("collect.hidden")?;
+        self.collect.network().validate("collect.hidden")?;
         if self.collect.seeds > self.collect.checkpoints {
             return Err(G2dError::config(
                 "collect.seeds",
