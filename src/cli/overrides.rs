@@ -12,7 +12,7 @@ use crate::classifier::Arch;
 use crate::diffusion::sampler::SamplerConfig;
 use crate::error::{G2dError, Result};
 use crate::params::Scope;
-use crate::pipeline::config::RunConfig;
+use crate::pipeline::config::{CollectVulnerability, RunConfig};
 use crate::pipeline::sources::DataSource;
 
 #[derive(Args, Debug, Default)]
@@ -77,6 +77,10 @@ pub struct Overrides {
     /// Adversarial training during collection with PGD-7 at this ε (robust checkpoints).
     #[arg(long, global = true)]
     pub adversarial_collect: Option<f32>,
+    /// Collect checkpoints away from θ_orig: + this weight × cross-entropy on PGD-10
+    /// (ε = 0.1) examples crafted on θ_orig, after 500 warm-up steps.
+    #[arg(long, global = true)]
+    pub collect_vulnerability: Option<f32>,
     /// Skip the λ = 0 (p-diff) comparison model in `pipeline`.
     #[arg(long, global = true)]
     pub no_baseline: bool,
@@ -152,6 +156,9 @@ impl Overrides {
         }
         if let Some(eps) = self.adversarial_collect {
             c.collect.adversarial = Some(LinfAttack::pgd(eps, 7));
+        }
+        if let Some(w) = self.collect_vulnerability {
+            c.collect.vulnerability = Some(CollectVulnerability::new(w));
         }
         if self.no_baseline {
             c.diffusion.baseline = false;

@@ -3,13 +3,13 @@
 //! deployed parameters, is the last checkpoint of the main run.
 
 use burn::module::{Module, Param};
-use burn::optim::GradientsParams;
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::config::{CollectConfig, RunConfig};
+use super::config::{CollectConfig, CollectVulnerability, RunConfig};
 use super::progress::bar;
-use crate::attacks::{craft, LinfAttack};
+use crate::attacks::{craft, craft_ensemble, LinfAttack};
 use crate::classifier::{cross_entropy, images_tensor, labels_tensor, Classifier};
 use crate::data::{Images, Splits};
 use crate::error::{G2dError, Result};
@@ -65,48 +65,99 @@ impl NamedMapper for FreezeOutside {
     }
 }
 
-/// Trains `model` for `steps` optimizer steps on shuffled mini-batches, calling `after_step`
-/// with the step number (from 1) and the model. With `adversarial`, each batch's loss is the
-/// mean of the clean cross-entropy and that on examples the attack crafts against the current
-/// weights (PGD adversarial training). A loss that is not finite (checked every
-/// [`FINITE_CHECK_EVERY`] steps and at the last) stops training with [`G2dError::Diverged`].
-#[allow(clippy::too_many_arguments)]
-fn train(
-    mut model: Classifier,
-    train: &Images,
-    c: &CollectConfig,
-    lr: f64,
-    steps: usize,
-    rng: &mut G2dRng,
-    adversarial: Option<&LinfAttack>,
-    mut after_step: impl FnMut(usize, &Classifier),
-) -> Result<Classifier> {
-    let device = model.devices()[0].clone();
-    let mut optim = c.optimizer.init();
-    let batch_size = c.batch_size;
-    let mut order: Vec<usize> = Vec::new();
-    for step in 1..=steps {
-        if order.len() < batch_size {
-            order = (0..train.len()).collect();
-            rng.shuffle(&mut order);
+/// What a training step's loss adds to the clean cross-entropy.
+#[derive(Clone, Copy, Default)]
+struct Objective<'a> {
+    /// PGD adversarial training: the loss is the mean of the clean cross-entropy and that on
+    /// examples this attack crafts against the current weights.
+    adversarial: Option<&'a LinfAttack>,
+    /// Away from fixed models' weaknesses: + weight × the cross-entropy on examples crafted
+    /// against their mean loss (θ_orig, and in joint collection the other runs).
+    away: Option<(&'a [Classifier], &'a CollectVulnerability)>,
+}
+
+impl<'a> Objective<'a> {
+    fn of(c: &'a CollectConfig) -> Self {
+        Self {
+            adversarial: c.adversarial.as_ref(),
+            away: None,
         }
-        let idx: Vec<usize> = order.split_off(order.len() - batch_size);
-        let batch = train.select(&idx);
-        let images = images_tensor(&batch.pixels, batch.pixels_per_image(), &device);
-        let labels = labels_tensor(&batch.labels, &device);
+    }
+
+    /// The loss on one batch of `model`.
+    fn loss(
+        &self,
+        model: &Classifier,
+        images: Tensor<2>,
+        labels: Tensor<1, Int>,
+        rng: &mut G2dRng,
+    ) -> Tensor<1> {
         let mut loss = cross_entropy(model.forward(images.clone()), labels.clone());
-        if let Some(attack) = adversarial {
+        if let Some(attack) = self.adversarial {
             let crafted = craft(
                 &model.valid(),
-                images.inner(),
+                images.clone().inner(),
                 labels.clone().inner(),
                 attack,
                 rng,
             );
-            let adv = cross_entropy(model.forward(Tensor::from_inner(crafted)), labels);
+            let adv = cross_entropy(model.forward(Tensor::from_inner(crafted)), labels.clone());
             loss = (loss + adv) / 2.0;
         }
-        if step % FINITE_CHECK_EVERY == 0 || step == steps {
+        if let Some((sources, v)) = self.away {
+            let (x, y) = (images.inner(), labels.clone().inner());
+            let crafted = craft_ensemble(sources, x, y, &v.attack, rng);
+            let away = cross_entropy(model.forward(Tensor::from_inner(crafted)), labels);
+            loss = loss + away * v.weight;
+        }
+        loss
+    }
+}
+
+/// One model's optimizer and its shuffled pass over the training images.
+struct Trainer<'a> {
+    data: &'a Images,
+    batch_size: usize,
+    lr: f64,
+    steps: usize,
+    optim: ModuleOptimizer,
+    order: Vec<usize>,
+}
+
+impl<'a> Trainer<'a> {
+    fn new(data: &'a Images, c: &CollectConfig, lr: f64, steps: usize) -> Self {
+        Self {
+            data,
+            batch_size: c.batch_size,
+            lr,
+            steps,
+            optim: c.optimizer.init(),
+            order: Vec::new(),
+        }
+    }
+
+    /// Step `step` (from 1) of `steps`: one optimizer step of `model` on the next mini-batch
+    /// with the `objective`'s loss. A loss that is not finite (checked every
+    /// [`FINITE_CHECK_EVERY`] steps and at the last) stops training with
+    /// [`G2dError::Diverged`].
+    fn step(
+        &mut self,
+        model: Classifier,
+        step: usize,
+        objective: &Objective,
+        rng: &mut G2dRng,
+    ) -> Result<Classifier> {
+        let device = model.devices()[0].clone();
+        if self.order.len() < self.batch_size {
+            self.order = (0..self.data.len()).collect();
+            rng.shuffle(&mut self.order);
+        }
+        let idx: Vec<usize> = self.order.split_off(self.order.len() - self.batch_size);
+        let batch = self.data.select(&idx);
+        let images = images_tensor(&batch.pixels, batch.pixels_per_image(), &device);
+        let labels = labels_tensor(&batch.labels, &device);
+        let loss = objective.loss(&model, images, labels, rng);
+        if step.is_multiple_of(FINITE_CHECK_EVERY) || step == self.steps {
             let value = loss.clone().into_scalar::<f32>();
             if !value.is_finite() {
                 return Err(G2dError::Diverged {
@@ -117,10 +168,66 @@ fn train(
             }
         }
         let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(lr, model, grads);
+        Ok(self.optim.step(self.lr, model, grads))
+    }
+}
+
+/// Trains `model` for `steps` optimizer steps (see [`Trainer::step`]), calling `after_step`
+/// with the step number (from 1) and the model.
+#[allow(clippy::too_many_arguments)]
+fn train(
+    mut model: Classifier,
+    train: &Images,
+    c: &CollectConfig,
+    lr: f64,
+    steps: usize,
+    rng: &mut G2dRng,
+    objective: Objective,
+    mut after_step: impl FnMut(usize, &Classifier),
+) -> Result<Classifier> {
+    let mut trainer = Trainer::new(train, c, lr, steps);
+    for step in 1..=steps {
+        model = trainer.step(model, step, &objective, rng)?;
         after_step(step, &model);
     }
     Ok(model)
+}
+
+/// Runs trained side by side from `starts` for `steps` steps at `collect_lr`: at every step
+/// each run adds `v.weight` × the cross-entropy on examples crafted against the mean loss of
+/// `source` (θ_orig) and the other runs' current weights, so that what fools one run does not
+/// fool the others (round-robin diversity). `after_step` gets the run's index, the step and
+/// the run's model.
+#[allow(clippy::too_many_arguments)]
+fn train_jointly(
+    starts: Vec<Classifier>,
+    source: &Classifier,
+    v: &CollectVulnerability,
+    train: &Images,
+    c: &CollectConfig,
+    steps: usize,
+    rng: &mut G2dRng,
+    mut after_step: impl FnMut(usize, usize, &Classifier),
+) -> Result<Vec<Classifier>> {
+    let mut trainers: Vec<Trainer> = (0..starts.len())
+        .map(|_| Trainer::new(train, c, c.collect_lr, steps))
+        .collect();
+    let mut models = starts;
+    for step in 1..=steps {
+        for run in 0..models.len() {
+            let others = models.iter().enumerate().filter(|(o, _)| *o != run);
+            let sources: Vec<Classifier> = std::iter::once(source.clone())
+                .chain(others.map(|(_, m)| m.valid()))
+                .collect();
+            let objective = Objective {
+                away: Some((&sources, v)),
+                ..Objective::of(c)
+            };
+            models[run] = trainers[run].step(models[run].clone(), step, &objective, rng)?;
+            after_step(run, step, &models[run]);
+        }
+    }
+    Ok(models)
 }
 
 /// Steps between two reads of the training loss (each read waits for the device).
@@ -167,7 +274,10 @@ fn train_from_scratch(
         c.lr,
         c.pretrain_steps,
         &mut rng,
-        adversarial,
+        Objective {
+            adversarial,
+            away: None,
+        },
         |_, _| {},
     )
     .map(|m| m.valid())
@@ -199,7 +309,7 @@ fn fresh_start(
         c.lr,
         c.pretrain_steps,
         rng,
-        c.adversarial.as_ref(),
+        Objective::of(c),
         |_, _| {},
     )
 }
@@ -226,11 +336,105 @@ fn target(
         c.lr,
         c.pretrain_steps,
         rng,
-        c.adversarial.as_ref(),
+        Objective::of(c),
         |_, _| pb.inc(1),
     )?;
     pb.finish();
     Ok((model, None))
+}
+
+/// Whether training step `step` (from 1) saves a checkpoint: every `every` steps after the
+/// first `warmup`.
+fn saves(step: usize, warmup: usize, every: usize) -> bool {
+    step > warmup && (step - warmup).is_multiple_of(every)
+}
+
+/// The runs' starting points, run `seeds − 1` first and run 0 (the trained target) last.
+fn starts(
+    config: &RunConfig,
+    splits: &Splits,
+    model: &Classifier,
+    regenerated: &Manifest,
+    rng: &mut G2dRng,
+    ad: &Device,
+) -> Result<Vec<Classifier>> {
+    let mut starts = Vec::with_capacity(config.collect.seeds);
+    for s in (0..config.collect.seeds).rev() {
+        let start = match s {
+            0 => model.clone(),
+            _ => fresh_start(config, splits, model, regenerated, s, rng, ad)?,
+        };
+        starts.push(start.train());
+    }
+    Ok(starts)
+}
+
+/// K checkpoints spread over `seeds` runs trained one after the other (see [`starts`]):
+/// `save` turns a model into its checkpoint. Returns them with run 0's final model (θ_orig
+/// without the vulnerability term; with it, each run first trains `warmup_steps` away from
+/// θ_orig).
+fn one_by_one(
+    model: &Classifier,
+    mut fresh: impl FnMut(&mut G2dRng, usize) -> Result<Classifier>,
+    objective: Objective,
+    splits: &Splits,
+    c: &CollectConfig,
+    rng: &mut G2dRng,
+    save: &mut impl FnMut(&Classifier) -> Vec<f32>,
+) -> Result<(Vec<Vec<f32>>, Classifier)> {
+    let warmup = c.vulnerability.as_ref().map_or(0, |v| v.warmup_steps);
+    let per_seed = c.checkpoints.div_ceil(c.seeds);
+    let mut checkpoints: Vec<Vec<f32>> = Vec::with_capacity(c.checkpoints);
+    let mut end = None;
+    for s in (0..c.seeds).rev() {
+        let count = per_seed.min(c.checkpoints - checkpoints.len());
+        let start = if s == 0 {
+            model.clone()
+        } else {
+            fresh(rng, s)?
+        };
+        let done = train(
+            start.train(),
+            &splits.train,
+            c,
+            c.collect_lr,
+            warmup + count * c.save_every,
+            rng,
+            objective,
+            |step, m| {
+                if saves(step, warmup, c.save_every) {
+                    checkpoints.push(save(m));
+                }
+            },
+        )?;
+        end = Some(done);
+    }
+    Ok((checkpoints, end.expect("run 0").valid()))
+}
+
+/// The same with the vulnerability term and several runs, trained side by side
+/// ([`train_jointly`]); the checkpoints keep the runs' order, cut to K.
+fn jointly(
+    starts: Vec<Classifier>,
+    source: &Classifier,
+    v: &CollectVulnerability,
+    splits: &Splits,
+    c: &CollectConfig,
+    rng: &mut G2dRng,
+    save: &mut impl FnMut(&Classifier) -> Vec<f32>,
+) -> Result<(Vec<Vec<f32>>, Classifier)> {
+    let mut runs = vec![Vec::new(); starts.len()];
+    let steps = v.warmup_steps + c.checkpoints.div_ceil(c.seeds) * c.save_every;
+    let ends = train_jointly(starts, source, v, &splits.train, c, steps, rng, {
+        |run, step, m| {
+            if saves(step, v.warmup_steps, c.save_every) {
+                runs[run].push(save(m));
+            }
+        }
+    })?;
+    let mut all = runs.concat();
+    all.truncate(c.checkpoints);
+    Ok((all, ends.into_iter().last().expect("run 0").valid()))
 }
 
 /// Runs stage 1.
@@ -252,40 +456,35 @@ pub fn collect(config: &RunConfig, splits: &Splits, device: &Device) -> Result<C
     };
     let model = map_named(model, freeze);
 
-    // K checkpoints spread over `seeds` runs; run 0 continues from the trained target and
-    // ends on θ_orig, the others start the regenerated tensors from a fresh initialisation.
-    let per_seed = c.checkpoints.div_ceil(c.seeds);
+    let source = model.valid();
     let pb = bar(c.checkpoints as u64, "collect: saving checkpoints");
-    let mut checkpoints: Vec<Vec<f32>> = Vec::with_capacity(c.checkpoints);
-    let mut runs: Vec<(usize, Classifier)> = Vec::new();
-    for s in (0..c.seeds).rev() {
-        let count = per_seed.min(c.checkpoints - checkpoints.len());
-        let start = if s == 0 {
-            model.clone()
-        } else {
-            fresh_start(config, splits, &model, &regenerated, s, &mut rng, &ad)?
-        };
-        let start = start.train();
-        let done = train(
-            start,
-            &splits.train,
-            c,
-            c.collect_lr,
-            count * c.save_every,
-            &mut rng,
-            c.adversarial.as_ref(),
-            |step, m| {
-                if step % c.save_every == 0 {
-                    checkpoints.push(regenerated.flatten(m));
-                    pb.inc(1);
-                }
-            },
-        )?;
-        runs.push((s, done));
-    }
+    let mut save = |m: &Classifier| {
+        pb.inc(1);
+        regenerated.flatten(m)
+    };
+    let (checkpoints, end) = match &c.vulnerability {
+        Some(v) if c.seeds > 1 => {
+            let starts = starts(config, splits, &model, &regenerated, &mut rng, &ad)?;
+            jointly(starts, &source, v, splits, c, &mut rng, &mut save)?
+        }
+        _ => {
+            let sources = std::slice::from_ref(&source);
+            let objective = Objective {
+                away: c.vulnerability.as_ref().map(|v| (sources, v)),
+                ..Objective::of(c)
+            };
+            let fresh = |rng: &mut G2dRng, s| {
+                fresh_start(config, splits, &model, &regenerated, s, rng, &ad)
+            };
+            one_by_one(&model, fresh, objective, splits, c, &mut rng, &mut save)?
+        }
+    };
     pb.finish();
 
-    let target = runs.pop().expect("run 0").1.valid();
+    let target = match c.vulnerability {
+        Some(_) => source,
+        None => end,
+    };
     let theta_orig = regenerated.flatten(&target);
     let info = CollectInfo {
         classifier: shape,

@@ -77,8 +77,35 @@ pub struct CollectConfig {
     /// batch's loss on examples this attack crafts against the current weights, so the
     /// generator learns from robust checkpoints. Absent: clean training.
     pub adversarial: Option<LinfAttack>,
+    /// Checkpoints collected away from θ_orig's weaknesses (see [`CollectVulnerability`]).
+    /// Absent: the trajectory trains on clean images and ends on θ_orig.
+    pub vulnerability: Option<CollectVulnerability>,
     /// AdamW for the target and the checkpoints (no weight decay by default).
     pub optimizer: AdamWConfig,
+}
+
+/// The vulnerability term in collection: θ_orig is the trained target, and every checkpoint's
+/// trajectory adds `weight` × the cross-entropy on examples `attack` crafts against θ_orig to
+/// each batch's clean loss, so the generator learns parameter sets that what fools θ_orig does
+/// not fool (the idea of ensemble adversarial training). θ_orig itself is then not a checkpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectVulnerability {
+    pub weight: f32,
+    pub attack: LinfAttack,
+    /// Steps each trajectory trains away from θ_orig before its first checkpoint.
+    pub warmup_steps: usize,
+}
+
+impl CollectVulnerability {
+    /// `weight` with PGD-10 at ε = 0.1 and 500 warm-up steps.
+    pub fn new(weight: f32) -> Self {
+        Self {
+            weight,
+            attack: LinfAttack::pgd(0.1, 10),
+            warmup_steps: 500,
+        }
+    }
 }
 
 /// Stage 2: the parameter autoencoder.
@@ -192,6 +219,7 @@ impl Default for CollectConfig {
             collect_lr: 3e-4,
             seeds: 1,
             adversarial: None,
+            vulnerability: None,
             optimizer: AdamWConfig::new().with_weight_decay(0.0),
         }
     }
@@ -307,7 +335,7 @@ impl RunConfig {
             .map(|p| p.canonicalize().unwrap_or_else(|_| p.clone()));
         let mut collect = serde_json::to_value(&self.collect).expect("settings are JSON");
         let defaults = serde_json::to_value(CollectConfig::default()).expect("settings are JSON");
-        for added in ["hidden", "optimizer", "init"] {
+        for added in ["hidden", "optimizer", "init", "vulnerability"] {
             if collect[added] == defaults[added] {
                 collect.as_object_mut().map(|c| c.remove(added));
             }

@@ -1,8 +1,27 @@
 //! The range checks a run configuration passes before any stage runs: flags and config files
 //! alike, with errors that name the setting.
 
-use super::RunConfig;
+use super::{CollectVulnerability, RunConfig};
 use crate::error::{G2dError, Result};
+
+impl CollectVulnerability {
+    fn validate(&self) -> Result<()> {
+        self.attack.validate("collect.vulnerability.attack")?;
+        if !(self.weight > 0.0 && self.weight.is_finite()) {
+            return Err(G2dError::config(
+                "collect.vulnerability.weight",
+                format!("must be a finite weight > 0, got {}", self.weight),
+            ));
+        }
+        if self.warmup_steps > 1_000_000 {
+            return Err(G2dError::config(
+                "collect.vulnerability.warmup_steps",
+                "must be at most 1,000,000",
+            ));
+        }
+        Ok(())
+    }
+}
 
 impl RunConfig {
     /// Counts that must be at least 1.
@@ -94,6 +113,9 @@ impl RunConfig {
         if let Some(attack) = &self.collect.adversarial {
             attack.validate("collect.adversarial")?;
         }
+        if let Some(v) = &self.collect.vulnerability {
+            v.validate()?;
+        }
         self.diffusion
             .vulnerability_attack
             .validate("diffusion.vulnerability_attack")?;
@@ -184,6 +206,22 @@ mod tests {
                 c.collect.arch = crate::classifier::Arch::Cnn;
             },
             "need the MLP",
+        );
+        let away = |weight| Some(super::super::CollectVulnerability::new(weight));
+        refused(
+            |c| c.collect.vulnerability = away(f32::NAN),
+            "collect.vulnerability.weight",
+        );
+        refused(
+            |c| c.collect.vulnerability = away(0.0),
+            "collect.vulnerability.weight",
+        );
+        refused(
+            |c| {
+                c.collect.vulnerability = away(1.0);
+                c.collect.vulnerability.as_mut().unwrap().attack.epsilon = 2.0;
+            },
+            "collect.vulnerability.attack",
         );
     }
 }
