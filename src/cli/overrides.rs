@@ -81,6 +81,10 @@ pub struct Overrides {
     /// (ε = 0.1) examples crafted on θ_orig, after 500 warm-up steps.
     #[arg(long, global = true)]
     pub collect_vulnerability: Option<f32>,
+    /// Runs the K checkpoints are spread over (with --collect-vulnerability: trained side by
+    /// side, each away from the others).
+    #[arg(long, global = true)]
+    pub seeds: Option<usize>,
     /// Skip the λ = 0 (p-diff) comparison model in `pipeline`.
     #[arg(long, global = true)]
     pub no_baseline: bool,
@@ -156,6 +160,9 @@ impl Overrides {
         }
         if let Some(eps) = self.adversarial_collect {
             c.collect.adversarial = Some(LinfAttack::pgd(eps, 7));
+        }
+        if let Some(v) = self.seeds {
+            c.collect.seeds = v;
         }
         if let Some(w) = self.collect_vulnerability {
             c.collect.vulnerability = Some(CollectVulnerability::new(w));

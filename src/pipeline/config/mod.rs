@@ -71,7 +71,8 @@ pub struct CollectConfig {
     pub collect_lr: f64,
     /// Runs the K checkpoints are spread over; run s > 0 re-initialises the regenerated
     /// tensors from seed + s and trains them for `pretrain_steps` before collecting (the fixed
-    /// tensors stay shared).
+    /// tensors stay shared). With `vulnerability` the runs train side by side, each also away
+    /// from the other runs' current weights.
     pub seeds: usize,
     /// Adversarial training throughout stage 1 (the target and every checkpoint): half of each
     /// batch's loss on examples this attack crafts against the current weights, so the
