@@ -96,6 +96,9 @@ pub struct ThreatStudy {
     pub dataset: String,
     pub plan: ThreatPlan,
     pub methods: Vec<MethodResult>,
+    /// Generated populations with no guard-accepted model, so nothing to serve or attack.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unserved: Vec<String>,
     /// The G2D population the validation rule picks.
     pub recommended: Option<String>,
     pub rule: String,
@@ -269,6 +272,7 @@ pub fn study(runs: &[Run], plan: &ThreatPlan, command: String) -> Result<ThreatS
         .first()
         .ok_or_else(|| G2dError::config("--runs", "needs at least one run directory"))?;
     let mut methods = Vec::new();
+    let mut unserved = Vec::new();
     let mut base: Option<RunContext> = None;
     for (r, run) in runs.iter().enumerate() {
         let ctx = RunContext::new(run, plan)?;
@@ -284,6 +288,10 @@ pub fn study(runs: &[Run], plan: &ThreatPlan, command: String) -> Result<ThreatS
             {
                 if runs.len() > 1 {
                     p.name = format!("{}/{}", ctx.name(), p.name);
+                }
+                if p.targets.is_empty() {
+                    unserved.push(p.name);
+                    continue;
                 }
                 let m = ctx.measure(&p, seed + 10 + i as u64)?;
                 main_l1 = m.l1_to_original.or(main_l1);
@@ -325,6 +333,7 @@ pub fn study(runs: &[Run], plan: &ThreatPlan, command: String) -> Result<ThreatS
             ctx.accuracy(&ctx.main.original, &ctx.splits.validation),
         ),
         methods,
+        unserved,
         rule: RULE.to_string(),
         seconds: started.elapsed().as_secs_f64(),
     })
