@@ -96,7 +96,8 @@ pub struct ThreatStudy {
     pub dataset: String,
     pub plan: ThreatPlan,
     pub methods: Vec<MethodResult>,
-    /// Generated populations with no guard-accepted model, so nothing to serve or attack.
+    /// Populations (generated, or noise at their L1) the guard accepted no model of, so
+    /// nothing to serve or attack.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unserved: Vec<String>,
     /// The G2D population the validation rule picks.
@@ -306,7 +307,11 @@ pub fn study(runs: &[Run], plan: &ThreatPlan, command: String) -> Result<ThreatS
         if let Some(l1) = main_l1 {
             let mut p = populations::noise(&ctx.main, l1, &ctx.guard, &plan.sizes, seed + 20)?;
             p.name = format!("{prefix}{}", p.name);
-            methods.push(ctx.measure(&p, seed + 21)?);
+            if p.targets.is_empty() {
+                unserved.push(p.name);
+            } else {
+                methods.push(ctx.measure(&p, seed + 21)?);
+            }
         }
         let mut p = populations::checkpoints(&ctx.checkpoints, &ctx.main, &plan.sizes)?;
         p.name = format!("{prefix}{}", p.name);
