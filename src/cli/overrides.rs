@@ -94,6 +94,23 @@ pub struct Overrides {
 }
 
 impl Overrides {
+    /// `current` with --sampler, --steps and --eta laid over it.
+    fn sampler(&self, current: SamplerConfig) -> Result<SamplerConfig> {
+        if self.sampler.is_none() && self.steps.is_none() && self.eta.is_none() {
+            return Ok(current);
+        }
+        let (kind, steps, eta) = match current {
+            SamplerConfig::Ddpm => ("ddpm", None, None),
+            SamplerConfig::Ddim { steps, eta } => ("ddim", Some(steps), Some(eta)),
+            SamplerConfig::DpmSolver { steps } => ("dpm-solver++", Some(steps), None),
+        };
+        SamplerConfig::parse(
+            self.sampler.as_deref().unwrap_or(kind),
+            self.steps.or(steps),
+            self.eta.or(eta),
+        )
+    }
+
     pub fn apply(&self, c: &mut RunConfig) -> Result<()> {
         if let Some(v) = self.data {
             c.data.source = v;
@@ -137,18 +154,7 @@ impl Overrides {
         if let Some(v) = self.count {
             c.generate.count = v;
         }
-        if self.sampler.is_some() || self.steps.is_some() || self.eta.is_some() {
-            let (kind, steps, eta) = match c.generate.sampler {
-                SamplerConfig::Ddpm => ("ddpm", None, None),
-                SamplerConfig::Ddim { steps, eta } => ("ddim", Some(steps), Some(eta)),
-                SamplerConfig::DpmSolver { steps } => ("dpm-solver++", Some(steps), None),
-            };
-            c.generate.sampler = SamplerConfig::parse(
-                self.sampler.as_deref().unwrap_or(kind),
-                self.steps.or(steps),
-                self.eta.or(eta),
-            )?;
-        }
+        c.generate.sampler = self.sampler(c.generate.sampler)?;
         if let Some(v) = self.guard_delta {
             c.generate.guard_delta = v;
         }
