@@ -133,4 +133,14 @@ fn several_runs_can_train_away_side_by_side() {
     let own = l1_distance(&collected.checkpoints[k - 1], &collected.theta_orig);
     assert!(other > 5.0 * own, "other run {other} vs run 0 {own}");
     assert!(own > 0.0);
+    // From the trained target, run 1 stays as near θ_orig as run 0, but not on it.
+    config.collect.vulnerability.as_mut().unwrap().from_target = true;
+    let collected = collect(&config, &splits, &device).unwrap();
+    let other = l1_distance(&collected.checkpoints[9], &collected.theta_orig);
+    let own = l1_distance(&collected.checkpoints[19], &collected.theta_orig);
+    assert!(
+        other < 2.0 * own && own < 2.0 * other,
+        "run 1 {other}, run 0 {own}"
+    );
+    assert_ne!(collected.checkpoints[9], collected.checkpoints[19]);
 }

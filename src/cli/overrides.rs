@@ -85,6 +85,9 @@ pub struct Overrides {
     /// side, each away from the others).
     #[arg(long, global = true)]
     pub seeds: Option<usize>,
+    /// With --collect-vulnerability and --seeds: every run starts from the trained target.
+    #[arg(long, global = true)]
+    pub seeds_from_target: bool,
     /// Skip the λ = 0 (p-diff) comparison model in `pipeline`.
     #[arg(long, global = true)]
     pub no_baseline: bool,
@@ -171,7 +174,10 @@ impl Overrides {
             c.collect.seeds = v;
         }
         if let Some(w) = self.collect_vulnerability {
-            c.collect.vulnerability = Some(CollectVulnerability::new(w));
+            c.collect.vulnerability = Some(CollectVulnerability {
+                from_target: self.seeds_from_target,
+                ..CollectVulnerability::new(w)
+            });
         }
         if self.no_baseline {
             c.diffusion.baseline = false;

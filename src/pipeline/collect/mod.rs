@@ -299,7 +299,10 @@ pub fn collect(config: &RunConfig, splits: &Splits, device: &Device) -> Result<C
     };
     let (checkpoints, end) = match &c.vulnerability {
         Some(v) if c.seeds > 1 => {
-            let starts = starts(config, splits, &model, &regenerated, &mut rng, &ad)?;
+            let starts = match v.from_target {
+                true => vec![model.clone().train(); c.seeds],
+                false => starts(config, splits, &model, &regenerated, &mut rng, &ad)?,
+            };
             jointly(starts, &source, v, splits, c, &mut rng, &mut save)?
         }
         _ => {

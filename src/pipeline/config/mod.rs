@@ -96,6 +96,11 @@ pub struct CollectVulnerability {
     pub attack: LinfAttack,
     /// Steps each trajectory trains away from θ_orig before its first checkpoint.
     pub warmup_steps: usize,
+    /// With several runs (`collect.seeds`): every run starts from the trained target instead
+    /// of a fresh initialisation, so the runs keep θ_orig's order of hidden units and differ
+    /// only by what they learn to resist.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub from_target: bool,
 }
 
 impl CollectVulnerability {
@@ -105,6 +110,7 @@ impl CollectVulnerability {
             weight,
             attack: LinfAttack::pgd(0.1, 10),
             warmup_steps: 500,
+            from_target: false,
         }
     }
 }
