@@ -265,6 +265,31 @@ fn nearest_l1(checkpoints: &[Vec<f32>], v: &[f32], skip: Option<usize>) -> f64 {
         .fold(f64::INFINITY, f64::min)
 }
 
+/// What the study measured: each population's results, or its name when the guard accepted
+/// none of its models (nothing to serve or attack).
+#[derive(Default)]
+struct Measured {
+    methods: Vec<MethodResult>,
+    unserved: Vec<String>,
+}
+
+impl Measured {
+    /// Measures `population` on `ctx`, or names it as unserved; the result when measured.
+    fn add(
+        &mut self,
+        ctx: &RunContext,
+        population: &Population,
+        seed: u64,
+    ) -> Result<Option<&MethodResult>> {
+        if population.targets.is_empty() {
+            self.unserved.push(population.name.clone());
+            return Ok(None);
+        }
+        self.methods.push(ctx.measure(population, seed)?);
+        Ok(self.methods.last())
+    }
+}
+
 /// Measures every population of every run, then the shared baselines, then picks the
 /// recommended G2D population on validation figures.
 pub fn study(runs: &[Run], plan: &ThreatPlan, command: String) -> Result<ThreatStudy> {
@@ -272,8 +297,7 @@ pub fn study(runs: &[Run], plan: &ThreatPlan, command: String) -> Result<ThreatS
     let first = runs
         .first()
         .ok_or_else(|| G2dError::config("--runs", "needs at least one run directory"))?;
-    let mut methods = Vec::new();
-    let mut unserved = Vec::new();
+    let mut measured = Measured::default();
     let mut base: Option<RunContext> = None;
     for (r, run) in runs.iter().enumerate() {
         let ctx = RunContext::new(run, plan)?;
@@ -290,13 +314,9 @@ pub fn study(runs: &[Run], plan: &ThreatPlan, command: String) -> Result<ThreatS
                 if runs.len() > 1 {
                     p.name = format!("{}/{}", ctx.name(), p.name);
                 }
-                if p.targets.is_empty() {
-                    unserved.push(p.name);
-                    continue;
+                if let Some(m) = measured.add(&ctx, &p, seed + 10 + i as u64)? {
+                    main_l1 = m.l1_to_original.or(main_l1);
                 }
-                let m = ctx.measure(&p, seed + 10 + i as u64)?;
-                main_l1 = m.l1_to_original.or(main_l1);
-                methods.push(m);
             }
         }
         let prefix = if runs.len() > 1 {
@@ -307,15 +327,11 @@ pub fn study(runs: &[Run], plan: &ThreatPlan, command: String) -> Result<ThreatS
         if let Some(l1) = main_l1 {
             let mut p = populations::noise(&ctx.main, l1, &ctx.guard, &plan.sizes, seed + 20)?;
             p.name = format!("{prefix}{}", p.name);
-            if p.targets.is_empty() {
-                unserved.push(p.name);
-            } else {
-                methods.push(ctx.measure(&p, seed + 21)?);
-            }
+            measured.add(&ctx, &p, seed + 21)?;
         }
         let mut p = populations::checkpoints(&ctx.checkpoints, &ctx.main, &plan.sizes)?;
         p.name = format!("{prefix}{}", p.name);
-        methods.push(ctx.measure(&p, seed + 22)?);
+        measured.add(&ctx, &p, seed + 22)?;
         if base.is_none() {
             base = Some(ctx);
         }
@@ -327,18 +343,18 @@ pub fn study(runs: &[Run], plan: &ThreatPlan, command: String) -> Result<ThreatS
         populations::original(&ctx.main),
     ];
     for (i, p) in shared.iter().enumerate() {
-        methods.push(ctx.measure(p, first.config.seed + 30 + i as u64)?);
+        measured.add(&ctx, p, first.config.seed + 30 + i as u64)?;
     }
     Ok(ThreatStudy {
         command,
         dataset: ctx.splits.name.clone(),
         plan: plan.clone(),
         recommended: recommend(
-            &methods,
+            &measured.methods,
             ctx.accuracy(&ctx.main.original, &ctx.splits.validation),
         ),
-        methods,
-        unserved,
+        methods: measured.methods,
+        unserved: measured.unserved,
         rule: RULE.to_string(),
         seconds: started.elapsed().as_secs_f64(),
     })
