@@ -1,17 +1,13 @@
 //! The command line answers bad input with its error code and a message naming what was wrong:
 //! `error[CODE]: …` and exit status 1, or clap's usage error (status 2) for a flag out of range.
 
-use std::path::PathBuf;
+mod common;
+
 use std::process::Command;
 
-const BUNDLE: &[u8] = include_bytes!("fixtures/tiny.g2d");
+use common::scratch;
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("g2d-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+const BUNDLE: &[u8] = include_bytes!("fixtures/tiny.g2d");
 
 /// Runs `g2d ARGS` and returns its exit status and stderr.
 fn g2d(args: &[&str]) -> (i32, String) {
@@ -27,7 +23,7 @@ fn g2d(args: &[&str]) -> (i32, String) {
 
 #[test]
 fn bad_bundles_settings_and_counts_are_refused_with_their_code() {
-    let dir = scratch("errors");
+    let dir = scratch("cli-errors");
     let run = dir.join("run");
     let run = run.to_str().unwrap();
     let write = |name: &str, bytes: &[u8]| {

@@ -2,6 +2,8 @@
 //! layout written by tests/fixtures/torch/make.py. Exported weights are checked by a forward
 //! pass written here from PyTorch's definitions, not by the crate's classifier.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -10,6 +12,8 @@ use g2d::bundle::Bundle;
 use g2d::classifier::{Arch, ClassifierConfig};
 use g2d::data::Images;
 use g2d::torch::{import, read_safetensors, state_dict, TorchTensor};
+
+use common::scratch;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -268,8 +272,7 @@ fn g2d(args: &[&str]) -> String {
 fn exported_sets_score_in_an_independent_forward_pass_what_the_guard_measured() {
     let bundle_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny.g2d");
     let bundle = Bundle::from_bytes(&std::fs::read(&bundle_path).unwrap()).unwrap();
-    let dir = std::env::temp_dir().join(format!("g2d-torch-export-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = scratch("torch-export");
     let out = dir.join("sets");
     let (run, bundle_arg, out_arg) = (dir.join("run"), bundle_path.to_str(), out.to_str());
     let stdout = g2d(&[
@@ -371,9 +374,7 @@ fn quadrants_npz(path: &Path) {
 
 #[test]
 fn images_and_classes_follow_the_data_from_npz_to_pytorch() {
-    let dir = std::env::temp_dir().join(format!("g2d-torch-quadrants-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("torch-quadrants");
     let (data, config) = (dir.join("quadrants.npz"), dir.join("config.json"));
     quadrants_npz(&data);
     std::fs::write(&config, TINY_RUN).unwrap();
@@ -421,9 +422,7 @@ fn images_and_classes_follow_the_data_from_npz_to_pytorch() {
 
 #[test]
 fn a_run_started_from_a_state_dict_exports_under_its_names() {
-    let dir = std::env::temp_dir().join(format!("g2d-torch-run-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("torch-run");
     let mlp = read_safetensors(&fixture("mlp-128-64-f16.safetensors")).unwrap();
     let seq = renamed(&renamed(&renamed(&mlp, "fc1", "0"), "fc2", "2"), "fc3", "4");
     let init = dir.join("seq.safetensors");

@@ -1,4 +1,5 @@
-//! Shared test helpers: a small, valid bundle made from freshly initialised networks.
+//! Shared test helpers: a small, valid bundle made from freshly initialised networks, and an
+//! empty scratch directory.
 
 #![allow(dead_code)]
 
@@ -13,6 +14,15 @@ use g2d::diffusion::schedule::ScheduleConfig;
 use g2d::normalize::Normalizer;
 use g2d::params::{Manifest, Scope};
 use g2d::rng::G2dRng;
+
+/// An empty directory `g2d-NAME-PID` under the system's temporary directory.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("g2d-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
 
 /// A bundle whose networks are untrained but whose every section is consistent.
 pub fn small_bundle() -> Bundle {
