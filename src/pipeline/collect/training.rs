@@ -63,6 +63,8 @@ impl<'a> Objective<'a> {
 /// One model's optimizer and its shuffled pass over the training images.
 struct Trainer<'a> {
     data: &'a Images,
+    /// Where the models being trained live (autodiff).
+    device: Device,
     batch_size: usize,
     lr: f64,
     steps: usize,
@@ -71,9 +73,10 @@ struct Trainer<'a> {
 }
 
 impl<'a> Trainer<'a> {
-    fn new(data: &'a Images, c: &CollectConfig, lr: f64, steps: usize) -> Self {
+    fn new(data: &'a Images, model: &Classifier, c: &CollectConfig, lr: f64, steps: usize) -> Self {
         Self {
             data,
+            device: model.devices()[0].clone(),
             batch_size: c.batch_size,
             lr,
             steps,
@@ -93,15 +96,14 @@ impl<'a> Trainer<'a> {
         objective: &Objective,
         rng: &mut G2dRng,
     ) -> Result<Classifier> {
-        let device = model.devices()[0].clone();
         if self.order.len() < self.batch_size {
             self.order = (0..self.data.len()).collect();
             rng.shuffle(&mut self.order);
         }
         let idx: Vec<usize> = self.order.split_off(self.order.len() - self.batch_size);
         let batch = self.data.select(&idx);
-        let images = images_tensor(&batch.pixels, batch.pixels_per_image(), &device);
-        let labels = labels_tensor(&batch.labels, &device);
+        let images = images_tensor(&batch.pixels, batch.pixels_per_image(), &self.device);
+        let labels = labels_tensor(&batch.labels, &self.device);
         let loss = objective.loss(&model, images, labels, rng);
         if step.is_multiple_of(FINITE_CHECK_EVERY) || step == self.steps {
             let value = loss.clone().into_scalar::<f32>();
@@ -131,7 +133,7 @@ pub(super) fn train(
     objective: Objective,
     mut after_step: impl FnMut(usize, &Classifier),
 ) -> Result<Classifier> {
-    let mut trainer = Trainer::new(train, c, lr, steps);
+    let mut trainer = Trainer::new(train, &model, c, lr, steps);
     for step in 1..=steps {
         model = trainer.step(model, step, &objective, rng)?;
         after_step(step, &model);
@@ -155,8 +157,9 @@ pub(super) fn train_jointly(
     rng: &mut G2dRng,
     mut after_step: impl FnMut(usize, usize, &Classifier),
 ) -> Result<Vec<Classifier>> {
-    let mut trainers: Vec<Trainer> = (0..starts.len())
-        .map(|_| Trainer::new(train, c, c.collect_lr, steps))
+    let mut trainers: Vec<Trainer> = starts
+        .iter()
+        .map(|start| Trainer::new(train, start, c, c.collect_lr, steps))
         .collect();
     let mut models = starts;
     for step in 1..=steps {
