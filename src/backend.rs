@@ -48,6 +48,14 @@ pub async fn webgpu_device() -> Result<Device> {
         })
 }
 
+/// How benchmarks name the native wgpu backend: with or without burn's kernel fusion, which
+/// is chosen when the crate is built (feature `fusion`).
+pub const WGPU_LABEL: &str = if cfg!(feature = "fusion") {
+    "wgpu + fusion"
+} else {
+    "wgpu"
+};
+
 /// A native device for `kind`.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn native_device(kind: BackendKind) -> Result<Device> {

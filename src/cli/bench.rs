@@ -7,7 +7,7 @@ use std::time::Instant;
 use burn::prelude::*;
 use serde_json::json;
 
-use crate::backend::{cpu_device, BackendKind};
+use crate::backend::{cpu_device, BackendKind, WGPU_LABEL};
 use crate::diffusion::sampler::SamplerConfig;
 use crate::error::Result;
 use crate::generate::{generate_host, G2dModel};
@@ -41,7 +41,7 @@ fn devices(named: Option<(BackendKind, Device)>) -> Vec<(&'static str, Device)> 
         #[allow(deprecated)]
         None => vec![("flex (cpu)", cpu_device()), ("ndarray", Device::ndarray())],
         Some((BackendKind::Cpu, device)) => vec![("flex (cpu)", device)],
-        Some((BackendKind::Wgpu, device)) => vec![("wgpu", device)],
+        Some((BackendKind::Wgpu, device)) => vec![(WGPU_LABEL, device)],
     }
 }
 
