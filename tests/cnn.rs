@@ -5,15 +5,13 @@
 use g2d::backend::cpu_device;
 use g2d::bundle::Bundle;
 use g2d::classifier::Arch;
-use g2d::params::Scope;
 use g2d::pipeline::config::RunConfig;
 use g2d::pipeline::run::Run;
 
 #[test]
 fn the_cnn_runs_through_every_stage_and_its_generated_models_classify() {
-    let mut config = RunConfig::default();
+    let mut config = RunConfig::base();
     config.collect.arch = Arch::Cnn;
-    config.collect.scope = Scope::LastTwo;
     config.collect.pretrain_steps = 150;
     config.collect.checkpoints = 20;
     config.collect.save_every = 2;

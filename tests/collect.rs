@@ -14,7 +14,7 @@ use g2d::pipeline::sources::{load_splits, DataSource};
 use g2d::rng::G2dRng;
 
 fn small_config(seeds: usize) -> RunConfig {
-    let mut config = RunConfig::default();
+    let mut config = RunConfig::base();
     config.collect.pretrain_steps = 100;
     config.collect.checkpoints = 20;
     config.collect.save_every = 2;

@@ -18,7 +18,7 @@ use g2d::report::{self, Report, ReportPlan, TransferPlan};
 
 #[test]
 fn regularised_generation_keeps_accuracy_and_moves_further_than_p_diff() {
-    let mut config = RunConfig::default();
+    let mut config = RunConfig::base();
     config.collect.pretrain_steps = 300;
     config.collect.checkpoints = 60;
     config.collect.save_every = 5;

@@ -10,7 +10,7 @@ use g2d::pipeline::run::Run;
 use g2d::pipeline::sources::DataSource;
 
 fn tiny_config() -> RunConfig {
-    let mut c = RunConfig::default();
+    let mut c = RunConfig::base();
     c.collect.pretrain_steps = 20;
     c.collect.checkpoints = 4;
     c.collect.save_every = 1;

@@ -340,7 +340,7 @@ fn export(run: &str, dir: &Path) -> PathBuf {
 }
 
 /// Stages small enough that a whole pipeline takes about a second.
-const TINY_RUN: &str = r#"{"collect": {"checkpoints": 4, "save_every": 1},
+const TINY_RUN: &str = r#"{"collect": {"checkpoints": 4, "save_every": 1, "vulnerability": null},
     "autoencoder": {"steps": 5, "batch_size": 4, "network": {"channels": [8]}},
     "diffusion": {"steps": 5, "batch_size": 4, "baseline": false,
                   "denoiser": {"channels": 8, "time_dim": 8}},
@@ -436,7 +436,8 @@ fn a_run_started_from_a_state_dict_exports_under_its_names() {
         init.to_str().unwrap(),
     );
     let flags = [
-        "--run", run, "--config", config, "--init", init, "--hidden", "128,64",
+        "--run", run, "--config", config, "--init", init, "--hidden", "128,64", "--scope",
+        "last-two",
     ];
     g2d(&[&flags[..], &["pipeline"]].concat());
     let out = export(run, &dir);

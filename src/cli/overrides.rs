@@ -34,10 +34,10 @@ pub struct Overrides {
     /// The MLP's hidden widths, comma-separated (default 64,32).
     #[arg(long, global = true, value_delimiter = ',', num_args = 1)]
     pub hidden: Option<Vec<usize>>,
-    /// Regenerated tensors.
+    /// Regenerated tensors (default: all).
     #[arg(long, global = true, value_enum)]
     pub scope: Option<Scope>,
-    /// λ of the G2D regulariser (0 = p-diff).
+    /// λ of the G2D regulariser (default 0.5; 0 = p-diff).
     #[arg(long, global = true)]
     pub lambda: Option<f32>,
     /// K, the number of checkpoints.
@@ -78,7 +78,8 @@ pub struct Overrides {
     #[arg(long, global = true)]
     pub adversarial_collect: Option<f32>,
     /// Collect checkpoints away from θ_orig: + this weight × cross-entropy on PGD-10
-    /// (ε = 0.1) examples crafted on θ_orig, after 500 warm-up steps.
+    /// (ε = 0.1) examples crafted on θ_orig, after 500 warm-up steps (default 1; 0 turns it
+    /// off, as p-diff collects).
     #[arg(long, global = true)]
     pub collect_vulnerability: Option<f32>,
     /// Runs the K checkpoints are spread over (with --collect-vulnerability: trained side by
@@ -173,11 +174,13 @@ impl Overrides {
         if let Some(v) = self.seeds {
             c.collect.seeds = v;
         }
-        if let Some(w) = self.collect_vulnerability {
-            c.collect.vulnerability = Some(CollectVulnerability {
-                from_target: self.seeds_from_target,
-                ..CollectVulnerability::new(w)
-            });
+        match self.collect_vulnerability {
+            Some(0.0) => c.collect.vulnerability = None,
+            Some(w) => c.collect.vulnerability = Some(CollectVulnerability::new(w)),
+            None => {}
+        }
+        if let Some(v) = &mut c.collect.vulnerability {
+            v.from_target |= self.seeds_from_target;
         }
         if self.no_baseline {
             c.diffusion.baseline = false;

@@ -11,7 +11,8 @@
 //! - **Older files still load.** Before the burn Configs were nested, a run file held the
 //!   network fields flat in its stage (`autoencoder.channels`, `diffusion.blocks`); [`migrate`]
 //!   moves them to where they live now, so old run directories and report caches read as
-//!   they were written.
+//!   they were written. A run file written before `collect.vulnerability` existed (when it was
+//!   off, before it became the default) reads with it off.
 
 use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -69,8 +70,25 @@ const MOVED: [(&str, &str, &str); 7] = [
     ("diffusion", "time_dim", "denoiser"),
 ];
 
-/// Moves the flat network fields of an older run file into their nested configs.
+/// Collect fields every run file g2d has written names: a collect object with all of them was
+/// written out whole, not typed by hand.
+const WRITTEN_COLLECT: [&str; 6] = [
+    "scope",
+    "pretrain_steps",
+    "batch_size",
+    "checkpoints",
+    "save_every",
+    "collect_lr",
+];
+
+/// Moves the flat network fields of an older run file into their nested configs, and reads a
+/// run file written before `collect.vulnerability` existed with the term off, as it ran.
 pub fn migrate(file: &mut Value) {
+    if let Some(Value::Object(collect)) = file.get_mut("collect") {
+        if WRITTEN_COLLECT.iter().all(|k| collect.contains_key(*k)) {
+            collect.entry("vulnerability").or_insert(Value::Null);
+        }
+    }
     for (stage, field, nested) in MOVED {
         let Some(Value::Object(stage)) = file.get_mut(stage) else {
             continue;
@@ -230,11 +248,27 @@ mod tests {
 
     #[test]
     fn runs_collected_before_the_optimizer_was_a_setting_keep_their_key() {
-        // What the embedded default run's target.safetensors recorded before this change.
+        // What the embedded run's target.safetensors recorded when the default was the last
+        // two layers without the vulnerability term.
         let key = "c89581f618b99ec399e9843314392cae33e74d4576c247345ebc3988b806b0af";
-        assert_eq!(RunConfig::default().collect_key(), key);
-        let mut c = RunConfig::default();
+        let old = RunConfig::base();
+        assert_eq!(old.collect_key(), key);
+        assert_ne!(RunConfig::default().collect_key(), key);
+        let mut c = old.clone();
         c.collect.optimizer = c.collect.optimizer.with_weight_decay(1e-4);
         assert_ne!(c.collect_key(), key);
+
+        // Its config.json, written before `collect.vulnerability` existed, reads as it ran.
+        let mut file = serde_json::to_value(&old).unwrap();
+        file["collect"]
+            .as_object_mut()
+            .unwrap()
+            .remove("vulnerability");
+        let read_back: RunConfig = serde_json::from_value(file).unwrap();
+        assert_eq!(read_back.collect.vulnerability, None);
+        assert_eq!(read_back.collect_key(), key);
+        // A hand-written file that names only some collect settings gets today's default.
+        let partial = read(r#"{"collect": {"checkpoints": 50}}"#).unwrap();
+        assert!(partial.collect.vulnerability.is_some());
     }
 }

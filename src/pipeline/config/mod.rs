@@ -78,8 +78,10 @@ pub struct CollectConfig {
     /// batch's loss on examples this attack crafts against the current weights, so the
     /// generator learns from robust checkpoints. Absent: clean training.
     pub adversarial: Option<LinfAttack>,
-    /// Checkpoints collected away from θ_orig's weaknesses (see [`CollectVulnerability`]).
-    /// Absent: the trajectory trains on clean images and ends on θ_orig.
+    /// Checkpoints collected away from θ_orig's weaknesses (see [`CollectVulnerability`]). On
+    /// by default at weight 1, the configuration the threat study selects on validation data
+    /// (README, "Threat model"). `null`: the trajectory trains on clean images and ends on
+    /// θ_orig, as p-diff's does.
     pub vulnerability: Option<CollectVulnerability>,
     /// AdamW for the target and the checkpoints (no weight decay by default).
     pub optimizer: AdamWConfig,
@@ -200,6 +202,19 @@ impl Default for RunConfig {
     }
 }
 
+impl RunConfig {
+    /// The threat study's `base`, the default before it: p-diff's collection (clean
+    /// trajectories ending on θ_orig), the last two layers regenerated, λ = 3. On the command
+    /// line: `--scope last-two --collect-vulnerability 0 --lambda 3`.
+    pub fn base() -> Self {
+        let mut c = Self::default();
+        c.collect.scope = Scope::LastTwo;
+        c.collect.vulnerability = None;
+        c.diffusion.lambda_l1 = 3.0;
+        c
+    }
+}
+
 impl Default for DataConfig {
     fn default() -> Self {
         Self {
@@ -216,7 +231,7 @@ impl Default for CollectConfig {
         Self {
             arch: Arch::Mlp,
             hidden: crate::classifier::default_hidden(),
-            scope: Scope::LastTwo,
+            scope: Scope::All,
             init: None,
             pretrain_steps: 2000,
             batch_size: 128,
@@ -226,7 +241,7 @@ impl Default for CollectConfig {
             collect_lr: 3e-4,
             seeds: 1,
             adversarial: None,
-            vulnerability: None,
+            vulnerability: Some(CollectVulnerability::new(1.0)),
             optimizer: AdamWConfig::new().with_weight_decay(0.0),
         }
     }
@@ -248,7 +263,7 @@ impl Default for AutoencoderTraining {
 impl Default for DiffusionTraining {
     fn default() -> Self {
         Self {
-            lambda_l1: 3.0,
+            lambda_l1: 0.5,
             baseline: true,
             sweep: Vec::new(),
             denoiser: DenoiserConfig::new(0),
@@ -332,8 +347,8 @@ impl RunConfig {
     /// The hash of everything collection reads (the seed, the data and its split, the collect
     /// settings; not the export-only `bundle_validation_size`): what `target.safetensors`
     /// records as its origin. Settings added since keys were first recorded (the hidden widths,
-    /// the optimizer, the imported state_dict) are left out while they hold their defaults, so
-    /// older runs keep their key.
+    /// the optimizer, the imported state_dict; the vulnerability term while it is off) are left
+    /// out while they hold the value every older run had, so older runs keep their key.
     pub fn collect_key(&self) -> String {
         let d = &self.data;
         let dir = d
@@ -342,10 +357,14 @@ impl RunConfig {
             .map(|p| p.canonicalize().unwrap_or_else(|_| p.clone()));
         let mut collect = serde_json::to_value(&self.collect).expect("settings are JSON");
         let defaults = serde_json::to_value(CollectConfig::default()).expect("settings are JSON");
-        for added in ["hidden", "optimizer", "init", "vulnerability"] {
+        for added in ["hidden", "optimizer", "init"] {
             if collect[added] == defaults[added] {
                 collect.as_object_mut().map(|c| c.remove(added));
             }
+        }
+        // Off is what every run recorded before the setting existed (it was off by default).
+        if collect["vulnerability"].is_null() {
+            collect.as_object_mut().map(|c| c.remove("vulnerability"));
         }
         if let Some(init) = &self.collect.init {
             // The imported file's content, not only its path.
