@@ -247,6 +247,27 @@ mod tests {
     }
 
     #[test]
+    fn every_collect_vulnerability_setting_reads_back_as_written() {
+        let mut c = RunConfig::default();
+        let v = c.collect.vulnerability.as_mut().unwrap();
+        v.from_target = true;
+        v.warmup_steps = 900;
+        let text = serde_json::to_string(&c).unwrap();
+        assert_eq!(read(&text).unwrap(), c);
+        // Fresh starts keep the key they had before `from_target` was a setting.
+        let mut fresh = c.clone();
+        fresh.collect.vulnerability.as_mut().unwrap().from_target = false;
+        assert_ne!(fresh.collect_key(), c.collect_key());
+        let written = serde_json::to_value(&fresh.collect).unwrap();
+        assert_eq!(written["vulnerability"]["from_target"], false);
+        // What the threat study's away-all run (full MNIST, today's collect defaults) recorded.
+        let mut away_all = RunConfig::default();
+        away_all.data.source = crate::pipeline::sources::DataSource::Mnist;
+        let key = "95e9b6f5e1951b5cbd8513b7ef2574bfcc493677dceb1cb79631244cbc35cac6";
+        assert_eq!(away_all.collect_key(), key);
+    }
+
+    #[test]
     fn runs_collected_before_the_optimizer_was_a_setting_keep_their_key() {
         // What the embedded run's target.safetensors recorded when the default was the last
         // two layers without the vulnerability term.

@@ -101,7 +101,7 @@ pub struct CollectVulnerability {
     /// With several runs (`collect.seeds`): every run starts from the trained target instead
     /// of a fresh initialisation, so the runs keep θ_orig's order of hidden units and differ
     /// only by what they learn to resist.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default)]
     pub from_target: bool,
 }
 
@@ -362,9 +362,14 @@ impl RunConfig {
                 collect.as_object_mut().map(|c| c.remove(added));
             }
         }
-        // Off is what every run recorded before the setting existed (it was off by default).
+        // Off is what every run recorded before the setting existed (it was off by default),
+        // and fresh starts what it recorded before `from_target` existed.
         if collect["vulnerability"].is_null() {
             collect.as_object_mut().map(|c| c.remove("vulnerability"));
+        } else if collect["vulnerability"]["from_target"] == false {
+            collect["vulnerability"]
+                .as_object_mut()
+                .map(|v| v.remove("from_target"));
         }
         if let Some(init) = &self.collect.init {
             // The imported file's content, not only its path.
