@@ -48,13 +48,17 @@ pub async fn webgpu_device() -> Result<Device> {
         })
 }
 
-/// How benchmarks name the native wgpu backend: with or without burn's kernel fusion, which
-/// is chosen when the crate is built (feature `fusion`).
-pub const WGPU_LABEL: &str = if cfg!(feature = "fusion") {
-    "wgpu + fusion"
-} else {
-    "wgpu"
-};
+impl BackendKind {
+    /// How benchmarks name the backend: the CPU one is flex, and wgpu runs with or without
+    /// burn's kernel fusion, chosen when the crate is built (feature `fusion`).
+    pub fn label(self) -> &'static str {
+        match self {
+            BackendKind::Cpu => "flex (cpu)",
+            BackendKind::Wgpu if cfg!(feature = "fusion") => "wgpu + fusion",
+            BackendKind::Wgpu => "wgpu",
+        }
+    }
+}
 
 /// A native device for `kind`.
 #[cfg(not(target_arch = "wasm32"))]

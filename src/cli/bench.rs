@@ -7,7 +7,7 @@ use std::time::Instant;
 use burn::prelude::*;
 use serde_json::json;
 
-use crate::backend::{cpu_device, BackendKind, WGPU_LABEL};
+use crate::backend::{cpu_device, BackendKind};
 use crate::diffusion::sampler::SamplerConfig;
 use crate::error::Result;
 use crate::generate::{generate_host, G2dModel};
@@ -39,9 +39,11 @@ fn time(model: &G2dModel, sampler: &SamplerConfig, batch: usize, repeats: usize)
 fn devices(named: Option<(BackendKind, Device)>) -> Vec<(&'static str, Device)> {
     match named {
         #[allow(deprecated)]
-        None => vec![("flex (cpu)", cpu_device()), ("ndarray", Device::ndarray())],
-        Some((BackendKind::Cpu, device)) => vec![("flex (cpu)", device)],
-        Some((BackendKind::Wgpu, device)) => vec![(WGPU_LABEL, device)],
+        None => vec![
+            (BackendKind::Cpu.label(), cpu_device()),
+            ("ndarray", Device::ndarray()),
+        ],
+        Some((kind, device)) => vec![(kind.label(), device)],
     }
 }
 

@@ -12,7 +12,6 @@ use std::path::Path;
 
 use serde_json::json;
 
-use crate::backend::{BackendKind, WGPU_LABEL};
 use crate::bundle::Bundle;
 use crate::error::Result;
 use crate::pipeline::config::RunConfig;
@@ -37,14 +36,6 @@ fn synthetic_checkpoints(bundle: &Bundle, k: usize) -> Vec<Vec<f32>> {
                 .collect()
         })
         .collect()
-}
-
-/// The backend as the tables name it (wgpu with or without burn's fusion).
-fn label(run: &Run) -> &'static str {
-    match run.config.backend {
-        BackendKind::Cpu => "cpu",
-        BackendKind::Wgpu => WGPU_LABEL,
-    }
 }
 
 fn with_steps(config: &RunConfig, steps: usize) -> RunConfig {
@@ -106,7 +97,7 @@ pub fn bench_train(run: &Run, bundle_path: &Path, steps: usize, json: bool) -> R
             .iter()
             .map(|(stage, ms)| json!({"stage": stage, "ms_per_step": ms}))
             .collect();
-        let out = json!({"backend": label(run), "steps": steps, "training": rows});
+        let out = json!({"backend": run.config.backend.label(), "steps": steps, "training": rows});
         println!("{}", serde_json::to_string_pretty(&out).expect("json"));
         return Ok(());
     }
@@ -114,7 +105,7 @@ pub fn bench_train(run: &Run, bundle_path: &Path, steps: usize, json: bool) -> R
         "{} parameters, K = {}, backend {}, {steps} timed steps per stage after {WARM_UP_STEPS} untimed\n\n| stage | batch | ms per step |\n|---|---:|---:|",
         bundle.theta_orig.len(),
         config.collect.checkpoints,
-        label(run),
+        run.config.backend.label(),
     );
     let batches = [
         config.autoencoder.batch_size,
