@@ -347,8 +347,9 @@ impl RunConfig {
     /// The hash of everything collection reads (the seed, the data and its split, the collect
     /// settings; not the export-only `bundle_validation_size`): what `target.safetensors`
     /// records as its origin. Settings added since keys were first recorded (the hidden widths,
-    /// the optimizer, the imported state_dict; the vulnerability term while it is off) are left
-    /// out while they hold the value every older run had, so older runs keep their key.
+    /// the optimizer, the imported state_dict, the vulnerability term and its `from_target`)
+    /// are left out while they hold the value every older run had, the one [`RunConfig::base`]
+    /// (the default they were written under) has, so older runs keep their key.
     pub fn collect_key(&self) -> String {
         let d = &self.data;
         let dir = d
@@ -356,17 +357,14 @@ impl RunConfig {
             .as_ref()
             .map(|p| p.canonicalize().unwrap_or_else(|_| p.clone()));
         let mut collect = serde_json::to_value(&self.collect).expect("settings are JSON");
-        let defaults = serde_json::to_value(CollectConfig::default()).expect("settings are JSON");
-        for added in ["hidden", "optimizer", "init"] {
-            if collect[added] == defaults[added] {
+        let older = serde_json::to_value(RunConfig::base().collect).expect("settings are JSON");
+        for added in ["hidden", "optimizer", "init", "vulnerability"] {
+            if collect[added] == older[added] {
                 collect.as_object_mut().map(|c| c.remove(added));
             }
         }
-        // Off is what every run recorded before the setting existed (it was off by default),
-        // and fresh starts what it recorded before `from_target` existed.
-        if collect["vulnerability"].is_null() {
-            collect.as_object_mut().map(|c| c.remove("vulnerability"));
-        } else if collect["vulnerability"]["from_target"] == false {
+        // Runs with the term recorded fresh starts before `from_target` existed.
+        if collect["vulnerability"]["from_target"] == false {
             collect["vulnerability"]
                 .as_object_mut()
                 .map(|v| v.remove("from_target"));
