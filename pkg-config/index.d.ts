@@ -110,8 +110,10 @@ export interface RegenerateOptions {
   guardDelta?: number;
   onProgress?: ProgressCallback;
   /**
-   * B, the candidates sampled in one batched pass (1 to 64, default 8): the first the guard
-   * accepts is installed, so a call installs nothing only when all B fail.
+   * B, the candidates sampled in one batched pass (1 to 64): the first the guard accepts is
+   * installed, so a call installs nothing only when all B fail. Default: the bundle's B, the
+   * fewest with which a call installs nothing at most 1% of the time by the guard check at
+   * export (`candidates` in the bundle's metadata); 8 for bundles written before it.
    */
   candidates?: number;
   /**

@@ -144,6 +144,52 @@ impl Guard {
     }
 }
 
+/// How many candidates one regenerate() call samples when not told (B), and the guard check at
+/// export that chose it: the bundle's own sampler and guard (its validation slice, its δ) on
+/// `sampled` fresh candidates, of which `accepted` passed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Candidates {
+    pub count: usize,
+    pub sampled: usize,
+    pub accepted: usize,
+}
+
+impl Candidates {
+    /// Candidates sampled at export to choose B.
+    pub const SAMPLED: usize = 100;
+    /// The largest B: a regenerate() call's upper bound.
+    pub const MAX: usize = 64;
+    /// The most often a call may install nothing.
+    pub const MISS: f64 = 0.01;
+
+    /// The fewest candidates B with which a call installs nothing with probability ≤
+    /// [`Self::MISS`], for an acceptance rate at the lower end of the check's 95% Wilson
+    /// interval: (1 − p_low)^B ≤ 1%. At most [`Self::MAX`] (a guard that accepted nothing).
+    pub fn from_check(accepted: usize, sampled: usize) -> Candidates {
+        let low = crate::metrics::Rate::wilson(accepted, sampled).ci95[0];
+        let count = (1..=Self::MAX)
+            .find(|&b| (1.0 - low).powi(b as i32) <= Self::MISS)
+            .unwrap_or(Self::MAX);
+        Candidates {
+            count,
+            sampled,
+            accepted,
+        }
+    }
+
+    /// Samples [`Self::SAMPLED`] candidates from a validated bundle with its sampler and checks
+    /// each with its guard (native).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn measure(bundle: &Bundle, device: &Device, rng: G2dRng) -> Result<Candidates> {
+        let model = G2dModel::from_bundle(bundle, device)?;
+        let guard = Guard::new(&bundle.validation, bundle.meta.guard_delta, device);
+        let original = guard.accuracy(&model.original).into_scalar::<f32>();
+        let sampler = bundle.meta.sampler;
+        let accepted = generate_accepted(&model, &guard, original, Self::SAMPLED, &sampler, rng)?;
+        Ok(Self::from_check(accepted.len(), Self::SAMPLED))
+    }
+}
+
 /// Samples `count` parameter vectors and reads them back (native, synchronous readback), each
 /// checked for finiteness.
 #[cfg(not(target_arch = "wasm32"))]

@@ -5,6 +5,7 @@ mod common;
 
 use common::small_bundle;
 use g2d::bundle::Bundle;
+use g2d::generate::Candidates;
 
 fn error_of(bytes: &[u8]) -> String {
     Bundle::from_bytes(bytes).unwrap_err().to_string()
@@ -23,6 +24,10 @@ fn round_trip_is_exact() {
     assert_eq!(decoded.validation, bundle.validation);
     assert_eq!(decoded.meta.regenerated, bundle.meta.regenerated);
     assert_eq!(decoded.to_bytes(), bundle.to_bytes());
+    let mut measured = small_bundle();
+    measured.meta.candidates = Some(Candidates::from_check(97, 100));
+    let decoded = Bundle::from_bytes(&measured.to_bytes()).unwrap();
+    assert_eq!(decoded.meta.candidates, measured.meta.candidates);
 }
 
 #[test]
@@ -100,7 +105,7 @@ fn shape_mismatches_are_rejected() {
 #[test]
 fn out_of_range_metadata_is_refused_naming_the_field() {
     type Edit = fn(&mut g2d::bundle::BundleMeta);
-    let cases: [(Edit, &str); 15] = [
+    let cases: [(Edit, &str); 17] = [
         (|m| m.autoencoder.channels.clear(), "autoencoder.channels"),
         (|m| m.autoencoder.fold = 0, "autoencoder.fold"),
         (|m| m.schedule.timesteps = 0, "schedule.timesteps"),
@@ -127,6 +132,26 @@ fn out_of_range_metadata_is_refused_naming_the_field() {
         ),
         (|m| m.latent_clip = -1.0, "latent_clip"),
         (|m| m.guard_delta = -5.0, "guard_delta"),
+        (
+            |m| {
+                m.candidates = Some(Candidates {
+                    count: 0,
+                    sampled: 100,
+                    accepted: 0,
+                })
+            },
+            "candidates.count",
+        ),
+        (
+            |m| {
+                m.candidates = Some(Candidates {
+                    count: 2,
+                    sampled: 10,
+                    accepted: 11,
+                })
+            },
+            "candidates",
+        ),
         (|m| m.classifier.hidden = vec![100_000], "hidden"),
         (|m| m.classifier.hidden = vec![4096; 8], "hidden (weights)"),
         (

@@ -8,7 +8,7 @@ mod common;
 use common::small_bundle;
 use g2d::backend::cpu_device;
 use g2d::diffusion::sampler::SamplerConfig;
-use g2d::generate::{G2dModel, Guard};
+use g2d::generate::{Candidates, G2dModel, Guard};
 use g2d::rng::G2dRng;
 
 fn regenerate(model: &G2dModel, sampler: &SamplerConfig, rng: G2dRng) -> Vec<f32> {
@@ -74,4 +74,24 @@ fn the_guard_accepts_exactly_within_delta() {
     let model = G2dModel::from_bundle(&bundle, &cpu_device()).unwrap();
     let acc = guard.accuracy(&model.original).into_scalar::<f32>();
     assert!((0.0..=1.0).contains(&acc));
+}
+
+#[test]
+fn a_bundle_asks_for_the_fewest_candidates_that_miss_at_most_one_call_in_a_hundred() {
+    // B is the least with (1 − p_low)^B ≤ 1%, p_low the check's 95% Wilson lower bound.
+    let b = |accepted| Candidates::from_check(accepted, 100).count;
+    assert_eq!(b(100), 2); // p_low 0.963: one candidate would miss 3.7% of calls
+    assert_eq!(b(59), 7); // p_low 0.492: 0.508^7 = 0.9%, 0.508^6 = 1.7%
+    assert_eq!(b(0), Candidates::MAX);
+    assert!(
+        (1..=100).all(|k| b(k) >= b(k.min(99) + 1)),
+        "more accepted, never more B"
+    );
+
+    // The export's check: the bundle's own sampler and guard; with δ = 1 every finite
+    // candidate passes.
+    let mut bundle = small_bundle();
+    bundle.meta.guard_delta = 1.0;
+    let c = Candidates::measure(&bundle, &cpu_device(), G2dRng::seeded(3)).unwrap();
+    assert_eq!((c.count, c.sampled, c.accepted), (2, 100, 100));
 }

@@ -167,6 +167,28 @@ async fn a_batch_of_candidates_installs_the_first_accepted() {
 }
 
 #[wasm_bindgen_test]
+async fn regenerate_samples_the_bundles_candidates_unless_told() {
+    let lenient = || object(&[("guardDelta", 1.0.into())]);
+    let g = load(BUNDLE, "cpu").await.unwrap(); // written before bundles carried B
+    assert_eq!(
+        get(&regenerate(&g, lenient()).await, "candidates").as_f64(),
+        Some(8.0)
+    );
+    let mut bundle = common::small_bundle();
+    bundle.meta.candidates = Some(g2d::generate::Candidates::from_check(59, 100));
+    let g = load(&bundle.to_bytes(), "cpu").await.unwrap();
+    assert_eq!(
+        get(&regenerate(&g, lenient()).await, "candidates").as_f64(),
+        Some(7.0)
+    );
+    let told = object(&[("candidates", 3.into()), ("guardDelta", 1.0.into())]);
+    assert_eq!(
+        get(&regenerate(&g, told).await, "candidates").as_f64(),
+        Some(3.0)
+    );
+}
+
+#[wasm_bindgen_test]
 async fn unseeded_regenerations_differ() {
     let g = load(BUNDLE, "cpu").await.unwrap();
     let a = Float32Array::from(get(&regenerate(&g, JsValue::UNDEFINED).await, "params")).to_vec();

@@ -60,6 +60,10 @@ pub struct BundleMeta {
     pub lambda_l1: f32,
     /// A candidate is installed only if its validation accuracy ≥ original − `guard_delta`.
     pub guard_delta: f32,
+    /// B, the candidates regenerate() samples when not told, with the guard check at export
+    /// that chose it. Absent in bundles written before it was measured: the browser samples 8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidates: Option<crate::generate::Candidates>,
     /// Bound on x̂₀ in the standardised latent space.
     pub latent_clip: f32,
     /// Hex SHA-256 of θ_orig's little-endian bytes.

@@ -4,6 +4,7 @@
 
 use super::{bad, refile, sha256_hex, Bundle, BundleMeta};
 use crate::error::{ensure_finite, BundleFault, G2dError, Result};
+use crate::generate::Candidates;
 use crate::params::Manifest;
 
 impl BundleMeta {
@@ -11,7 +12,7 @@ impl BundleMeta {
     /// autoencoder, denoiser and schedule within their bounds
     /// ([`AutoencoderConfig::validate`], [`DenoiserConfig::validate`],
     /// [`ScheduleConfig::validate`]), a sampler the schedule can run, a finite `latent_clip > 0`,
-    /// `guard_delta` in [0, 1] and a finite λ.
+    /// `guard_delta` in [0, 1], B in [1, 64] and a finite λ.
     pub fn validate(&self) -> Result<()> {
         self.classifier.validate("hidden")?;
         self.autoencoder.validate("autoencoder")?;
@@ -36,6 +37,15 @@ impl BundleMeta {
             ));
         }
         crate::error::ensure_range("guard_delta", self.guard_delta, 0.0, 1.0)?;
+        if let Some(c) = &self.candidates {
+            crate::error::ensure_range("candidates.count", c.count, 1, Candidates::MAX)?;
+            if c.accepted > c.sampled {
+                return Err(G2dError::config(
+                    "candidates",
+                    format!("{} accepted of {} sampled", c.accepted, c.sampled),
+                ));
+            }
+        }
         if !self.lambda_l1.is_finite() {
             return Err(G2dError::config(
                 "lambda_l1",

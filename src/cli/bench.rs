@@ -65,6 +65,11 @@ pub fn bench(
             repeats,
         ),
         (
+            "DDIM-5",
+            SamplerConfig::Ddim { steps: 5, eta: 0.0 },
+            repeats,
+        ),
+        (
             "DDIM-10",
             SamplerConfig::Ddim {
                 steps: 10,

@@ -28,7 +28,7 @@ use crate::classifier::Classifier;
 use crate::data::Splits;
 use crate::error::{G2dError, Result};
 use crate::functional::FunctionalMlp;
-use crate::generate::G2dModel;
+use crate::generate::{Candidates, G2dModel};
 use crate::normalize::Normalizer;
 use crate::params::Manifest;
 use crate::rng::G2dRng;
@@ -271,7 +271,8 @@ impl Run {
         })
     }
 
-    /// Stage 3b: the bundle for one λ. Returns its path.
+    /// Stage 3b: the bundle for one λ, with the number of candidates its guard needs per
+    /// regeneration ([`Candidates::measure`]). Returns its path.
     pub fn export(&self, lambda: f32, splits: &Splits) -> Result<PathBuf> {
         let target = self.load_target()?;
         let ae_file = self.load_autoencoder(&target)?;
@@ -280,7 +281,7 @@ impl Run {
         let ae_info: AutoencoderInfo = ae_file.meta()?;
         let diff_info: DiffusionInfo = diff_file.meta()?;
         let theta_orig = target.vector("theta_orig")?;
-        let bundle = Bundle {
+        let mut bundle = Bundle {
             meta: BundleMeta {
                 classifier: collect_info.classifier,
                 scope: collect_info.scope,
@@ -293,6 +294,7 @@ impl Run {
                 sampler: self.config.generate.sampler,
                 lambda_l1: lambda,
                 guard_delta: self.config.generate.guard_delta,
+                candidates: None,
                 latent_clip: ae_info.latent_clip,
                 theta_orig_sha256: sha256_hex(&theta_orig),
                 training: serde_json::to_value(&self.config).expect("config serialises"),
@@ -316,6 +318,8 @@ impl Run {
                 .take(self.config.data.bundle_validation_size),
         };
         bundle.validate()?;
+        let rng = G2dRng::seeded(self.config.seed + 9);
+        bundle.meta.candidates = Some(Candidates::measure(&bundle, &self.device, rng)?);
         let path = self.bundle_path(lambda);
         artifacts::write_atomic(&path, bundle.to_bytes())?;
         Ok(path)

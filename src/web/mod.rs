@@ -88,9 +88,10 @@ struct RegenerateOptions {
 /// every step).
 const PROGRESS_MS: f64 = 8.0;
 
-/// B when regenerate() is not told: with p the guard's acceptance rate, a call installs
-/// nothing with probability (1 − p)^B. On the demo bundle the browser's guard accepts about
-/// half the candidates (tests/e2e/install-rate.mjs), so (1 − p)^8 ≈ 0.6%: 4 would miss 8%.
+/// B when neither regenerate() nor the bundle says ([`crate::generate::Candidates`], measured at
+/// export): with p the guard's acceptance rate, a call installs nothing with probability
+/// (1 − p)^B. On base's demo bundle the browser's guard accepts about half the candidates
+/// (tests/e2e/install-rate.mjs), so (1 − p)^8 ≈ 0.6%: 4 would miss 8%.
 const DEFAULT_CANDIDATES: usize = 8;
 
 /// What one regenerate() call asks for, validated.
@@ -126,7 +127,8 @@ fn request(s: &State, opts: &RegenerateOptions) -> Result<Request> {
         }
         None => G2dRng::from_entropy(),
     };
-    let candidates = opts.candidates.unwrap_or(DEFAULT_CANDIDATES);
+    let bundle_default = s.model.bundle_meta.candidates.map(|c| c.count);
+    let candidates = (opts.candidates.or(bundle_default)).unwrap_or(DEFAULT_CANDIDATES);
     crate::error::ensure_range("candidates", candidates, 1, 64)?;
     Ok(Request {
         sampler,
@@ -199,8 +201,9 @@ impl WebG2d {
         })
     }
 
-    /// Samples B candidate parameter sets in one batched pass (`candidates`, default 8), checks
-    /// each with the guard and installs the first it accepts.
+    /// Samples B candidate parameter sets in one batched pass (`candidates`; default the
+    /// bundle's B, measured at export, or 8 for older bundles), checks each with the guard and
+    /// installs the first it accepts.
     /// Resolves to `{params, l1ToOriginal, l2ToOriginal, valAccuracy, originalValAccuracy,
     /// accepted, installed, candidates, acceptedCandidates, backend, ms, sampler, steps}`.
     /// `install: false` keeps the accepted set aside for `installPending()` (double buffering).

@@ -65,6 +65,7 @@ pub fn small_bundle_of(shape: ClassifierConfig, scope: Scope) -> Bundle {
             sampler: SamplerConfig::Ddim { steps: 5, eta: 0.0 },
             lambda_l1: 0.0,
             guard_delta: 0.01,
+            candidates: None,
             latent_clip: 3.0,
             theta_orig_sha256: sha256_hex(&theta_orig),
             training: serde_json::json!({"test": true}),

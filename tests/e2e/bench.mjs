@@ -1,5 +1,6 @@
 // Browser benchmark of G2D regeneration in the system Chromium: WebGPU and CPU backends,
-// the bundle's default sampler and DDIM with 10 steps. Not a test; prints Markdown tables.
+// the bundle's default sampler and candidates, one candidate, and DDIM-50 with eight (the
+// default before the sampler study). Not a test; prints Markdown tables.
 //
 //   node tests/e2e/bench.mjs [--bundle NAME.g2d] [--repeats N] [--timeout SECONDS]
 //                            [--targets webgpu,cpu,cpu-worker]   (cpu-worker: a G2DWorker)
@@ -34,7 +35,7 @@ const TARGETS = {
 const CONFIGS = [
   ["default", {}],
   ["default, 1 candidate", { candidates: 1 }],
-  ["ddim-10", { sampler: "ddim", steps: 10 }],
+  ["ddim-50 ×8, the default before the sampler study", { sampler: "ddim", steps: 50, candidates: 8 }],
 ];
 
 function usage() {
