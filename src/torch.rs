@@ -175,11 +175,12 @@ pub fn import(
     if layers.len() != targets.len() {
         let list: Vec<&str> = layers.iter().map(|l| l.prefix.as_str()).collect();
         return Err(fail(format!(
-            "it has {} layers ({}); G2D's {arch} has {} ({})",
+            "it has {} layers ({}); the run's {arch} has {} ({}){}",
             layers.len(),
             list.join(", "),
             targets.len(),
-            targets.join(", ")
+            targets.join(", "),
+            arch_hint(arch)
         )));
     }
     let manifest = Manifest::full(&model);
@@ -202,8 +203,9 @@ pub fn import(
                 want.reverse(); // PyTorch's [out, in]
             }
             return Err(fail(format!(
-                "`{name}` has shape {:?}; layer {layer} of G2D's {arch} takes {want:?}",
-                tensor.shape
+                "`{name}` has shape {:?}; layer {layer} of the run's {arch} takes {want:?}{}",
+                tensor.shape,
+                arch_hint(arch)
             )));
         }
         crate::error::ensure_finite(&format!("{}: `{name}`", file.display()), &values)?;
@@ -211,6 +213,17 @@ pub fn import(
         theta.extend(values);
     }
     Ok((manifest.unflatten(model, &theta)?, names))
+}
+
+/// For a CNN that is not the run's: how to describe it.
+fn arch_hint(arch: Arch) -> &'static str {
+    match arch {
+        Arch::Cnn => {
+            " (describe the network's layers in an architecture file and pass --arch FILE; \
+             README: Bring your own PyTorch model)"
+        }
+        Arch::Mlp => "",
+    }
 }
 
 /// The state_dict's layers against the run's classifier: the same architecture and, for the

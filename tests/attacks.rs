@@ -2,22 +2,31 @@
 //! architectures, FGSM moves every pixel by exactly ε (within [0, 1]), PGD stays in the ε-ball
 //! and raises the loss.
 
+mod common;
+
 use g2d::attacks::{craft, input_gradient, LinfAttack};
 use g2d::backend::cpu_device;
-use g2d::classifier::{cross_entropy, images_tensor, labels_tensor, Arch, Classifier};
+use g2d::classifier::{
+    cross_entropy, images_tensor, labels_tensor, Arch, Classifier, ClassifierConfig,
+};
 use g2d::rng::G2dRng;
 
 fn batch() -> (Vec<f32>, Vec<u8>) {
+    batch_of(784, 10)
+}
+
+/// Eight random images of `pixels` pixels, labelled 0, 1, … modulo `classes`.
+fn batch_of(pixels: usize, classes: usize) -> (Vec<f32>, Vec<u8>) {
     let mut rng = G2dRng::seeded(1);
-    let pixels = (0..8 * 784).map(|_| rng.uniform()).collect();
-    (pixels, (0..8).map(|i| i as u8).collect())
+    let images = (0..8 * pixels).map(|_| rng.uniform()).collect();
+    (images, (0..8).map(|i| (i % classes) as u8).collect())
 }
 
 /// ∇ₓ of the mean cross-entropy by burn's autodiff: the reference the hand-written backward
 /// pass (the only one the browser build has) must match.
 fn autodiff_input_gradient(model: &Classifier, pixels: &[f32], labels: &[u8]) -> Vec<f32> {
     let device = cpu_device();
-    let x = images_tensor(pixels, 784, &device)
+    let x = images_tensor(pixels, pixels.len() / labels.len(), &device)
         .autodiff()
         .require_grad();
     let loss = cross_entropy(model.forward(x.clone()), labels_tensor(labels, &device));
@@ -32,7 +41,7 @@ fn autodiff_input_gradient(model: &Classifier, pixels: &[f32], labels: &[u8]) ->
 /// [`input_gradient`] (the hand-written backward pass) on host data.
 fn host_input_gradient(model: &Classifier, pixels: &[f32], labels: &[u8]) -> Vec<f32> {
     let device = cpu_device();
-    let images = images_tensor(pixels, 784, &device);
+    let images = images_tensor(pixels, pixels.len() / labels.len(), &device);
     let grad = input_gradient(model, images, labels_tensor(labels, &device));
     grad.into_data().try_to_vec::<f32>().unwrap()
 }
@@ -40,17 +49,27 @@ fn host_input_gradient(model: &Classifier, pixels: &[f32], labels: &[u8]) -> Vec
 #[test]
 fn the_hand_written_input_gradient_matches_autodiff_for_the_mlp_and_the_cnn() {
     let device = cpu_device();
-    let (pixels, labels) = batch();
-    for arch in [Arch::Mlp, Arch::Cnn] {
-        let model = Classifier::new(arch, &device);
+    let configs = [
+        ClassifierConfig::new(Arch::Mlp),
+        ClassifierConfig::new(Arch::Cnn),
+        common::strided_cnn(),
+    ];
+    for config in configs {
+        config.validate("hidden").unwrap();
+        let arch = config
+            .layers
+            .as_ref()
+            .map_or(config.arch.to_string(), |_| "strided cnn".into());
+        let model = config.init(&device);
+        let (pixels, labels) = batch_of(config.inputs(), config.classes);
         let want = autodiff_input_gradient(&model, &pixels, &labels);
         let got = host_input_gradient(&model, &pixels, &labels);
         let scale = want.iter().fold(0f32, |m, g| m.max(g.abs()));
-        assert!(scale > 0.0, "{arch:?}: the reference gradient is zero");
+        assert!(scale > 0.0, "{arch}: the reference gradient is zero");
         for (i, (g, w)) in got.iter().zip(&want).enumerate() {
             assert!(
                 (g - w).abs() <= 1e-4 * scale,
-                "{arch:?} pixel {i}: {g} against autodiff's {w}"
+                "{arch} pixel {i}: {g} against autodiff's {w}"
             );
         }
     }

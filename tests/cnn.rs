@@ -1,10 +1,14 @@
-//! The CNN path end to end on the embedded slice: every stage (collect, autoencoder, diffusion,
-//! export, evaluate) runs for the CNN with its last two layers regenerated, the bundle names the
-//! CNN's tensors, and the generated models classify far above chance.
+//! The CNN: G2D's own keeps the tensors its runs and bundles were written with, layer lists
+//! that do not fit are refused naming the layer, output sizes follow PyTorch's; and the CNN
+//! path end to end on the embedded slice: every stage (collect, autoencoder, diffusion, export,
+//! evaluate) runs for the CNN with its last two layers regenerated, the bundle names the CNN's
+//! tensors, and the generated models classify far above chance.
 
 use g2d::backend::cpu_device;
 use g2d::bundle::Bundle;
-use g2d::classifier::Arch;
+use g2d::classifier::cnn::{flows, parameter_count, Flow};
+use g2d::classifier::{Arch, Classifier, ClassifierConfig, LayerSpec};
+use g2d::params::Manifest;
 use g2d::pipeline::config::RunConfig;
 use g2d::pipeline::run::Run;
 
@@ -45,4 +49,91 @@ fn the_cnn_runs_through_every_stage_and_its_generated_models_classify() {
         e.generated_test_accuracy
     );
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn g2d_s_own_cnn_keeps_its_tensors() {
+    // The names and shapes every CNN run and bundle was written with (burn's [in, out]).
+    let model = Classifier::new(Arch::Cnn, &cpu_device());
+    let m = Manifest::full(&model);
+    let got: Vec<(String, Vec<usize>)> = m
+        .tensors
+        .iter()
+        .map(|t| (t.name.clone(), t.shape.clone()))
+        .collect();
+    let want = [
+        ("conv1.weight", vec![8, 1, 5, 5]),
+        ("conv1.bias", vec![8]),
+        ("conv2.weight", vec![16, 8, 5, 5]),
+        ("conv2.bias", vec![16]),
+        ("fc1.weight", vec![256, 10]),
+        ("fc1.bias", vec![10]),
+    ];
+    let want: Vec<(String, Vec<usize>)> =
+        want.into_iter().map(|(n, s)| (n.to_string(), s)).collect();
+    assert_eq!(got, want);
+}
+
+fn refused(layers: serde_json::Value, image: [usize; 2], expected: &str) {
+    let layers: Vec<LayerSpec> = serde_json::from_value(layers).unwrap();
+    let config = ClassifierConfig {
+        layers: Some(layers),
+        ..ClassifierConfig::new(Arch::Cnn).with_data(image, 4)
+    };
+    let err = config.validate("hidden").unwrap_err().to_string();
+    assert!(err.contains(expected), "expected {expected:?} in {err}");
+}
+
+#[test]
+fn layer_lists_that_do_not_fit_are_refused_naming_the_layer() {
+    use serde_json::json;
+    let conv = |k: usize| json!({"type": "conv2d", "out_channels": 4, "kernel_size": k});
+    let fc = |n: usize| json!({"type": "linear", "out_features": n});
+    refused(
+        json!([conv(7), fc(4)]),
+        [6, 6],
+        "layers[0] (conv2d): its 7×7 window is larger than its 6-pixel input",
+    );
+    refused(
+        json!([fc(8), conv(3), fc(4)]),
+        [10, 10],
+        "layers[1] (conv2d): comes after the input was flattened",
+    );
+    refused(
+        json!([conv(3), fc(5)]),
+        [10, 10],
+        "the last layer gives 5 outputs; the data has 4 classes",
+    );
+    refused(json!([conv(3)]), [10, 10], "must end with a linear layer");
+    refused(
+        json!([{"type": "flatten"}, {"type": "flatten"}, fc(4)]),
+        [10, 10],
+        "layers[1] (flatten): the input is flat already",
+    );
+    refused(
+        json!([conv(3), fc(100_000)]),
+        [10, 10],
+        "layers[1] (linear) out_features",
+    );
+    let typo = json!([{"type": "conv2d", "out_channels": 4, "kernel_size": 3, "strides": 2}]);
+    let err = serde_json::from_value::<Vec<LayerSpec>>(typo)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("unknown field `strides`"), "{err}");
+}
+
+#[test]
+fn strides_and_padding_follow_pytorch_s_output_sizes() {
+    // (14 + 2·1 − 3) / 2 + 1 = 7 rows, (11 + 2 − 3) / 2 + 1 = 6 columns; then a 2×2 pool
+    // with stride 1: 6 × 5.
+    let layers: Vec<LayerSpec> = serde_json::from_value(serde_json::json!([
+        {"type": "conv2d", "out_channels": 3, "kernel_size": 3, "stride": 2, "padding": 1},
+        {"type": "maxpool2d", "kernel_size": 2, "stride": 1},
+        {"type": "linear", "out_features": 4}
+    ]))
+    .unwrap();
+    let f = flows(&layers, [14, 11], 4).unwrap();
+    assert_eq!(f[1], Flow::Maps([3, 7, 6]));
+    assert_eq!(f[2], Flow::Maps([3, 6, 5]));
+    assert_eq!(parameter_count(&layers, &f), 3 * (9 + 1) + 4 * (90 + 1));
 }

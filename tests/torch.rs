@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use g2d::backend::cpu_device;
@@ -14,17 +14,7 @@ use g2d::data::Images;
 use g2d::torch::{import, read_safetensors, state_dict, TorchTensor};
 
 use common::scratch;
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/torch")
-        .join(name)
-}
-
-fn sorted(mut tensors: Vec<TorchTensor>) -> Vec<TorchTensor> {
-    tensors.sort_by(|a, b| a.name.cmp(&b.name));
-    tensors
-}
+use common::torch::{export, fixture, g2d, sorted, TINY_RUN};
 
 fn renamed(tensors: &[TorchTensor], from: &str, to: &str) -> Vec<TorchTensor> {
     let rename = |t: &TorchTensor| TorchTensor {
@@ -258,16 +248,6 @@ fn accuracy(predicted: &[u8], labels: &[u8]) -> f64 {
     right as f64 / labels.len() as f64
 }
 
-fn g2d(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_g2d"))
-        .args(args)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "g2d {args:?} failed: {stderr}");
-    String::from_utf8(out.stdout).unwrap()
-}
-
 #[test]
 fn exported_sets_score_in_an_independent_forward_pass_what_the_guard_measured() {
     let bundle_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny.g2d");
@@ -329,22 +309,6 @@ fn exported_sets_score_in_an_independent_forward_pass_what_the_guard_measured() 
     }
     std::fs::remove_dir_all(&dir).ok();
 }
-
-/// Samples the run's bundle and writes θ_orig and the accepted sets as state_dicts under
-/// `dir/sets`, which it returns.
-fn export(run: &str, dir: &Path) -> PathBuf {
-    let out = dir.join("sets");
-    let args = ["--run", run, "generate", "--out-safetensors"];
-    g2d(&[&args[..], &[out.to_str().unwrap()]].concat());
-    out
-}
-
-/// Stages small enough that a whole pipeline takes about a second.
-const TINY_RUN: &str = r#"{"collect": {"checkpoints": 4, "save_every": 1, "vulnerability": null},
-    "autoencoder": {"steps": 5, "batch_size": 4, "network": {"channels": [8]}},
-    "diffusion": {"steps": 5, "batch_size": 4, "baseline": false,
-                  "denoiser": {"channels": 8, "time_dim": 8}},
-    "generate": {"count": 2, "guard_delta": 1.0}}"#;
 
 /// 10×10 images of 4 classes (a bright quadrant), as NumPy arrays in an `.npz`.
 fn quadrants_npz(path: &Path) {

@@ -11,7 +11,7 @@ use burn::prelude::*;
 use g2d::attacks::input_gradient;
 use g2d::backend::cpu_device;
 use g2d::bundle::Bundle;
-use g2d::classifier::{images_tensor, labels_tensor, Arch, Classifier};
+use g2d::classifier::{images_tensor, labels_tensor, Arch, Classifier, ClassifierConfig};
 use g2d::rng::G2dRng;
 use g2d::web::{shared_webgpu, WebG2d};
 use js_sys::{Float32Array, Object, Reflect, Uint8Array};
@@ -365,15 +365,24 @@ async fn damaged_bundles_are_rejected_with_their_error() {
 }
 
 /// A bundle for an MLP of other widths on 10×10 images of 4 classes, every layer regenerated,
-/// runs through the same API.
+/// runs through the same API; so does one for a CNN of its own layers (an `--arch FILE`).
 #[wasm_bindgen_test]
 async fn an_mlp_of_other_widths_and_data_regenerates_and_classifies() {
-    use g2d::classifier::{Arch, ClassifierConfig};
     let shape = ClassifierConfig {
         hidden: vec![16, 8],
         ..ClassifierConfig::new(Arch::Mlp).with_data([10, 10], 4)
     };
     let bytes = common::small_bundle_of(shape, g2d::params::Scope::All).to_bytes();
+    let cnn = common::small_bundle_of(common::strided_cnn(), g2d::params::Scope::All).to_bytes();
+    for backend in ["webgpu", "cpu"] {
+        let g = load(&cnn, backend).await.unwrap();
+        let lenient = [("candidates", 2.into()), ("guardDelta", 1.0.into())];
+        let r = regenerate(&g, object(&lenient)).await;
+        assert_eq!(get(&r, "accepted"), JsValue::TRUE, "cnn {backend}");
+        let images = Float32Array::from(vec![0.5f32; 2 * 14 * 11].as_slice());
+        let probs = Float32Array::from(JsFuture::from(g.classify(images)).await.unwrap());
+        assert_eq!(probs.length(), 2 * 4, "cnn {backend}");
+    }
     for backend in ["webgpu", "cpu"] {
         let g = load(&bytes, backend).await.unwrap();
         let options = [("candidates", 2.into()), ("guardDelta", 1.0.into())];
@@ -420,28 +429,38 @@ async fn host(tensor: Tensor<2>) -> Vec<f32> {
 }
 
 /// The input gradient the page's attacks use (hand-written: the browser build has no
-/// autodiff) gives on WebGPU what it gives on the CPU backend, for the MLP and the CNN, and
+/// autodiff) gives on WebGPU what it gives on the CPU backend, for the MLP and the CNNs, and
 /// reads nothing back synchronously on the way, which WebGPU cannot do.
 #[wasm_bindgen_test]
 async fn the_input_gradient_runs_on_webgpu_for_the_mlp_and_the_cnn() {
     let (cpu, gpu) = (cpu_device(), shared_webgpu().await.unwrap());
-    let mut rng = G2dRng::seeded(1);
-    let pixels: Vec<f32> = (0..4 * 784).map(|_| rng.uniform()).collect();
-    let labels = [0u8, 3, 7, 9];
-    for arch in [Arch::Mlp, Arch::Cnn] {
-        let model = Classifier::new(arch, &cpu);
+    let configs = [
+        ClassifierConfig::new(Arch::Mlp),
+        ClassifierConfig::new(Arch::Cnn),
+        common::strided_cnn(),
+    ];
+    for config in configs {
+        let (arch, per) = (
+            config.layers.as_ref().map_or("", |_| "strided "),
+            config.inputs(),
+        );
+        let mut rng = G2dRng::seeded(1);
+        let pixels: Vec<f32> = (0..4 * per).map(|_| rng.uniform()).collect();
+        let labels: Vec<u8> = [0u8, 3, 7, 9].map(|l| l % config.classes as u8).to_vec();
+        let model = config.init(&cpu);
         let on_gpu = model.clone().to_device(&gpu);
         let gradient = |m: &Classifier, d: &Device| {
-            input_gradient(m, images_tensor(&pixels, 784, d), labels_tensor(&labels, d))
+            input_gradient(m, images_tensor(&pixels, per, d), labels_tensor(&labels, d))
         };
         let want = host(gradient(&model, &cpu)).await;
         let got = host(gradient(&on_gpu, &gpu)).await;
         let scale = want.iter().fold(0f32, |m, g| m.max(g.abs()));
-        assert!(scale > 0.0, "{arch:?}: zero gradient");
+        assert!(scale > 0.0, "{arch}{}: zero gradient", config.arch);
         let worst = max_diff(&got, &want);
         assert!(
             worst <= 1e-3 * scale,
-            "{arch:?}: off by {worst} (scale {scale})"
+            "{arch}{}: off by {worst} (scale {scale})",
+            config.arch
         );
     }
 }

@@ -8,7 +8,7 @@ use clap::Args;
 use super::{Cli, Command};
 use crate::attacks::LinfAttack;
 use crate::backend::BackendKind;
-use crate::classifier::Arch;
+use crate::classifier::{Arch, LayerSpec};
 use crate::diffusion::sampler::SamplerConfig;
 use crate::error::{G2dError, Result};
 use crate::params::Scope;
@@ -28,9 +28,10 @@ pub struct Overrides {
     /// Backend the stages run on.
     #[arg(long, global = true, value_enum)]
     pub backend: Option<BackendKind>,
-    /// The protected classifier.
-    #[arg(long, global = true, value_enum)]
-    pub arch: Option<Arch>,
+    /// The protected classifier: mlp, cnn (G2D's own), or a JSON file listing a CNN's layers
+    /// (`{"layers": [{"type": "conv2d", "out_channels": 6, "kernel_size": 5}, …]}`).
+    #[arg(long, global = true)]
+    pub arch: Option<String>,
     /// The MLP's hidden widths, comma-separated (default 64,32).
     #[arg(long, global = true, value_delimiter = ',', num_args = 1)]
     pub hidden: Option<Vec<usize>>,
@@ -128,8 +129,8 @@ impl Overrides {
         if let Some(v) = self.backend {
             c.backend = v;
         }
-        if let Some(v) = self.arch {
-            c.collect.arch = v;
+        if let Some(v) = &self.arch {
+            (c.collect.arch, c.collect.layers) = parse_arch(v)?;
         }
         if let Some(v) = self.scope {
             c.collect.scope = v;
@@ -205,6 +206,33 @@ pub fn load_config(cli: &Cli) -> Result<RunConfig> {
     cli.overrides.apply(&mut config)?;
     config.validate()?;
     Ok(config)
+}
+
+/// `--arch`: `mlp`, `cnn`, or an architecture file holding a CNN's `layers`.
+pub fn parse_arch(value: &str) -> Result<(Arch, Option<Vec<LayerSpec>>)> {
+    match value {
+        "mlp" => return Ok((Arch::Mlp, None)),
+        "cnn" => return Ok((Arch::Cnn, None)),
+        _ => {}
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct ArchFile {
+        layers: Vec<LayerSpec>,
+    }
+    let path = std::path::Path::new(value);
+    if !path.is_file() {
+        return Err(G2dError::config(
+            "--arch",
+            format!("expected mlp, cnn or an architecture file, got {value:?} (no such file)"),
+        ));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| G2dError::io(path, e))?;
+    let file: ArchFile = serde_json::from_str(&text).map_err(|source| G2dError::Json {
+        what: path.display().to_string(),
+        source,
+    })?;
+    Ok((Arch::Cnn, Some(file.layers)))
 }
 
 /// `INPUT:LATENT` noise factors.

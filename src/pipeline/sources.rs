@@ -297,7 +297,7 @@ mod tests {
         let cnn = ClassifierConfig::new(Arch::Cnn).with_data([10, 10], 4);
         let err = cnn.validate("collect.hidden").unwrap_err().to_string();
         assert!(
-            err.contains("the CNN reads 28×28 images, the data's are 10×10"),
+            err.contains("layers[3] (conv2d): its 5×5 window is larger than its 3-pixel input"),
             "{err}"
         );
     }

@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+#[cfg(not(target_arch = "wasm32"))]
+pub mod torch;
+
 use g2d::autoencoder::AutoencoderConfig;
 use g2d::backend::cpu_device;
 use g2d::bundle::{sha256_hex, Bundle, BundleMeta};
@@ -85,5 +88,26 @@ pub fn small_bundle_of(shape: ClassifierConfig, scope: Scope) -> Bundle {
         },
         theta_orig,
         validation,
+    }
+}
+
+/// A CNN with what G2D's own lacks: stride, padding, a stride that drops a row (14 rows, 11
+/// columns), overlapping pooling windows, flattening, two linear layers; 4 classes.
+pub fn strided_cnn() -> ClassifierConfig {
+    let layers = serde_json::from_value(serde_json::json!([
+        {"type": "conv2d", "out_channels": 4, "kernel_size": 3, "stride": 2, "padding": 1},
+        {"type": "relu"},
+        {"type": "maxpool2d", "kernel_size": 2, "stride": 1},
+        {"type": "conv2d", "out_channels": 5, "kernel_size": 2},
+        {"type": "relu"},
+        {"type": "flatten"},
+        {"type": "linear", "out_features": 6},
+        {"type": "relu"},
+        {"type": "linear", "out_features": 4}
+    ]))
+    .unwrap();
+    ClassifierConfig {
+        layers: Some(layers),
+        ..ClassifierConfig::new(Arch::Cnn).with_data([14, 11], 4)
     }
 }

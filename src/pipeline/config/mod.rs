@@ -52,8 +52,10 @@ pub struct DataConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct CollectConfig {
     pub arch: Arch,
-    /// The MLP's hidden widths (pixels → these → classes); the CNN's layers are fixed.
+    /// The MLP's hidden widths (pixels → these → classes).
     pub hidden: Vec<usize>,
+    /// The CNN's layers (an `--arch FILE`); null: G2D's own CNN.
+    pub layers: Option<Vec<crate::classifier::LayerSpec>>,
     pub scope: Scope,
     /// A PyTorch state_dict (safetensors) the target starts from: imported instead of trained
     /// for `pretrain_steps` (see [`crate::torch`]). Absent: trained from a fresh initialisation.
@@ -231,6 +233,7 @@ impl Default for CollectConfig {
         Self {
             arch: Arch::Mlp,
             hidden: crate::classifier::default_hidden(),
+            layers: None,
             scope: Scope::All,
             init: None,
             pretrain_steps: 2000,
@@ -303,6 +306,7 @@ impl CollectConfig {
     pub fn network(&self) -> ClassifierConfig {
         ClassifierConfig {
             hidden: self.hidden.clone(),
+            layers: self.layers.clone(),
             ..ClassifierConfig::new(self.arch)
         }
     }
@@ -347,7 +351,7 @@ impl RunConfig {
     /// The hash of everything collection reads (the seed, the data and its split, the collect
     /// settings; not the export-only `bundle_validation_size`): what `target.safetensors`
     /// records as its origin. Settings added since keys were first recorded (the hidden widths,
-    /// the optimizer, the imported state_dict, the vulnerability term and its `from_target`)
+    /// the CNN's layers, the optimizer, the imported state_dict, the vulnerability term and its `from_target`)
     /// are left out while they hold the value every older run had, the one [`RunConfig::base`]
     /// (the default they were written under) has, so older runs keep their key.
     pub fn collect_key(&self) -> String {
@@ -358,7 +362,7 @@ impl RunConfig {
             .map(|p| p.canonicalize().unwrap_or_else(|_| p.clone()));
         let mut collect = serde_json::to_value(&self.collect).expect("settings are JSON");
         let older = serde_json::to_value(RunConfig::base().collect).expect("settings are JSON");
-        for added in ["hidden", "optimizer", "init", "vulnerability"] {
+        for added in ["hidden", "layers", "optimizer", "init", "vulnerability"] {
             if collect[added] == older[added] {
                 collect.as_object_mut().map(|c| c.remove(added));
             }

@@ -1,16 +1,15 @@
-//! Stage 1, the protected classifier (the "target"): an MLP of any widths for grey images of
-//! any size and any number of classes, or a small CNN for 28×28 images.
+//! Stage 1, the protected classifier (the "target"): an MLP of any widths, or a CNN of any
+//! list of convolutions, poolings and linear layers ([`cnn`]), for grey images of any size and
+//! any number of classes.
 
-use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+pub mod cnn;
+
 use burn::nn::{Linear, LinearConfig, Relu};
 use burn::prelude::*;
 use burn::tensor::activation::{log_softmax, softmax};
-use burn::tensor::module::{
-    conv_transpose2d, max_pool2d_with_indices, max_pool2d_with_indices_backward,
-};
-use burn::tensor::ops::{ConvTransposeOptions, MaxPoolOptions};
 use serde::{Deserialize, Serialize};
+
+pub use cnn::{Cnn, LayerSpec};
 
 /// Which classifier G2D protects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,7 +18,8 @@ use serde::{Deserialize, Serialize};
 pub enum Arch {
     /// 784 → hidden widths (64 → 32 by default) → 10, ReLU between layers.
     Mlp,
-    /// conv 5×5 (8) → pool → conv 5×5 (16) → pool → 256 → 10.
+    /// Convolutions, poolings and linear layers: G2D's own (conv 5×5 (8) → pool → conv 5×5
+    /// (16) → pool → linear) unless `layers` lists others.
     Cnn,
 }
 
@@ -45,11 +45,12 @@ pub fn default_classes() -> usize {
     CLASSES
 }
 
-/// Bound on an MLP's weights, checked before one is built from a file (about 16 MB of f32).
+/// Bound on a classifier's weights, checked before one is built from a file (about 16 MB of
+/// f32).
 pub const MAX_MLP_PARAMS: usize = 1 << 22;
 
 /// The classifier's shape: the architecture, the images it reads and the classes it tells
-/// apart (both from the data), and for the MLP its hidden widths (the CNN's layers are fixed).
+/// apart (both from the data), for the MLP its hidden widths, for the CNN its layers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClassifierConfig {
     pub arch: Arch,
@@ -62,6 +63,9 @@ pub struct ClassifierConfig {
     /// Absent: 10.
     #[serde(default = "default_classes")]
     pub classes: usize,
+    /// The CNN's layers, input to logits; absent: G2D's own ([`cnn::default_layers`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layers: Option<Vec<LayerSpec>>,
 }
 
 impl ClassifierConfig {
@@ -72,6 +76,7 @@ impl ClassifierConfig {
             hidden: default_hidden(),
             image: default_image(),
             classes: default_classes(),
+            layers: None,
         }
     }
 
@@ -102,14 +107,13 @@ impl ClassifierConfig {
                     activation: Relu::new(),
                 })
             }
-            Arch::Cnn => Classifier::Cnn(Cnn {
-                conv1: Conv2dConfig::new([1, 8], [5, 5]).init(device),
-                conv2: Conv2dConfig::new([8, 16], [5, 5]).init(device),
-                pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
-                fc1: LinearConfig::new(16 * 4 * 4, self.classes).init(device),
-                activation: Relu::new(),
-            }),
+            Arch::Cnn => Classifier::Cnn(Cnn::new(&self.cnn_layers(), self.image, device)),
         }
+    }
+
+    /// The CNN's layers: `layers`, or G2D's own for this many classes.
+    pub fn cnn_layers(&self) -> Vec<LayerSpec> {
+        (self.layers.clone()).unwrap_or_else(|| cnn::default_layers(self.classes))
     }
 
     /// The pixels, the hidden widths, the classes: `784-64-32-10`.
@@ -120,25 +124,26 @@ impl ClassifierConfig {
         widths
     }
 
-    /// Checked before anything is allocated: 2 to 256 classes; the CNN reads 28×28 images;
-    /// the MLP images of up to 1,024 × 1,024, 0 to 8 hidden layers of 1 to 4,096 units and at
-    /// most [`MAX_MLP_PARAMS`] weights. Errors name `field` (the hidden widths' setting).
+    /// Checked before anything is allocated: 2 to 256 classes, images of up to 1,024 × 1,024
+    /// and at most [`MAX_MLP_PARAMS`] weights; for the MLP 0 to 8 hidden layers of 1 to 4,096
+    /// units, for the CNN layers that fit the images ([`cnn::flows`]). Errors name `field`
+    /// (the hidden widths' setting).
     pub fn validate(&self, field: &str) -> crate::error::Result<()> {
         crate::error::ensure_range("classes", self.classes, 2, 256)?;
-        if self.arch == Arch::Cnn && self.image != default_image() {
-            return Err(crate::error::G2dError::config(
-                "image size",
-                format!(
-                    "the CNN reads 28×28 images, the data's are {}×{} (use the MLP)",
-                    self.image[0], self.image[1]
-                ),
-            ));
-        }
-        if self.arch != Arch::Mlp {
-            return Ok(());
-        }
         for side in self.image {
             crate::error::ensure_range("image size", side, 1, 1024)?;
+        }
+        if self.arch == Arch::Cnn {
+            let layers = self.cnn_layers();
+            let flows = cnn::flows(&layers, self.image, self.classes)?;
+            let weights = cnn::parameter_count(&layers, &flows);
+            return crate::error::ensure_range("layers (weights)", weights, 1, MAX_MLP_PARAMS);
+        }
+        if self.layers.is_some() {
+            return Err(crate::error::G2dError::config(
+                "layers",
+                "lists a CNN's layers, but the architecture is mlp (its widths are `hidden`)",
+            ));
         }
         crate::error::ensure_range(&format!("{field} (layers)"), self.hidden.len(), 0, 8)?;
         for &width in &self.hidden {
@@ -196,7 +201,7 @@ impl Mlp {
 }
 
 /// ∂(mean cross-entropy)/∂logits = (softmax − one-hot) / batch.
-fn logits_gradient(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<2> {
+pub(crate) fn logits_gradient(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<2> {
     let [batch, classes] = logits.dims();
     // By comparison with 0..classes: `Tensor::one_hot` checks its labels by reading them
     // back synchronously, which the browser cannot do.
@@ -212,90 +217,13 @@ fn logits_gradient(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<2> {
 }
 
 /// Through `y = x·W + b`: ∂x = ∂y·Wᵀ.
-fn linear_backward(layer: &Linear, grad: Tensor<2>) -> Tensor<2> {
+pub(crate) fn linear_backward(layer: &Linear, grad: Tensor<2>) -> Tensor<2> {
     grad.matmul(layer.weight.val().transpose())
 }
 
 /// Through a ReLU whose input was `pre`: the gradient passes where `pre > 0` (burn's rule).
-fn relu_backward<const D: usize>(grad: Tensor<D>, pre: Tensor<D>) -> Tensor<D> {
+pub(crate) fn relu_backward<const D: usize>(grad: Tensor<D>, pre: Tensor<D>) -> Tensor<D> {
     grad.mask_fill(pre.lower_equal_elem(0.0), 0.0)
-}
-
-#[derive(Module, Debug)]
-pub struct Cnn {
-    conv1: Conv2d,
-    conv2: Conv2d,
-    pool: MaxPool2d,
-    fc1: Linear,
-    activation: Relu,
-}
-
-impl Cnn {
-    /// # Shapes
-    ///   - images [batch, 784] → logits [batch, 10]
-    pub fn forward(&self, images: Tensor<2>) -> Tensor<2> {
-        let [batch, _] = images.dims();
-        let x = images.reshape([batch, 1, IMAGE_SIDE, IMAGE_SIDE]);
-        let x = self
-            .pool
-            .forward(self.activation.forward(self.conv1.forward(x))); // [batch, 8, 12, 12]
-        let x = self
-            .pool
-            .forward(self.activation.forward(self.conv2.forward(x))); // [batch, 16, 4, 4]
-        self.fc1.forward(x.reshape([batch, 16 * 4 * 4]))
-    }
-
-    /// As [`Mlp::input_gradient`]: convolutions go back by the transposed convolution with
-    /// the same weights, pooling by the indices of each window's maximum.
-    fn input_gradient(&self, images: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<2> {
-        let [batch, _] = images.dims();
-        let x = images.reshape([batch, 1, IMAGE_SIDE, IMAGE_SIDE]);
-        let c1 = self.conv1.forward(x);
-        let r1 = self.activation.forward(c1.clone());
-        let (p1, i1) = max_pool2d_with_indices(r1.clone(), self.pool_options());
-        let c2 = self.conv2.forward(p1);
-        let r2 = self.activation.forward(c2.clone());
-        let (p2, i2) = max_pool2d_with_indices(r2.clone(), self.pool_options());
-        let logits = self.fc1.forward(p2.reshape([batch, 16 * 4 * 4]));
-        let g = linear_backward(&self.fc1, logits_gradient(logits, labels));
-        let g = self.pool_backward(r2, g.reshape([batch, 16, 4, 4]), i2);
-        let g = conv_backward(&self.conv2, relu_backward(g, c2));
-        let g = self.pool_backward(r1, g, i1);
-        conv_backward(&self.conv1, relu_backward(g, c1)).reshape([batch, IMAGE_PIXELS])
-    }
-
-    fn pool_options(&self) -> MaxPoolOptions<2> {
-        MaxPoolOptions::new(self.pool.kernel_size)
-            .with_stride(self.pool.stride)
-            .with_dilation(self.pool.dilation)
-            .with_ceil_mode(self.pool.ceil_mode)
-    }
-
-    fn pool_backward(
-        &self,
-        input: Tensor<4>,
-        grad: Tensor<4>,
-        indices: Tensor<4, Int>,
-    ) -> Tensor<4> {
-        let p = &self.pool;
-        max_pool2d_with_indices_backward(
-            input,
-            p.kernel_size,
-            p.stride,
-            [0, 0],
-            p.dilation,
-            p.ceil_mode,
-            grad,
-            indices,
-        )
-    }
-}
-
-/// Through a stride-1, unpadded convolution: ∂x is the transposed convolution of ∂y with the
-/// same weights.
-fn conv_backward(layer: &Conv2d, grad: Tensor<4>) -> Tensor<4> {
-    let options = ConvTransposeOptions::new([1, 1], [0, 0], [0, 0], layer.dilation, layer.groups);
-    conv_transpose2d(grad, layer.weight.val(), None, options)
 }
 
 /// The protected classifier.
