@@ -37,8 +37,15 @@ fn bad_bundles_settings_and_counts_are_refused_with_their_code() {
     let flipped = write("flipped.g2d", &flipped);
     let config = write("config.json", br#"{"generate": {"guard_delta": 5}}"#);
     let missing = dir.join("missing.g2d");
+    let wide = br#"{"layers": [{"type": "conv2d", "out_channels": 4, "kernel_size": 40},
+                               {"type": "linear", "out_features": 10}]}"#;
+    let wide = write("wide.json", wide);
+    let typo = write(
+        "typo.json",
+        br#"{"layers": [{"type": "conv2d", "out_chanels": 4}]}"#,
+    );
 
-    let cases: [(&[&str], i32, &str); 14] = [
+    let cases: [(&[&str], i32, &str); 17] = [
         (
             &["--run", run, "generate", "--bundle", &truncated],
             1,
@@ -91,6 +98,21 @@ fn bad_bundles_settings_and_counts_are_refused_with_their_code() {
             "(0, 1]",
         ),
         (&["--run", run, "report", "--lambdas", "3,inf"], 2, "finite"),
+        (
+            &["--run", run, "--arch", &wide, "collect"],
+            1,
+            "layers[0] (conv2d): its 40×40 window is larger than its 28-pixel input",
+        ),
+        (
+            &["--run", run, "--arch", &typo, "collect"],
+            1,
+            "unknown field `out_chanels`",
+        ),
+        (
+            &["--run", run, "--arch", "lenet", "collect"],
+            1,
+            "expected mlp, cnn or an architecture file, got \"lenet\"",
+        ),
     ];
     for (args, status, expected) in cases {
         let (code, stderr) = g2d(args);
