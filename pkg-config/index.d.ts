@@ -233,8 +233,10 @@ export interface BundleInfo {
   valSize: number;
   /** [height, width] of one input image, e.g. [28, 28]. */
   imageShape: [number, number];
+  /** 1 (grey) or 3 (RGB): an image is channels × height × width values, channel by channel. */
+  channels: number;
   classes: number;
-  /** A few validation images, count × height × width pixels in [0, 1]. */
+  /** A few validation images, count × channels × height × width values in [0, 1]. */
   sampleImages: Float32Array;
   /** Labels of `sampleImages`. */
   sampleLabels: Uint8Array;
@@ -283,7 +285,7 @@ export class G2D {
    */
   rotate(policy: RotationPolicy): Rotation;
 
-  /** n images of `info().imageShape` pixels (784 for MNIST) in [0, 1] → n × `info().classes` probabilities, with the current weights. */
+  /** n images of `info().channels` × `info().imageShape` values (784 for MNIST) in [0, 1] → n × `info().classes` probabilities, with the current weights. */
   classify(images: Float32Array | ArrayLike<number>): Promise<Float32Array>;
 
   /** Like `classify`, with the original (pre-regeneration) weights. */

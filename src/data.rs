@@ -8,11 +8,14 @@ use crate::rng::G2dRng;
 const IMAGES_MAGIC: u32 = 0x0000_0803;
 const LABELS_MAGIC: u32 = 0x0000_0801;
 
-/// Images as `f32` pixels in `[0, 1]`, row-major, with one label per image.
+/// Images as `f32` pixels in `[0, 1]`, each image channel by channel, row-major within a
+/// channel (PyTorch's `[C, H, W]`), with one label per image.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Images {
     pub pixels: Vec<f32>,
     pub labels: Vec<u8>,
+    /// 1 (grey) or 3 (RGB).
+    pub channels: usize,
     pub rows: usize,
     pub cols: usize,
 }
@@ -26,8 +29,9 @@ impl Images {
         self.labels.is_empty()
     }
 
+    /// Values per image: channels × rows × columns.
     pub fn pixels_per_image(&self) -> usize {
-        self.rows * self.cols
+        self.channels * self.rows * self.cols
     }
 
     /// The images at `indices`, in that order.
@@ -40,6 +44,7 @@ impl Images {
         Images {
             pixels,
             labels: indices.iter().map(|&i| self.labels[i]).collect(),
+            channels: self.channels,
             rows: self.rows,
             cols: self.cols,
         }
@@ -66,6 +71,7 @@ impl Images {
         Ok(Images {
             pixels: images.pixels,
             labels,
+            channels: 1,
             rows: images.rows,
             cols: images.cols,
         })
@@ -85,6 +91,11 @@ impl Splits {
     /// Image height and width.
     pub fn image(&self) -> [usize; 2] {
         [self.train.rows, self.train.cols]
+    }
+
+    /// Channels per image: 1 (grey) or 3 (RGB).
+    pub fn channels(&self) -> usize {
+        self.train.channels
     }
 
     /// The number of classes: one more than the largest label of any split.
@@ -223,7 +234,7 @@ pub fn parse_idx_labels(bytes: &[u8], file: &str) -> Result<Vec<u8>> {
     Ok(data.to_vec())
 }
 
-/// Writes images as an IDX image file (used to build the embedded slice and test files).
+/// Writes grey images as an IDX image file (used to build the embedded slice and test files).
 pub fn encode_idx_images(images: &Images) -> Vec<u8> {
     let mut out = Vec::with_capacity(16 + images.pixels.len());
     for v in [
@@ -255,6 +266,7 @@ mod tests {
         Images {
             pixels: (0..2 * 4).map(|i| i as f32 / 255.0).collect(),
             labels: vec![3, 7],
+            channels: 1,
             rows: 2,
             cols: 2,
         }
@@ -341,6 +353,7 @@ mod tests {
         let train = Images {
             pixels: (0..10).map(|i| i as f32).collect(),
             labels: (0..10).map(|i| i as u8 % 10).collect(),
+            channels: 1,
             rows: 1,
             cols: 1,
         };

@@ -309,7 +309,10 @@ fn mlp_hidden(
         if inp != inputs {
             let before = if inputs == pixels {
                 let [rows, cols] = config.image;
-                format!("the data's {rows}×{cols} images have {pixels} pixels")
+                match config.channels {
+                    1 => format!("the data's {rows}×{cols} images have {pixels} pixels"),
+                    c => format!("the data's {c}×{rows}×{cols} images have {pixels} values"),
+                }
             } else {
                 format!("the layer before gives {inputs} outputs")
             };

@@ -151,6 +151,7 @@ fn simba_fools_a_static_model_within_its_budget() {
     let mut images = Images {
         pixels,
         labels: vec![0; 8],
+        channels: 1,
         rows: 28,
         cols: 28,
     };

@@ -195,6 +195,7 @@ fn mutated_idx_files_never_panic() {
     let images = Images {
         pixels: (0..3 * 784).map(|i| (i % 256) as f32 / 255.0).collect(),
         labels: vec![1, 2, 3],
+        channels: 1,
         rows: 28,
         cols: 28,
     };

@@ -132,7 +132,7 @@ fn strides_and_padding_follow_pytorch_s_output_sizes() {
         {"type": "linear", "out_features": 4}
     ]))
     .unwrap();
-    let f = flows(&layers, [14, 11], 4).unwrap();
+    let f = flows(&layers, [1, 14, 11], 4).unwrap();
     assert_eq!(f[1], Flow::Maps([3, 7, 6]));
     assert_eq!(f[2], Flow::Maps([3, 6, 5]));
     assert_eq!(parameter_count(&layers, &f), 3 * (9 + 1) + 4 * (90 + 1));

@@ -365,7 +365,8 @@ async fn damaged_bundles_are_rejected_with_their_error() {
 }
 
 /// A bundle for an MLP of other widths on 10×10 images of 4 classes, every layer regenerated,
-/// runs through the same API; so does one for a CNN of its own layers (an `--arch FILE`).
+/// runs through the same API; so does one for a CNN of its own layers (an `--arch FILE`) on
+/// RGB images.
 #[wasm_bindgen_test]
 async fn an_mlp_of_other_widths_and_data_regenerates_and_classifies() {
     let shape = ClassifierConfig {
@@ -373,13 +374,16 @@ async fn an_mlp_of_other_widths_and_data_regenerates_and_classifies() {
         ..ClassifierConfig::new(Arch::Mlp).with_data([10, 10], 4)
     };
     let bytes = common::small_bundle_of(shape, g2d::params::Scope::All).to_bytes();
-    let cnn = common::small_bundle_of(common::strided_cnn(), g2d::params::Scope::All).to_bytes();
+    let rgb = common::strided_cnn().with_channels(3);
+    let cnn = common::small_bundle_of(rgb, g2d::params::Scope::All).to_bytes();
     for backend in ["webgpu", "cpu"] {
         let g = load(&cnn, backend).await.unwrap();
         let lenient = [("candidates", 2.into()), ("guardDelta", 1.0.into())];
         let r = regenerate(&g, object(&lenient)).await;
         assert_eq!(get(&r, "accepted"), JsValue::TRUE, "cnn {backend}");
-        let images = Float32Array::from(vec![0.5f32; 2 * 14 * 11].as_slice());
+        let info: JsValue = g.info().into();
+        assert_eq!(get(&info, "channels").as_f64(), Some(3.0));
+        let images = Float32Array::from(vec![0.5f32; 2 * 3 * 14 * 11].as_slice());
         let probs = Float32Array::from(JsFuture::from(g.classify(images)).await.unwrap());
         assert_eq!(probs.length(), 2 * 4, "cnn {backend}");
     }

@@ -312,6 +312,7 @@ impl Bundle {
             validation: Images {
                 pixels: pixels.iter().map(|&p| p as f32 / 255.0).collect(),
                 labels,
+                channels: meta.classifier.channels,
                 rows: meta.classifier.image[0],
                 cols: meta.classifier.image[1],
             },

@@ -106,11 +106,12 @@ impl Flow {
     }
 }
 
-/// Checks `layers` on grey `image`s and `classes` classes: what enters each layer, then the
-/// logits. Errors name the layer (`layers[3] (conv2d)`) and what does not fit.
-pub fn flows(layers: &[LayerSpec], image: [usize; 2], classes: usize) -> Result<Vec<Flow>> {
+/// Checks `layers` on images of `input` (`[channels, height, width]`) and `classes` classes:
+/// what enters each layer, then the logits. Errors name the layer (`layers[3] (conv2d)`) and
+/// what does not fit.
+pub fn flows(layers: &[LayerSpec], input: [usize; 3], classes: usize) -> Result<Vec<Flow>> {
     ensure_range("layers (count)", layers.len(), 1, 64)?;
-    let mut flow = Flow::Maps([1, image[0], image[1]]);
+    let mut flow = Flow::Maps(input);
     let mut out = vec![flow];
     for (i, layer) in layers.iter().enumerate() {
         let field = format!("layers[{i}] ({})", layer.kind());
@@ -220,8 +221,9 @@ pub struct Cnn {
     activation: Relu,
     #[module(skip)]
     layers: Vec<LayerSpec>,
+    /// `[channels, height, width]` of one image.
     #[module(skip)]
-    image: [usize; 2],
+    input: [usize; 3],
 }
 
 /// A layer's input or output: feature maps or vectors (a batch of either).
@@ -273,9 +275,10 @@ enum Saved {
 }
 
 impl Cnn {
-    /// The network of `layers` (checked by [`flows`]) for grey `image`s.
-    pub fn new(layers: &[LayerSpec], image: [usize; 2], device: &Device) -> Cnn {
-        let flows = flows_unchecked(layers, image);
+    /// The network of `layers` (checked by [`flows`]) for images of `input`
+    /// (`[channels, height, width]`).
+    pub fn new(layers: &[LayerSpec], input: [usize; 3], device: &Device) -> Cnn {
+        let flows = flows_unchecked(layers, input);
         let (mut conv, mut fc) = (Vec::new(), Vec::new());
         for (layer, input) in layers.iter().zip(&flows) {
             match (layer, *input) {
@@ -306,7 +309,7 @@ impl Cnn {
             fc,
             activation: Relu::new(),
             layers: layers.to_vec(),
-            image,
+            input,
         }
     }
 
@@ -349,11 +352,11 @@ impl Cnn {
     }
 
     /// # Shapes
-    ///   - images [batch, height·width] → logits [batch, classes]
+    ///   - images [batch, channels·height·width] → logits [batch, classes]
     pub fn forward(&self, images: Tensor<2>) -> Tensor<2> {
         let [batch, _] = images.dims();
-        let [h, w] = self.image;
-        let mut x = Act::Maps(images.reshape([batch, 1, h, w]));
+        let [c, h, w] = self.input;
+        let mut x = Act::Maps(images.reshape([batch, c, h, w]));
         let mut counts = [0, 0];
         for layer in &self.layers {
             x = match layer {
@@ -369,8 +372,8 @@ impl Cnn {
     /// maximum; flattening by a reshape.
     pub(super) fn input_gradient(&self, images: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<2> {
         let [batch, pixels] = images.dims();
-        let [h, w] = self.image;
-        let mut x = Act::Maps(images.reshape([batch, 1, h, w]));
+        let [c, h, w] = self.input;
+        let mut x = Act::Maps(images.reshape([batch, c, h, w]));
         let mut counts = [0, 0];
         let mut tape = Vec::with_capacity(self.layers.len());
         for layer in &self.layers {
@@ -423,12 +426,12 @@ fn unflatten(g: Tensor<2>, maps: Option<[usize; 4]>) -> Act {
 }
 
 /// [`flows`] on layers known to be valid (a model is built only from checked settings).
-fn flows_unchecked(layers: &[LayerSpec], image: [usize; 2]) -> Vec<Flow> {
+fn flows_unchecked(layers: &[LayerSpec], input: [usize; 3]) -> Vec<Flow> {
     let classes = match layers.last() {
         Some(LayerSpec::Linear { out_features }) => *out_features,
         _ => 0,
     };
-    flows(layers, image, classes).expect("CNN layers are checked before a model is built")
+    flows(layers, input, classes).expect("CNN layers are checked before a model is built")
 }
 
 fn pool_options(layer: &LayerSpec) -> MaxPoolOptions<2> {

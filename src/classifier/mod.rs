@@ -45,6 +45,15 @@ pub fn default_classes() -> usize {
     CLASSES
 }
 
+/// One channel (grey), serde's default for files written before colour images.
+pub fn default_channels() -> usize {
+    1
+}
+
+fn is_grey(channels: &usize) -> bool {
+    *channels == 1
+}
+
 /// Bound on a classifier's weights, checked before one is built from a file (about 16 MB of
 /// f32).
 pub const MAX_MLP_PARAMS: usize = 1 << 22;
@@ -57,9 +66,12 @@ pub struct ClassifierConfig {
     /// Absent in files written before widths were a setting: [`MLP_HIDDEN`].
     #[serde(default = "default_hidden")]
     pub hidden: Vec<usize>,
-    /// Image height and width (grey, one channel); absent: 28×28.
+    /// Image height and width; absent: 28×28.
     #[serde(default = "default_image")]
     pub image: [usize; 2],
+    /// Channels per image: 1 (grey, written as absent) or 3 (RGB).
+    #[serde(default = "default_channels", skip_serializing_if = "is_grey")]
+    pub channels: usize,
     /// Absent: 10.
     #[serde(default = "default_classes")]
     pub classes: usize,
@@ -75,6 +87,7 @@ impl ClassifierConfig {
             arch,
             hidden: default_hidden(),
             image: default_image(),
+            channels: default_channels(),
             classes: default_classes(),
             layers: None,
         }
@@ -89,9 +102,19 @@ impl ClassifierConfig {
         }
     }
 
-    /// Pixels per image: the MLP's inputs.
+    /// The same network for images of `channels` channels.
+    pub fn with_channels(self, channels: usize) -> Self {
+        Self { channels, ..self }
+    }
+
+    /// Values per image (channels × height × width): the MLP's inputs.
     pub fn inputs(&self) -> usize {
-        self.image[0] * self.image[1]
+        self.channels * self.image[0] * self.image[1]
+    }
+
+    /// `[channels, height, width]`, PyTorch's layout of one image.
+    pub fn input_shape(&self) -> [usize; 3] {
+        [self.channels, self.image[0], self.image[1]]
     }
 
     pub fn init(&self, device: &Device) -> Classifier {
@@ -107,7 +130,7 @@ impl ClassifierConfig {
                     activation: Relu::new(),
                 })
             }
-            Arch::Cnn => Classifier::Cnn(Cnn::new(&self.cnn_layers(), self.image, device)),
+            Arch::Cnn => Classifier::Cnn(Cnn::new(&self.cnn_layers(), self.input_shape(), device)),
         }
     }
 
@@ -124,6 +147,21 @@ impl ClassifierConfig {
         widths
     }
 
+    /// What can be checked before the data is read, for settings of MNIST's shape
+    /// ([`Self::new`]): all of [`Self::validate`], except that a CNN's own layer list is checked
+    /// for its ranges and order only, since whether its windows fit and its last layer gives
+    /// one output per class depend on the data (checked with it, before training).
+    pub fn validate_settings(&self, field: &str) -> crate::error::Result<()> {
+        let Some(layers) = self.layers.as_ref().filter(|_| self.arch == Arch::Cnn) else {
+            return self.validate(field);
+        };
+        let classes = match layers.last() {
+            Some(LayerSpec::Linear { out_features }) => *out_features,
+            _ => self.classes,
+        };
+        cnn::flows(layers, [self.channels, 1024, 1024], classes).map(|_| ())
+    }
+
     /// Checked before anything is allocated: 2 to 256 classes, images of up to 1,024 × 1,024
     /// and at most [`MAX_MLP_PARAMS`] weights; for the MLP 0 to 8 hidden layers of 1 to 4,096
     /// units, for the CNN layers that fit the images ([`cnn::flows`]). Errors name `field`
@@ -133,9 +171,10 @@ impl ClassifierConfig {
         for side in self.image {
             crate::error::ensure_range("image size", side, 1, 1024)?;
         }
+        crate::error::ensure_range("image channels", self.channels, 1, 4)?;
         if self.arch == Arch::Cnn {
             let layers = self.cnn_layers();
-            let flows = cnn::flows(&layers, self.image, self.classes)?;
+            let flows = cnn::flows(&layers, self.input_shape(), self.classes)?;
             let weights = cnn::parameter_count(&layers, &flows);
             return crate::error::ensure_range("layers (weights)", weights, 1, MAX_MLP_PARAMS);
         }

@@ -145,10 +145,12 @@ fn load_npz(path: &Path) -> Result<(Images, Images)> {
     };
     let train = npz_images(take("x_train")?, take("y_train")?, &file, "train")?;
     let test = npz_images(take("x_test")?, take("y_test")?, &file, "test")?;
-    if (train.rows, train.cols) != (test.rows, test.cols) {
+    let shape = |i: &Images| format!("{}×{}×{}", i.channels, i.rows, i.cols);
+    if (train.channels, train.rows, train.cols) != (test.channels, test.rows, test.cols) {
         let reason = format!(
-            "`x_train` holds {}×{} images but `x_test` {}×{}",
-            train.rows, train.cols, test.rows, test.cols
+            "`x_train` holds {} images but `x_test` {} (channels × rows × columns)",
+            shape(&train),
+            shape(&test)
         );
         return Err(G2dError::Idx { file, reason });
     }
@@ -166,14 +168,17 @@ fn npz_images(
         file: file.to_string(),
         reason,
     };
-    let (n, [rows, cols]) = match x.shape[..] {
-        [n, rows, cols] | [n, 1, rows, cols] => (n, [rows, cols]),
-        [n, pixels] => (n, square(pixels)),
-        _ => (0, [0, 0]),
+    let (n, [channels, rows, cols], last) = match x.shape[..] {
+        [n, rows, cols] => (n, [1, rows, cols], false),
+        [n, c @ (1 | 3), rows, cols] => (n, [c, rows, cols], false),
+        [n, rows, cols, c @ (1 | 3)] => (n, [c, rows, cols], true),
+        [n, pixels] => (n, [1, square(pixels)[0], square(pixels)[1]], false),
+        _ => (0, [0, 0, 0], false),
     };
     if n == 0 || rows * cols == 0 {
         return Err(fail(format!(
-            "`x_{split}` is {:?}; G2D takes grey images as [N, H, W], [N, 1, H, W] or [N, H·W]",
+            "`x_{split}` is {:?}; G2D takes grey or RGB images as [N, H, W], [N, C, H, W], \
+             [N, H, W, C] (C = 1 or 3) or [N, H·W]",
             x.shape
         )));
     }
@@ -184,7 +189,10 @@ fn npz_images(
         )));
     }
     let scale = if x.dtype.starts_with('f') { 1.0 } else { 255.0 };
-    let pixels: Vec<f32> = x.values.iter().map(|&v| (v / scale) as f32).collect();
+    let mut pixels: Vec<f32> = x.values.iter().map(|&v| (v / scale) as f32).collect();
+    if last && channels > 1 {
+        pixels = channels_first(&pixels, channels, rows * cols);
+    }
     if let Some(bad) = pixels.iter().find(|p| !(0.0..=1.0).contains(*p)) {
         let range = if scale == 1.0 { "[0, 1]" } else { "0–255" };
         return Err(fail(format!(
@@ -204,9 +212,26 @@ fn npz_images(
     Ok(Images {
         pixels,
         labels: y.values.iter().map(|&l| l as u8).collect(),
+        channels,
         rows,
         cols,
     })
+}
+
+/// `[N, H, W, C]` values (NumPy's and Keras's layout) to `[N, C, H, W]` (PyTorch's, G2D's).
+fn channels_first(values: &[f32], channels: usize, area: usize) -> Vec<f32> {
+    let mut out = vec![0.0; values.len()];
+    for (image, src) in out
+        .chunks_mut(channels * area)
+        .zip(values.chunks(channels * area))
+    {
+        for p in 0..area {
+            for c in 0..channels {
+                image[c * area + p] = src[p * channels + c];
+            }
+        }
+    }
+    out
 }
 
 /// `[side, side]` for a square pixel count, else one row.
@@ -279,10 +304,25 @@ mod tests {
     }
 
     #[test]
+    fn channels_last_images_turn_channels_first() {
+        // One 2×2 RGB image as [H, W, C]: pixel p holds (p, 10 + p, 20 + p).
+        let hwc: Vec<f32> = (0..4)
+            .flat_map(|p| [p, 10 + p, 20 + p])
+            .map(|v| v as f32)
+            .collect();
+        let chw = channels_first(&hwc, 3, 4);
+        assert_eq!(
+            chw,
+            [0., 1., 2., 3., 10., 11., 12., 13., 20., 21., 22., 23.]
+        );
+    }
+
+    #[test]
     fn images_of_another_size_load_for_the_mlp_only() {
         let images = crate::data::Images {
             pixels: vec![0.5; 3 * 100],
             labels: vec![1, 2, 3],
+            channels: 1,
             rows: 10,
             cols: 10,
         };

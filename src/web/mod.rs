@@ -302,6 +302,7 @@ impl WebG2d {
             "imageShape",
             js_sys::Array::of2(&rows.into(), &cols.into()),
         );
+        set(&o, "channels", meta.classifier.channels as u32);
         set(&o, "classes", meta.classifier.classes as u32);
         let sample = self.session.bundle.validation.take(16);
         set(

@@ -52,6 +52,7 @@ pub fn small_bundle_of(shape: ClassifierConfig, scope: Scope) -> Bundle {
             .map(|_| (rng.below(256) as f32) / 255.0)
             .collect(),
         labels: (0..20).map(|i| (i % shape.classes) as u8).collect(),
+        channels: shape.channels,
         rows: shape.image[0],
         cols: shape.image[1],
     };

@@ -298,7 +298,7 @@ impl Default for GenerateConfig {
 impl CollectConfig {
     /// The classifier these settings build for `data`'s images and classes.
     pub fn classifier(&self, data: &crate::data::Splits) -> ClassifierConfig {
-        self.network().with_data(data.image(), data.classes())
+        (self.network().with_data(data.image(), data.classes())).with_channels(data.channels())
     }
 
     /// The same for MNIST's images and classes: what the settings can be checked on before

@@ -64,7 +64,7 @@ impl RunConfig {
                 "K must be at least 2",
             ));
         }
-        self.collect.network().validate("collect.hidden")?;
+        self.collect.network().validate_settings("collect.hidden")?;
         if self.collect.seeds > self.collect.checkpoints {
             return Err(G2dError::config(
                 "collect.seeds",
