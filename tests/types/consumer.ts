@@ -70,6 +70,7 @@ const infoKeys: Record<keyof BundleInfo, true> = {
   originalValAccuracy: true,
   valSize: true,
   imageShape: true,
+  channels: true,
   classes: true,
   sampleImages: true,
   sampleLabels: true,
