@@ -133,6 +133,11 @@ impl Guard {
         predictions.equal(self.labels.clone()).float().sum() / n as f32
     }
 
+    /// The bundle's own guard: its validation images and its δ.
+    pub fn of_bundle(bundle: &Bundle, device: &Device) -> Guard {
+        Guard::new(&bundle.validation, bundle.meta.guard_delta, device)
+    }
+
     pub fn accepts(&self, accuracy: f32, original_accuracy: f32) -> bool {
         Guard::within(self.delta, accuracy, original_accuracy)
     }
@@ -182,7 +187,7 @@ impl Candidates {
     #[cfg(not(target_arch = "wasm32"))]
     pub fn measure(bundle: &Bundle, device: &Device, rng: G2dRng) -> Result<Candidates> {
         let model = G2dModel::from_bundle(bundle, device)?;
-        let guard = Guard::new(&bundle.validation, bundle.meta.guard_delta, device);
+        let guard = Guard::of_bundle(bundle, device);
         let original = guard.accuracy(&model.original).into_scalar::<f32>();
         let sampler = bundle.meta.sampler;
         let accepted = generate_accepted(&model, &guard, original, Self::SAMPLED, &sampler, rng)?;

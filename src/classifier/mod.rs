@@ -1,6 +1,6 @@
 //! Stage 1, the protected classifier (the "target"): an MLP of any widths, or a CNN of any
-//! list of convolutions, poolings and linear layers ([`cnn`]), for grey images of any size and
-//! any number of classes.
+//! list of convolutions, poolings and linear layers ([`cnn`]), for grey or colour images of any
+//! size and any number of classes.
 
 pub mod cnn;
 
@@ -56,7 +56,7 @@ fn is_grey(channels: &usize) -> bool {
 
 /// Bound on a classifier's weights, checked before one is built from a file (about 16 MB of
 /// f32).
-pub const MAX_MLP_PARAMS: usize = 1 << 22;
+pub const MAX_CLASSIFIER_PARAMS: usize = 1 << 22;
 
 /// The classifier's shape: the architecture, the images it reads and the classes it tells
 /// apart (both from the data), for the MLP its hidden widths, for the CNN its layers.
@@ -136,7 +136,9 @@ impl ClassifierConfig {
 
     /// The CNN's layers: `layers`, or G2D's own for this many classes.
     pub fn cnn_layers(&self) -> Vec<LayerSpec> {
-        (self.layers.clone()).unwrap_or_else(|| cnn::default_layers(self.classes))
+        self.layers
+            .clone()
+            .unwrap_or_else(|| cnn::default_layers(self.classes))
     }
 
     /// The pixels, the hidden widths, the classes: `784-64-32-10`.
@@ -163,7 +165,7 @@ impl ClassifierConfig {
     }
 
     /// Checked before anything is allocated: 2 to 256 classes, images of up to 1,024 × 1,024
-    /// and at most [`MAX_MLP_PARAMS`] weights; for the MLP 0 to 8 hidden layers of 1 to 4,096
+    /// and at most [`MAX_CLASSIFIER_PARAMS`] weights; for the MLP 0 to 8 hidden layers of 1 to 4,096
     /// units, for the CNN layers that fit the images ([`cnn::flows`]). Errors name `field`
     /// (the hidden widths' setting).
     pub fn validate(&self, field: &str) -> crate::error::Result<()> {
@@ -176,7 +178,12 @@ impl ClassifierConfig {
             let layers = self.cnn_layers();
             let flows = cnn::flows(&layers, self.input_shape(), self.classes)?;
             let weights = cnn::parameter_count(&layers, &flows);
-            return crate::error::ensure_range("layers (weights)", weights, 1, MAX_MLP_PARAMS);
+            return crate::error::ensure_range(
+                "layers (weights)",
+                weights,
+                1,
+                MAX_CLASSIFIER_PARAMS,
+            );
         }
         if self.layers.is_some() {
             return Err(crate::error::G2dError::config(
@@ -193,7 +200,12 @@ impl ClassifierConfig {
             .windows(2)
             .map(|w| w[0] * w[1] + w[1])
             .sum();
-        crate::error::ensure_range(&format!("{field} (weights)"), weights, 1, MAX_MLP_PARAMS)
+        crate::error::ensure_range(
+            &format!("{field} (weights)"),
+            weights,
+            1,
+            MAX_CLASSIFIER_PARAMS,
+        )
     }
 }
 

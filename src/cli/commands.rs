@@ -52,7 +52,7 @@ pub fn generate(
         run.target_behind(bundle_path, &bundle)?; // the run's own bundle must not be stale
     }
     let model = G2dModel::from_bundle(&bundle, &run.device)?;
-    let guard = Guard::new(&bundle.validation, bundle.meta.guard_delta, &run.device);
+    let guard = Guard::of_bundle(&bundle, &run.device);
     let original = guard.accuracy(&model.original).into_scalar::<f32>();
     let count = run.config.generate.count;
     let thetas = generate_host(

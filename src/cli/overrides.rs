@@ -210,10 +210,8 @@ pub fn load_config(cli: &Cli) -> Result<RunConfig> {
 
 /// `--arch`: `mlp`, `cnn`, or an architecture file holding a CNN's `layers`.
 pub fn parse_arch(value: &str) -> Result<(Arch, Option<Vec<LayerSpec>>)> {
-    match value {
-        "mlp" => return Ok((Arch::Mlp, None)),
-        "cnn" => return Ok((Arch::Cnn, None)),
-        _ => {}
+    if let Ok(arch) = value.parse::<Arch>() {
+        return Ok((arch, None));
     }
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]

@@ -52,7 +52,7 @@ impl State {
         installed: Vec<f32>,
     ) -> Result<State> {
         let model = G2dModel::from_bundle(bundle, &device)?;
-        let guard = Guard::new(&bundle.validation, bundle.meta.guard_delta, &device);
+        let guard = Guard::of_bundle(bundle, &device);
         let original_val_accuracy = read(guard.accuracy(&model.original)).await?[0];
         let current = if installed == bundle.theta_orig {
             model.original.clone()

@@ -298,7 +298,9 @@ impl Default for GenerateConfig {
 impl CollectConfig {
     /// The classifier these settings build for `data`'s images and classes.
     pub fn classifier(&self, data: &crate::data::Splits) -> ClassifierConfig {
-        (self.network().with_data(data.image(), data.classes())).with_channels(data.channels())
+        self.network()
+            .with_data(data.image(), data.classes())
+            .with_channels(data.channels())
     }
 
     /// The same for MNIST's images and classes: what the settings can be checked on before
@@ -351,9 +353,10 @@ impl RunConfig {
     /// The hash of everything collection reads (the seed, the data and its split, the collect
     /// settings; not the export-only `bundle_validation_size`): what `target.safetensors`
     /// records as its origin. Settings added since keys were first recorded (the hidden widths,
-    /// the CNN's layers, the optimizer, the imported state_dict, the vulnerability term and its `from_target`)
-    /// are left out while they hold the value every older run had, the one [`RunConfig::base`]
-    /// (the default they were written under) has, so older runs keep their key.
+    /// the CNN's layers, the optimizer, the imported state_dict, the vulnerability term and its
+    /// `from_target`) are left out while they hold the value every older run had, the one
+    /// [`RunConfig::base`] (the default they were written under) has, so older runs keep their
+    /// key.
     pub fn collect_key(&self) -> String {
         let d = &self.data;
         let dir = d
