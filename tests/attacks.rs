@@ -60,7 +60,7 @@ fn the_hand_written_input_gradient_matches_autodiff_for_the_mlp_and_the_cnn() {
             .layers
             .as_ref()
             .map_or(config.arch.to_string(), |_| "strided cnn".into());
-        let model = config.init(&device);
+        let model = common::seeded_network(&config, 3, &device);
         let (pixels, labels) = batch_of(config.inputs(), config.classes);
         let want = autodiff_input_gradient(&model, &pixels, &labels);
         let got = host_input_gradient(&model, &pixels, &labels);
@@ -78,7 +78,7 @@ fn the_hand_written_input_gradient_matches_autodiff_for_the_mlp_and_the_cnn() {
 #[test]
 fn fgsm_moves_every_pixel_by_epsilon_within_the_pixel_range() {
     let device = cpu_device();
-    let model = Classifier::new(Arch::Mlp, &device);
+    let model = common::seeded_network(&ClassifierConfig::new(Arch::Mlp), 3, &device);
     let (pixels, labels) = batch();
     let eps = 0.1;
     let adv = craft(
@@ -118,7 +118,7 @@ fn fgsm_moves_every_pixel_by_epsilon_within_the_pixel_range() {
 #[test]
 fn pgd_stays_in_the_ball_and_increases_the_loss() {
     let device = cpu_device();
-    let model = Classifier::new(Arch::Mlp, &device);
+    let model = common::seeded_network(&ClassifierConfig::new(Arch::Mlp), 3, &device);
     let (pixels, labels) = batch();
     let eps = 0.1;
     let images = images_tensor(&pixels, 784, &device);
@@ -145,7 +145,7 @@ fn simba_fools_a_static_model_within_its_budget() {
     use g2d::defense::query_attack::{query_attack, Attacker, Policy};
     use g2d::generate::predict;
     let device = cpu_device();
-    let model = Classifier::new(Arch::Mlp, &device);
+    let model = common::seeded_network(&ClassifierConfig::new(Arch::Mlp), 3, &device);
     let (pixels, _) = batch();
     // Label each image with the model's own answer, so every attack starts from a right one.
     let mut images = Images {

@@ -451,7 +451,7 @@ async fn the_input_gradient_runs_on_webgpu_for_the_mlp_and_the_cnn() {
         let mut rng = G2dRng::seeded(1);
         let pixels: Vec<f32> = (0..4 * per).map(|_| rng.uniform()).collect();
         let labels: Vec<u8> = [0u8, 3, 7, 9].map(|l| l % config.classes as u8).to_vec();
-        let model = config.init(&cpu);
+        let model = common::seeded_network(&config, 3, &cpu);
         let on_gpu = model.clone().to_device(&gpu);
         let gradient = |m: &Classifier, d: &Device| {
             input_gradient(m, images_tensor(&pixels, per, d), labels_tensor(&labels, d))

@@ -92,6 +92,24 @@ pub fn small_bundle_of(shape: ClassifierConfig, scope: Scope) -> Bundle {
     }
 }
 
+/// `config`'s network with every parameter drawn from `G2dRng::seeded(seed)` (N(0, 0.1²)):
+/// the same network on every run, whatever the backend's global generator did before, so a
+/// tiny network's ReLUs cannot all happen to be dead.
+pub fn seeded_network(
+    config: &ClassifierConfig,
+    seed: u64,
+    device: &burn::prelude::Device,
+) -> g2d::classifier::Classifier {
+    let model = config.init(device);
+    let manifest = Manifest::full(&model);
+    let theta: Vec<f32> = G2dRng::seeded(seed)
+        .normal_vec(manifest.len())
+        .into_iter()
+        .map(|v| 0.1 * v)
+        .collect();
+    manifest.unflatten(model, &theta).unwrap()
+}
+
 /// A CNN with what G2D's own lacks: stride, padding, a stride that drops a row (14 rows, 11
 /// columns), overlapping pooling windows, flattening, two linear layers; 4 classes.
 pub fn strided_cnn() -> ClassifierConfig {
