@@ -10,6 +10,12 @@ use g2d::torch::read_safetensors;
 use common::scratch;
 use common::torch::{export, g2d, TINY_RUN};
 
+/// Where `G2D_UPDATE_FIXTURES=1` keeps the RGB CNN's bundle.
+const FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/colours-cnn.g2d"
+);
+
 /// 8×8 RGB images of 3 classes, the class being the brightest channel: training images as
 /// `[N, H, W, C]` floats, test images as `[N, C, H, W]` bytes.
 fn colours_npz(path: &std::path::Path) {
@@ -96,6 +102,10 @@ fn rgb_images_train_an_mlp_and_a_cnn_that_export_for_three_channels() {
             "{name}: the brightest channel is easy: {accuracy}"
         );
         let bundle = std::fs::read(dir.join(name).join("g2d-lambda-0.5.g2d")).unwrap();
+        if name == "cnn" && std::env::var_os("G2D_UPDATE_FIXTURES").is_some() {
+            // The demo page's test of a bundle that is not MNIST-shaped (tests/e2e/shapes.test.mjs).
+            std::fs::write(FIXTURE, &bundle).unwrap();
+        }
         let meta = Bundle::from_bytes(&bundle).unwrap().meta;
         assert_eq!(
             (meta.classifier.channels, meta.classifier.image),

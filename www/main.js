@@ -3,8 +3,10 @@
 
 const $ = (id) => document.getElementById(id);
 
-const SIDE = 28; // MNIST images are 28×28
-const PIXELS = SIDE * SIDE;
+// The bundle's input: channels × rows × cols values per image (MNIST: 1 × 28 × 28), set from
+// info() once the bundle is loaded.
+let shape = { channels: 1, rows: 28, cols: 28 };
+const pixelsPerImage = () => shape.channels * shape.rows * shape.cols;
 
 let g2d = null; // G2DWorker once loaded
 let info = null;
@@ -133,7 +135,7 @@ function clearDrawing() {
   ctx.fillRect(0, 0, canvas.width, canvas.height);
   hasInk = false;
   $("prediction").textContent = "–";
-  drawPixels($("preview"), new Float32Array(PIXELS));
+  drawPixels($("preview"), new Float32Array(pixelsPerImage()));
   showProbabilities(null);
 }
 
@@ -226,9 +228,10 @@ function resize(src, sw, sh, dw, dh) {
   return out;
 }
 
-// MNIST preprocessing: crop to the ink's bounding box, scale it to fit 20×20 (keeping the
-// aspect ratio), then place it in 28×28 so its center of mass is in the middle.
-function drawingToMnist() {
+// MNIST's preprocessing at the bundle's size: crop to the ink's bounding box, scale it to fit
+// 20/28 of the image (keeping the aspect ratio), then place it so its center of mass is in the
+// middle. A colour model gets the grey drawing in each of its channels.
+function drawingToInput() {
   const { width: W, height: H } = canvas;
   const rgba = ctx.getImageData(0, 0, W, H).data;
   let minX = W, minY = H, maxX = -1, maxY = -1;
@@ -250,7 +253,8 @@ function drawingToMnist() {
   for (let y = 0; y < bh; y++) {
     for (let x = 0; x < bw; x++) crop[y * bw + x] = rgba[((y + minY) * W + x + minX) * 4] / 255;
   }
-  const scale = 20 / Math.max(bw, bh);
+  const { channels, rows, cols } = shape;
+  const scale = (20 / 28) * Math.min(rows / bh, cols / bw);
   const tw = Math.max(1, Math.round(bw * scale));
   const th = Math.max(1, Math.round(bh * scale));
   const small = resize(crop, bw, bh, tw, th);
@@ -265,12 +269,16 @@ function drawingToMnist() {
     }
   }
   const clamp = (v, lo, hi) => Math.min(hi, Math.max(lo, v));
-  const ox = clamp(Math.round(SIDE / 2 - mx / mass), 0, SIDE - tw);
-  const oy = clamp(Math.round(SIDE / 2 - my / mass), 0, SIDE - th);
+  const ox = clamp(Math.round(cols / 2 - mx / mass), 0, cols - tw);
+  const oy = clamp(Math.round(rows / 2 - my / mass), 0, rows - th);
 
-  const out = new Float32Array(PIXELS);
-  for (let y = 0; y < th; y++) {
-    for (let x = 0; x < tw; x++) out[(y + oy) * SIDE + x + ox] = clamp(small[y * tw + x], 0, 1);
+  const out = new Float32Array(pixelsPerImage());
+  for (let c = 0; c < channels; c++) {
+    for (let y = 0; y < th; y++) {
+      for (let x = 0; x < tw; x++) {
+        out[(c * rows + y + oy) * cols + x + ox] = clamp(small[y * tw + x], 0, 1);
+      }
+    }
   }
   return out;
 }
@@ -289,7 +297,7 @@ async function classifyDrawing() {
   try {
     do {
       classifyAgain = false;
-      const pixels = drawingToMnist();
+      const pixels = drawingToInput();
       if (!pixels) break;
       drawPixels($("preview"), pixels);
       const probs = await g2d.classify(pixels);
@@ -305,9 +313,10 @@ async function classifyDrawing() {
   }
 }
 
-function buildProbabilityBars() {
+function buildProbabilityBars(classes) {
   const list = $("probs");
-  for (let d = 0; d < 10; d++) {
+  list.replaceChildren();
+  for (let d = 0; d < classes; d++) {
     const li = document.createElement("li");
     li.innerHTML = `<span>${d}</span><span class="bar"><span class="fill"></span></span><span class="pct">–</span>`;
     list.append(li);
@@ -324,15 +333,35 @@ function showProbabilities(probs) {
   });
 }
 
-// Paint a 28×28 grayscale image (values in [0, 1]) onto a 28×28 canvas.
+// Paint one input image (channels × rows × cols values in [0, 1], channel by channel: grey,
+// or red, green and blue) onto a canvas of its size.
 function drawPixels(target, pixels) {
+  const { channels, rows, cols } = shape;
+  const plane = rows * cols;
+  target.width = cols;
+  target.height = rows;
   const c = target.getContext("2d");
-  const img = c.createImageData(SIDE, SIDE);
-  for (let i = 0; i < PIXELS; i++) {
-    const v = Math.round(Math.min(1, Math.max(0, pixels[i])) * 255);
-    img.data.set([v, v, v, 255], i * 4);
+  const img = c.createImageData(cols, rows);
+  const byte = (v) => Math.round(Math.min(1, Math.max(0, v)) * 255);
+  for (let i = 0; i < plane; i++) {
+    const rgb = [0, 1, 2].map((k) => byte(pixels[Math.min(k, channels - 1) * plane + i]));
+    img.data.set([...rgb, 255], i * 4);
   }
   c.putImageData(img, 0, 0);
+}
+
+// Size the page to the bundle's input: the probability bars, the preview's caption and size,
+// and the drawing card's title (digits for MNIST-shaped bundles).
+function fitToBundle(i) {
+  const [rows, cols] = i.imageShape;
+  shape = { channels: i.channels, rows, cols };
+  buildProbabilityBars(i.classes);
+  const size = `${rows}×${cols}${i.channels > 1 ? `×${i.channels}` : ""}`;
+  $("preview-label").textContent = `${size} input`;
+  const digits = i.classes === 10 && i.channels === 1 && /^mnist/.test(i.dataset);
+  $("draw-title").textContent = digits ? "Draw a digit" : "Draw an input";
+  $("attack-pick").textContent = `Pick a validation ${digits ? "digit" : "image"}`;
+  for (const id of ["preview", "attack-clean", "attack-adv"]) drawPixels($(id), new Float32Array(pixelsPerImage()));
 }
 
 // ---------------------------------------------------------------- attack
@@ -347,12 +376,12 @@ function pickSample() {
   if (count > 1 && sample && index === sample.index) index = (index + 1) % count;
   sample = {
     index,
-    image: info.sampleImages.slice(index * PIXELS, (index + 1) * PIXELS),
+    image: info.sampleImages.slice(index * pixelsPerImage(), (index + 1) * pixelsPerImage()),
     label: info.sampleLabels[index],
   };
   adversarial = null;
   drawPixels($("attack-clean"), sample.image);
-  drawPixels($("attack-adv"), new Float32Array(PIXELS));
+  drawPixels($("attack-adv"), new Float32Array(pixelsPerImage()));
   $("attack-label").textContent = String(sample.label);
   $("attack-eps").textContent = "–";
   for (const who of ["original", "regenerated"]) showAttackResult(who, null);
@@ -423,7 +452,7 @@ $("cancel").addEventListener("click", () => {
 });
 
 async function main() {
-  buildProbabilityBars();
+  buildProbabilityBars(10);
   clearDrawing();
   updateButtons();
   setStatus("loading…");
@@ -456,6 +485,7 @@ async function main() {
   info = await g2d.info();
   if (noWebGpu) info = { ...info, backendReason: `no WebGPU here: ${noWebGpu}` };
   showInfo(info);
+  fitToBundle(info);
   if (!(info.sampleLabels?.length > 0)) message("This bundle has no sample images; the attack panel is disabled.");
   updateButtons();
   await regenerate();

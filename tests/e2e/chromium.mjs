@@ -35,6 +35,20 @@ export async function servedPage({ path = "pkg/", initScript, args, timeout = 60
   return { server, browser, page, close };
 }
 
+// Waits until the demo page has finished regeneration `n` (#status reads "ready" with
+// data-generation = n) or failed (#status reads "error: …"), and returns #status's text.
+export async function demoGeneration(page, n, timeout) {
+  await page.waitForFunction(
+    (n) => {
+      const s = document.getElementById("status");
+      return s.textContent.startsWith("error") || (s.textContent === "ready" && s.dataset.generation === String(n));
+    },
+    n,
+    { timeout, polling: 250 },
+  );
+  return (await page.locator("#status").textContent()).trim();
+}
+
 // Runs a benchmark script's `main`: on failure prints "NAME failed: message" and exits with 1.
 export async function runScript(name, main) {
   try {

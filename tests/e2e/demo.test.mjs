@@ -11,7 +11,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { launchChromium } from "./chromium.mjs";
+import { demoGeneration, launchChromium } from "./chromium.mjs";
 import { start } from "../../www/serve.mjs";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -33,18 +33,8 @@ let server;
 let browser;
 let page;
 
-// #status reads "ready" after each finished regeneration and "error: …" on failure;
-// #status[data-generation] counts finished regenerations.
 async function waitForGeneration(n) {
-  await page.waitForFunction(
-    (n) => {
-      const s = document.getElementById("status");
-      return s.textContent.startsWith("error") || (s.textContent === "ready" && s.dataset.generation === String(n));
-    },
-    n,
-    { timeout: REGENERATION_TIMEOUT, polling: 250 },
-  );
-  assert.equal(await text("status"), "ready");
+  assert.equal(await demoGeneration(page, n, REGENERATION_TIMEOUT), "ready");
 }
 
 // Everything inside a .card that sticks out of it horizontally, or out of the page: elements
