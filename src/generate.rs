@@ -190,10 +190,29 @@ impl Candidates {
         let guard = Guard::of_bundle(bundle, device);
         let original = guard.accuracy(&model.original).into_scalar::<f32>();
         let sampler = bundle.meta.sampler;
-        let accepted = generate_accepted(&model, &guard, original, Self::SAMPLED, &sampler, rng)?;
-        Ok(Self::from_check(accepted.len(), Self::SAMPLED))
+        // Counted batch by batch: nothing sampled is kept.
+        let mut accepted = 0;
+        generate_batches(
+            &model,
+            Self::SAMPLED,
+            &sampler,
+            rng,
+            BATCH_FLOATS,
+            |theta| {
+                let candidate = model.with_theta(&theta)?;
+                let accuracy = guard.accuracy(&candidate).into_scalar::<f32>();
+                accepted += guard.accepts(accuracy, original) as usize;
+                Ok(())
+            },
+        )?;
+        Ok(Self::from_check(accepted, Self::SAMPLED))
     }
 }
+
+/// The most parameter values one sampling batch decodes at once (64 Mi floats, 256 MB): a
+/// model of 4M parameters samples 16 sets per batch, G2D's own MLP all 100 of an export's
+/// check in one.
+pub const BATCH_FLOATS: usize = 1 << 26;
 
 /// Samples `count` parameter vectors and reads them back (native, synchronous readback), each
 /// checked for finiteness.
@@ -204,17 +223,51 @@ pub fn generate_host(
     sampler: &SamplerConfig,
     rng: G2dRng,
 ) -> Result<Vec<Vec<f32>>> {
-    let z0 = model.sample(count, sampler, rng).run();
-    let thetas = model
-        .decode(z0)
-        .into_data()
-        .try_to_vec::<f32>()
-        .expect("f32 parameters");
-    crate::error::ensure_finite("generated parameters", &thetas)?;
-    Ok(thetas
-        .chunks(model.theta_orig.len())
-        .map(<[f32]>::to_vec)
-        .collect())
+    let mut thetas = Vec::with_capacity(count);
+    generate_batches(model, count, sampler, rng, BATCH_FLOATS, |theta| {
+        thetas.push(theta);
+        Ok(())
+    })?;
+    Ok(thetas)
+}
+
+/// Samples `count` parameter vectors in batches of at most `max_floats` values (at least one
+/// set a batch) and hands each, checked for finiteness, to `each` in order (native). One batch
+/// samples from `rng` itself, so it draws what one unbatched call would; with several, batch
+/// i samples from `G2dRng::seeded(rng.next_seed())`.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn generate_batches(
+    model: &G2dModel,
+    count: usize,
+    sampler: &SamplerConfig,
+    mut rng: G2dRng,
+    max_floats: usize,
+    mut each: impl FnMut(Vec<f32>) -> Result<()>,
+) -> Result<()> {
+    let len = model.theta_orig.len();
+    let per_batch = (max_floats / len.max(1)).max(1);
+    let mut batch = |n: usize, rng: G2dRng| -> Result<()> {
+        let z0 = model.sample(n, sampler, rng).run();
+        let thetas = model
+            .decode(z0)
+            .into_data()
+            .try_to_vec::<f32>()
+            .expect("f32 parameters");
+        crate::error::ensure_finite("generated parameters", &thetas)?;
+        thetas
+            .chunks(len)
+            .try_for_each(|theta| each(theta.to_vec()))
+    };
+    if count <= per_batch {
+        return batch(count, rng);
+    }
+    let mut left = count;
+    while left > 0 {
+        let n = left.min(per_batch);
+        batch(n, G2dRng::seeded(rng.next_seed()))?;
+        left -= n;
+    }
+    Ok(())
 }
 
 /// Samples `count` parameter sets and keeps those the guard accepts, each with the classifier
@@ -229,7 +282,7 @@ pub fn generate_accepted(
     rng: G2dRng,
 ) -> Result<Vec<(Vec<f32>, Classifier)>> {
     let mut accepted = Vec::new();
-    for theta in generate_host(model, count, sampler, rng)? {
+    generate_batches(model, count, sampler, rng, BATCH_FLOATS, |theta| {
         let candidate = model.with_theta(&theta)?;
         if guard.accepts(
             guard.accuracy(&candidate).into_scalar::<f32>(),
@@ -237,7 +290,8 @@ pub fn generate_accepted(
         ) {
             accepted.push((theta, candidate));
         }
-    }
+        Ok(())
+    })?;
     Ok(accepted)
 }
 

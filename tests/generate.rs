@@ -95,3 +95,50 @@ fn a_bundle_asks_for_the_fewest_candidates_that_miss_at_most_one_call_in_a_hundr
     let c = Candidates::measure(&bundle, &cpu_device(), G2dRng::seeded(3)).unwrap();
     assert_eq!((c.count, c.sampled, c.accepted), (2, 100, 100));
 }
+
+#[test]
+fn sampling_in_batches_bounds_memory_and_one_batch_is_the_unbatched_draw() {
+    use g2d::generate::{generate_batches, generate_host, BATCH_FLOATS};
+    let model = G2dModel::from_bundle(&small_bundle(), &cpu_device()).unwrap();
+    let sampler = SamplerConfig::Ddim { steps: 5, eta: 0.0 };
+    let n = model.theta_orig.len();
+    let collect = |max_floats: usize, seed: u64| {
+        let mut sets = Vec::new();
+        generate_batches(
+            &model,
+            5,
+            &sampler,
+            G2dRng::seeded(seed),
+            max_floats,
+            |theta| {
+                sets.push(theta);
+                Ok(())
+            },
+        )
+        .unwrap();
+        sets
+    };
+    // Within the budget: exactly what one call samples from the same generator.
+    let whole = collect(BATCH_FLOATS, 3);
+    assert_eq!(
+        whole,
+        generate_host(&model, 5, &sampler, G2dRng::seeded(3)).unwrap()
+    );
+    assert_eq!(whole.concat(), {
+        let z0 = model.sample(5, &sampler, G2dRng::seeded(3)).run();
+        model.decode(z0).into_data().try_to_vec::<f32>().unwrap()
+    });
+    // Two sets a batch (and a budget below one set still samples one at a time): every set
+    // finite, of the right length, all distinct, and the same again from the same seed.
+    for max_floats in [2 * n, n / 2] {
+        let sets = collect(max_floats, 3);
+        assert_eq!(sets.len(), 5);
+        assert!(sets
+            .iter()
+            .all(|s| s.len() == n && s.iter().all(|v| v.is_finite())));
+        for (i, a) in sets.iter().enumerate() {
+            assert!(sets[i + 1..].iter().all(|b| a != b), "set {i} repeats");
+        }
+        assert_eq!(sets, collect(max_floats, 3));
+    }
+}
