@@ -16,6 +16,22 @@ function codedError(message, code, Type = Error) {
   return err;
 }
 
+// The smallest module with a SIMD instruction (i8x16.splat, i8x16.popcnt): the package's wasm
+// is compiled for WebAssembly SIMD, which a browser without it refuses with a bare CompileError.
+const SIMD_PROBE = new Uint8Array([
+  0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8, 0, 65, 0, 253, 15, 253, 98, 11,
+]);
+
+function checkSimd() {
+  if (!WebAssembly.validate(SIMD_PROBE)) {
+    throw codedError(
+      "this browser does not run WebAssembly SIMD, which g2d-wasm needs " +
+        "(Chrome and Edge 91+, Firefox 89+, Safari 16.4+)",
+      "WASM_INIT",
+    );
+  }
+}
+
 /**
  * Initialise the WebAssembly module. Called implicitly by `G2D.load`; call it yourself
  * first only to load the `.wasm` from somewhere else than next to this file.
@@ -31,10 +47,13 @@ export function init(moduleOrPath) {
         ? moduleOrPath
         : { module_or_path: moduleOrPath };
     const args = moduleOrPath === undefined ? [] : [wrapped];
-    initPromise = initWasm(...args).catch((err) => {
-      initPromise = null; // let a later call retry, e.g. after a transient network error
-      throw err;
-    });
+    initPromise = Promise.resolve()
+      .then(checkSimd)
+      .then(() => initWasm(...args))
+      .catch((err) => {
+        initPromise = null; // let a later call retry, e.g. after a transient network error
+        throw err;
+      });
   }
   return initPromise;
 }

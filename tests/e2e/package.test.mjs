@@ -62,4 +62,25 @@ describe("the package without a bundler", { timeout: 5 * 60_000 }, () => {
     assert.ok(answer.original > 0.9, JSON.stringify(answer));
     assert.equal(typeof answer.accepted, "boolean");
   });
+
+  it("a browser without WebAssembly SIMD is told so, with code WASM_INIT", { timeout: TIMEOUT }, async () => {
+    const page = await (await browser.newContext()).newPage();
+    // Such a browser validates no module that holds a SIMD instruction.
+    await page.addInitScript(() => {
+      const validate = WebAssembly.validate;
+      WebAssembly.validate = (bytes) => !new Uint8Array(bytes).includes(253) && validate(bytes);
+    });
+    await page.goto(`${server.url}pkg/`, { timeout: TIMEOUT });
+    const answer = await page.evaluate(async () => {
+      const { G2D } = await import("./index.js");
+      try {
+        await G2D.load(undefined, { backend: "cpu" });
+        return { loaded: true };
+      } catch (err) {
+        return { code: err.code, message: err.message };
+      }
+    });
+    assert.equal(answer.code, "WASM_INIT", JSON.stringify(answer));
+    assert.match(answer.message, /WebAssembly SIMD/);
+  });
 });
