@@ -142,6 +142,12 @@ impl Guard {
         Guard::within(self.delta, accuracy, original_accuracy)
     }
 
+    /// Whether `model`'s validation accuracy passes (native, synchronous readback).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn accepts_model(&self, model: &Classifier, original_accuracy: f32) -> bool {
+        self.accepts(self.accuracy(model).into_scalar::<f32>(), original_accuracy)
+    }
+
     /// The acceptance rule, for a tolerance other than this guard's (the JS API's per-call
     /// `guardDelta`, validated to lie in [0, 1]).
     pub fn within(delta: f32, accuracy: f32, original_accuracy: f32) -> bool {
@@ -199,9 +205,7 @@ impl Candidates {
             rng,
             BATCH_FLOATS,
             |theta| {
-                let candidate = model.with_theta(&theta)?;
-                let accuracy = guard.accuracy(&candidate).into_scalar::<f32>();
-                accepted += guard.accepts(accuracy, original) as usize;
+                accepted += guard.accepts_model(&model.with_theta(&theta)?, original) as usize;
                 Ok(())
             },
         )?;
@@ -284,10 +288,7 @@ pub fn generate_accepted(
     let mut accepted = Vec::new();
     generate_batches(model, count, sampler, rng, BATCH_FLOATS, |theta| {
         let candidate = model.with_theta(&theta)?;
-        if guard.accepts(
-            guard.accuracy(&candidate).into_scalar::<f32>(),
-            original_accuracy,
-        ) {
+        if guard.accepts_model(&candidate, original_accuracy) {
             accepted.push((theta, candidate));
         }
         Ok(())

@@ -7,6 +7,7 @@ const $ = (id) => document.getElementById(id);
 // info() once the bundle is loaded.
 let shape = { channels: 1, rows: 28, cols: 28 };
 const pixelsPerImage = () => shape.channels * shape.rows * shape.cols;
+const blankImage = () => new Float32Array(pixelsPerImage());
 
 let g2d = null; // G2DWorker once loaded
 let info = null;
@@ -135,7 +136,7 @@ function clearDrawing() {
   ctx.fillRect(0, 0, canvas.width, canvas.height);
   hasInk = false;
   $("prediction").textContent = "–";
-  drawPixels($("preview"), new Float32Array(pixelsPerImage()));
+  drawPixels($("preview"), blankImage());
   showProbabilities(null);
 }
 
@@ -361,7 +362,7 @@ function fitToBundle(i) {
   const digits = i.classes === 10 && i.channels === 1 && /^mnist/.test(i.dataset);
   $("draw-title").textContent = digits ? "Draw a digit" : "Draw an input";
   $("attack-pick").textContent = `Pick a validation ${digits ? "digit" : "image"}`;
-  for (const id of ["preview", "attack-clean", "attack-adv"]) drawPixels($(id), new Float32Array(pixelsPerImage()));
+  for (const id of ["preview", "attack-clean", "attack-adv"]) drawPixels($(id), blankImage());
 }
 
 // ---------------------------------------------------------------- attack
@@ -381,7 +382,7 @@ function pickSample() {
   };
   adversarial = null;
   drawPixels($("attack-clean"), sample.image);
-  drawPixels($("attack-adv"), new Float32Array(pixelsPerImage()));
+  drawPixels($("attack-adv"), blankImage());
   $("attack-label").textContent = String(sample.label);
   $("attack-eps").textContent = "–";
   for (const who of ["original", "regenerated"]) showAttackResult(who, null);

@@ -425,12 +425,17 @@ fn unflatten(g: Tensor<2>, maps: Option<[usize; 4]>) -> Act {
     }
 }
 
+/// The width of the last layer when it is a linear one: the classes such a list gives.
+pub fn output_width(layers: &[LayerSpec]) -> Option<usize> {
+    match layers.last() {
+        Some(LayerSpec::Linear { out_features }) => Some(*out_features),
+        _ => None,
+    }
+}
+
 /// [`flows`] on layers known to be valid (a model is built only from checked settings).
 fn flows_unchecked(layers: &[LayerSpec], input: [usize; 3]) -> Vec<Flow> {
-    let classes = match layers.last() {
-        Some(LayerSpec::Linear { out_features }) => *out_features,
-        _ => 0,
-    };
+    let classes = output_width(layers).unwrap_or(0);
     flows(layers, input, classes).expect("CNN layers are checked before a model is built")
 }
 

@@ -157,10 +157,7 @@ impl ClassifierConfig {
         let Some(layers) = self.layers.as_ref().filter(|_| self.arch == Arch::Cnn) else {
             return self.validate(field);
         };
-        let classes = match layers.last() {
-            Some(LayerSpec::Linear { out_features }) => *out_features,
-            _ => self.classes,
-        };
+        let classes = cnn::output_width(layers).unwrap_or(self.classes);
         cnn::flows(layers, [self.channels, 1024, 1024], classes).map(|_| ())
     }
 

@@ -111,8 +111,7 @@ fn accepted_by_guard(
         }
         for (theta, model) in draw(want)? {
             drawn += 1;
-            let accuracy = guard.accuracy(&model).into_scalar::<f32>();
-            if guard.accepts(accuracy, original_accuracy) {
+            if guard.accepts_model(&model, original_accuracy) {
                 accepted += 1;
                 if kept.len() < want {
                     kept.push((theta, model));

@@ -172,7 +172,10 @@ fn npz_images(
         [n, rows, cols] => (n, [1, rows, cols], false),
         [n, c @ (1 | 3), rows, cols] => (n, [c, rows, cols], false),
         [n, rows, cols, c @ (1 | 3)] => (n, [c, rows, cols], true),
-        [n, pixels] => (n, [1, square(pixels)[0], square(pixels)[1]], false),
+        [n, pixels] => {
+            let [rows, cols] = square(pixels);
+            (n, [1, rows, cols], false)
+        }
         _ => (0, [0, 0, 0], false),
     };
     if n == 0 || rows * cols == 0 {

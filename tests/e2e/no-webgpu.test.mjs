@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { CHROMIUM_ARGS, launchChromium } from "./chromium.mjs";
+import { CHROMIUM_ARGS, demoGeneration, launchChromium } from "./chromium.mjs";
 import { start } from "../../www/serve.mjs";
 
 const WWW = join(resolve(dirname(fileURLToPath(import.meta.url)), "../.."), "www");
@@ -38,16 +38,8 @@ describe("without WebGPU", { timeout: 10 * 60_000 }, () => {
   });
 
   it("the demo regenerates on the CPU and says why", { timeout: TIMEOUT }, async () => {
-    await page.waitForFunction(
-      () => {
-        const s = document.getElementById("status");
-        return s.textContent.startsWith("error") || s.dataset.generation === "1";
-      },
-      null,
-      { timeout: TIMEOUT, polling: 250 },
-    );
+    assert.equal(await demoGeneration(page, 1, TIMEOUT), "ready");
     const text = async (id) => (await page.locator(`#${id}`).textContent()).trim();
-    assert.equal(await text("status"), "ready");
     assert.equal(await text("backend"), "cpu");
     assert.match(await text("backend-reason"), /no WebGPU here/);
   });
