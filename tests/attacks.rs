@@ -53,13 +53,11 @@ fn the_hand_written_input_gradient_matches_autodiff_for_the_mlp_and_the_cnn() {
         ClassifierConfig::new(Arch::Mlp),
         ClassifierConfig::new(Arch::Cnn),
         common::strided_cnn(),
+        common::odd_cnn(),
     ];
-    for config in configs {
+    for (i, config) in configs.into_iter().enumerate() {
         config.validate("hidden").unwrap();
-        let arch = config
-            .layers
-            .as_ref()
-            .map_or(config.arch.to_string(), |_| "strided cnn".into());
+        let arch = format!("configs[{i}] ({})", config.arch);
         let model = common::seeded_network(&config, 3, &device);
         let (pixels, labels) = batch_of(config.inputs(), config.classes);
         let want = autodiff_input_gradient(&model, &pixels, &labels);

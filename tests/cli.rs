@@ -101,7 +101,7 @@ fn bad_bundles_settings_and_counts_are_refused_with_their_code() {
         (
             &["--run", run, "--arch", &wide, "collect"],
             1,
-            "layers[0] (conv2d): its 40×40 window is larger than its 28-pixel input",
+            "layers[0] (conv2d): its 40×40 window is larger than its 28×28 input",
         ),
         (
             &["--run", run, "--arch", &typo, "collect"],

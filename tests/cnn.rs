@@ -92,7 +92,7 @@ fn layer_lists_that_do_not_fit_are_refused_naming_the_layer() {
     refused(
         json!([conv(7), fc(4)]),
         [6, 6],
-        "layers[0] (conv2d): its 7×7 window is larger than its 6-pixel input",
+        "layers[0] (conv2d): its 7×7 window is larger than its 6×6 input",
     );
     refused(
         json!([fc(8), conv(3), fc(4)]),
@@ -105,6 +105,17 @@ fn layer_lists_that_do_not_fit_are_refused_naming_the_layer() {
         "the last layer gives 5 outputs; the data has 4 classes",
     );
     refused(json!([conv(3)]), [10, 10], "must end with a linear layer");
+    // PyTorch allows a pool's padding up to half its kernel (per axis).
+    refused(
+        json!([{"type": "maxpool2d", "kernel_size": [4, 2], "padding": [2, 2]}, fc(4)]),
+        [10, 10],
+        "layers[0] (maxpool2d) padding",
+    );
+    refused(
+        json!([{"type": "conv2d", "out_channels": 4, "kernel_size": [3, 11]}, fc(4)]),
+        [10, 10],
+        "layers[0] (conv2d): its 3×11 window is larger than its 10×10 input",
+    );
     refused(
         json!([{"type": "flatten"}, {"type": "flatten"}, fc(4)]),
         [10, 10],
@@ -136,4 +147,40 @@ fn strides_and_padding_follow_pytorch_s_output_sizes() {
     assert_eq!(f[1], Flow::Maps([3, 7, 6]));
     assert_eq!(f[2], Flow::Maps([3, 6, 5]));
     assert_eq!(parameter_count(&layers, &f), 3 * (9 + 1) + 4 * (90 + 1));
+}
+
+#[test]
+fn non_square_windows_and_padded_pooling_follow_pytorch_s_output_sizes() {
+    // conv (3, 5), stride (1, 2), padding (1, 2) on 28×28: (28 + 2 − 3) / 1 + 1 = 28 rows,
+    // (28 + 4 − 5) / 2 + 1 = 14 columns; pool 3, stride 2, padding 1: 14 × 7; conv (5, 3):
+    // 10 × 5; pool (2, 1) (its stride): 5 × 5.
+    let text = r#"[
+        {"type": "conv2d", "out_channels": 4, "kernel_size": [3, 5], "stride": [1, 2], "padding": [1, 2]},
+        {"type": "maxpool2d", "kernel_size": 3, "stride": 2, "padding": 1},
+        {"type": "relu"},
+        {"type": "conv2d", "out_channels": 6, "kernel_size": [5, 3]},
+        {"type": "maxpool2d", "kernel_size": [2, 1]},
+        {"type": "linear", "out_features": 10}
+    ]"#;
+    let layers: Vec<LayerSpec> = serde_json::from_str(text).unwrap();
+    let f = flows(&layers, [1, 28, 28], 10).unwrap();
+    let maps: Vec<Flow> = f[1..6].to_vec();
+    assert_eq!(
+        maps,
+        [[4, 28, 14], [4, 14, 7], [4, 14, 7], [6, 10, 5], [6, 5, 5]].map(Flow::Maps)
+    );
+    assert_eq!(
+        parameter_count(&layers, &f),
+        4 * (15 + 1) + 6 * (4 * 15 + 1) + 10 * (150 + 1)
+    );
+
+    // A square size is written as one number, as before sizes could differ per axis, so
+    // bundles and configs of square layers read and write as they did.
+    let written = serde_json::to_value(&layers).unwrap();
+    assert_eq!(written[0]["kernel_size"], serde_json::json!([3, 5]));
+    assert_eq!(written[1]["kernel_size"], serde_json::json!(3));
+    assert_eq!(written[1]["padding"], serde_json::json!(1));
+    assert!(written[4].get("padding").is_none(), "{}", written[4]);
+    let back: Vec<LayerSpec> = serde_json::from_value(written).unwrap();
+    assert_eq!(back, layers);
 }

@@ -442,12 +442,10 @@ async fn the_input_gradient_runs_on_webgpu_for_the_mlp_and_the_cnn() {
         ClassifierConfig::new(Arch::Mlp),
         ClassifierConfig::new(Arch::Cnn),
         common::strided_cnn(),
+        common::odd_cnn(),
     ];
-    for config in configs {
-        let (arch, per) = (
-            config.layers.as_ref().map_or("", |_| "strided "),
-            config.inputs(),
-        );
+    for (i, config) in configs.into_iter().enumerate() {
+        let (arch, per) = (format!("configs[{i}] "), config.inputs());
         let mut rng = G2dRng::seeded(1);
         let pixels: Vec<f32> = (0..4 * per).map(|_| rng.uniform()).collect();
         let labels: Vec<u8> = [0u8, 3, 7, 9].map(|l| l % config.classes as u8).to_vec();

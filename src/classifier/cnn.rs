@@ -21,21 +21,23 @@ use crate::error::{ensure_range, G2dError, Result};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum LayerSpec {
-    /// nn.Conv2d(in, out_channels, kernel_size, stride, padding): square kernel, zero padding
-    /// on every side.
+    /// nn.Conv2d(in, out_channels, kernel_size, stride, padding), zero padding.
     Conv2d {
         out_channels: usize,
-        kernel_size: usize,
-        #[serde(default = "one")]
-        stride: usize,
+        kernel_size: Pair,
+        #[serde(default = "Pair::one")]
+        stride: Pair,
         #[serde(default)]
-        padding: usize,
+        padding: Pair,
     },
-    /// nn.MaxPool2d(kernel_size, stride), no padding; the stride defaults to the kernel size.
+    /// nn.MaxPool2d(kernel_size, stride, padding): the stride defaults to the kernel size, and
+    /// the padding, at most half the kernel as PyTorch allows, never wins a window's maximum.
     MaxPool2d {
-        kernel_size: usize,
+        kernel_size: Pair,
         #[serde(default)]
-        stride: Option<usize>,
+        stride: Option<Pair>,
+        #[serde(default, skip_serializing_if = "Pair::is_zero")]
+        padding: Pair,
     },
     Relu,
     Flatten,
@@ -45,8 +47,56 @@ pub enum LayerSpec {
     },
 }
 
-fn one() -> usize {
-    1
+/// A size per image axis, `[height, width]`, written as PyTorch takes it: one number for
+/// both axes, or two.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "PairRepr", into = "PairRepr")]
+pub struct Pair(pub [usize; 2]);
+
+#[derive(Clone, Copy, Serialize, Deserialize)]
+#[serde(untagged)]
+enum PairRepr {
+    Both(usize),
+    Each([usize; 2]),
+}
+
+impl From<PairRepr> for Pair {
+    fn from(r: PairRepr) -> Pair {
+        match r {
+            PairRepr::Both(n) => Pair([n, n]),
+            PairRepr::Each(hw) => Pair(hw),
+        }
+    }
+}
+
+impl From<Pair> for PairRepr {
+    fn from(Pair([h, w]): Pair) -> PairRepr {
+        match h == w {
+            true => PairRepr::Both(h),
+            false => PairRepr::Each([h, w]),
+        }
+    }
+}
+
+impl Pair {
+    pub fn square(n: usize) -> Pair {
+        Pair([n, n])
+    }
+
+    fn one() -> Pair {
+        Pair::square(1)
+    }
+
+    fn is_zero(&self) -> bool {
+        self.0 == [0, 0]
+    }
+}
+
+impl std::fmt::Display for Pair {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        let [h, w] = self.0;
+        write!(f, "{h}×{w}")
+    }
 }
 
 impl LayerSpec {
@@ -65,13 +115,14 @@ impl LayerSpec {
 pub fn default_layers(classes: usize) -> Vec<LayerSpec> {
     let conv = |out_channels| LayerSpec::Conv2d {
         out_channels,
-        kernel_size: 5,
-        stride: 1,
-        padding: 0,
+        kernel_size: Pair::square(5),
+        stride: Pair::one(),
+        padding: Pair::default(),
     };
     let pool = LayerSpec::MaxPool2d {
-        kernel_size: 2,
+        kernel_size: Pair::square(2),
         stride: None,
+        padding: Pair::default(),
     };
     vec![
         conv(8),
@@ -142,24 +193,22 @@ pub fn flows(layers: &[LayerSpec], input: [usize; 3], classes: usize) -> Result<
                     Flow::Maps([_, h, w]),
                 ) => {
                     ensure_range(&format!("{field} out_channels"), *out_channels, 1, 1024)?;
-                    ensure_range(&format!("{field} kernel_size"), *kernel_size, 1, 64)?;
-                    ensure_range(&format!("{field} stride"), *stride, 1, 64)?;
-                    ensure_range(&format!("{field} padding"), *padding, 0, 64)?;
-                    let size = |side| window_out(side + 2 * padding, *kernel_size, *stride, &bad);
-                    Flow::Maps([*out_channels, size(h)?, size(w)?])
+                    check_window(&field, *kernel_size, *stride, *padding, false)?;
+                    let [oh, ow] = window_out([h, w], *kernel_size, *stride, *padding, &bad)?;
+                    Flow::Maps([*out_channels, oh, ow])
                 }
                 (
                     LayerSpec::MaxPool2d {
                         kernel_size,
                         stride,
+                        padding,
                     },
                     Flow::Maps([c, h, w]),
                 ) => {
                     let stride = stride.unwrap_or(*kernel_size);
-                    ensure_range(&format!("{field} kernel_size"), *kernel_size, 1, 64)?;
-                    ensure_range(&format!("{field} stride"), stride, 1, 64)?;
-                    let size = |side| window_out(side, *kernel_size, stride, &bad);
-                    Flow::Maps([c, size(h)?, size(w)?])
+                    check_window(&field, *kernel_size, stride, *padding, true)?;
+                    let [oh, ow] = window_out([h, w], *kernel_size, stride, *padding, &bad)?;
+                    Flow::Maps([c, oh, ow])
                 }
             };
         out.push(flow);
@@ -177,19 +226,39 @@ pub fn flows(layers: &[LayerSpec], input: [usize; 3], classes: usize) -> Result<
     }
 }
 
-/// Positions of a `kernel` window sliding by `stride` over `side` (padding included).
+/// A window's sizes in range: kernel and stride 1–64 per axis, padding up to 64, or for a
+/// pool (`pool`) up to half the kernel, as PyTorch allows.
+fn check_window(field: &str, kernel: Pair, stride: Pair, padding: Pair, pool: bool) -> Result<()> {
+    for axis in 0..2 {
+        let k = kernel.0[axis];
+        ensure_range(&format!("{field} kernel_size"), k, 1, 64)?;
+        ensure_range(&format!("{field} stride"), stride.0[axis], 1, 64)?;
+        let (most, why) = match pool {
+            true => (k / 2, " (at most half the kernel)"),
+            false => (64, ""),
+        };
+        ensure_range(&format!("{field} padding{why}"), padding.0[axis], 0, most)?;
+    }
+    Ok(())
+}
+
+/// Positions of a `kernel` window sliding by `stride` over `input` (`[height, width]`) padded
+/// by `padding` on both sides of each axis.
 fn window_out(
-    side: usize,
-    kernel: usize,
-    stride: usize,
+    input: [usize; 2],
+    kernel: Pair,
+    stride: Pair,
+    padding: Pair,
     bad: &dyn Fn(String) -> G2dError,
-) -> Result<usize> {
-    if side < kernel {
+) -> Result<[usize; 2]> {
+    let padded = [0, 1].map(|a| input[a] + 2 * padding.0[a]);
+    if padded[0] < kernel.0[0] || padded[1] < kernel.0[1] {
+        let [h, w] = padded;
         return Err(bad(format!(
-            "its {kernel}×{kernel} window is larger than its {side}-pixel input (padding included)"
+            "its {kernel} window is larger than its {h}×{w} input (padding included)"
         )));
     }
-    Ok((side - kernel) / stride + 1)
+    Ok([0, 1].map(|a| (padded[a] - kernel.0[a]) / stride.0[a] + 1))
 }
 
 /// Weights and biases of `layers` (checked by [`flows`]).
@@ -201,11 +270,11 @@ pub fn parameter_count(layers: &[LayerSpec], flows: &[Flow]) -> usize {
             (
                 LayerSpec::Conv2d {
                     out_channels,
-                    kernel_size,
+                    kernel_size: Pair([kh, kw]),
                     ..
                 },
                 Flow::Maps([c, _, _]),
-            ) => out_channels * (c * kernel_size * kernel_size + 1),
+            ) => out_channels * (c * kh * kw + 1),
             (LayerSpec::Linear { out_features }, f) => out_features * (f.len() + 1),
             _ => 0,
         })
@@ -290,14 +359,15 @@ impl Cnn {
                         padding,
                     },
                     Flow::Maps([c, _, _]),
-                ) => conv.push(
-                    Conv2dConfig::new([c, *out_channels], [*kernel_size; 2])
-                        .with_stride([*stride; 2])
-                        .with_padding(PaddingConfig2d::Explicit(
-                            *padding, *padding, *padding, *padding,
-                        ))
-                        .init(device),
-                ),
+                ) => {
+                    let Pair([ph, pw]) = *padding;
+                    conv.push(
+                        Conv2dConfig::new([c, *out_channels], kernel_size.0)
+                            .with_stride(stride.0)
+                            .with_padding(PaddingConfig2d::Explicit(ph, pw, ph, pw))
+                            .init(device),
+                    )
+                }
                 (LayerSpec::Linear { out_features }, f) => {
                     fc.push(LinearConfig::new(f.len(), *out_features).init(device))
                 }
@@ -400,7 +470,7 @@ impl Cnn {
                     input,
                     o.kernel_size,
                     o.stride,
-                    [0, 0],
+                    o.padding.map(|(begin, _)| begin), // symmetric
                     o.dilation,
                     o.ceil_mode,
                     g.maps(),
@@ -443,11 +513,14 @@ fn pool_options(layer: &LayerSpec) -> MaxPoolOptions<2> {
     let LayerSpec::MaxPool2d {
         kernel_size,
         stride,
+        padding,
     } = layer
     else {
         unreachable!("a pooling layer")
     };
-    MaxPoolOptions::new([*kernel_size; 2]).with_stride([stride.unwrap_or(*kernel_size); 2])
+    MaxPoolOptions::new(kernel_size.0)
+        .with_stride(stride.unwrap_or(*kernel_size).0)
+        .with_padding(padding.0)
 }
 
 /// Through a convolution: ∂x is the transposed convolution of ∂y with the same weights,
@@ -468,8 +541,9 @@ fn conv_backward(
         unreachable!("a convolution")
     };
     let [_, _, out_h, out_w] = grad.dims();
-    let reach = |out: usize| (out - 1) * stride + kernel_size - 2 * padding;
-    let extra = [input[2] - reach(out_h), input[3] - reach(out_w)];
-    let options = ConvTransposeOptions::new([*stride; 2], [*padding; 2], extra, [1, 1], 1);
+    let reach =
+        |a: usize, out: usize| (out - 1) * stride.0[a] + kernel_size.0[a] - 2 * padding.0[a];
+    let extra = [input[2] - reach(0, out_h), input[3] - reach(1, out_w)];
+    let options = ConvTransposeOptions::new(stride.0, padding.0, extra, [1, 1], 1);
     conv_transpose2d(grad, conv.weight.val(), None, options)
 }

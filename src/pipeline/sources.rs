@@ -340,7 +340,7 @@ mod tests {
         let cnn = ClassifierConfig::new(Arch::Cnn).with_data([10, 10], 4);
         let err = cnn.validate("collect.hidden").unwrap_err().to_string();
         assert!(
-            err.contains("layers[3] (conv2d): its 5×5 window is larger than its 3-pixel input"),
+            err.contains("layers[3] (conv2d): its 5×5 window is larger than its 3×3 input"),
             "{err}"
         );
     }

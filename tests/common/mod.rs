@@ -110,6 +110,27 @@ pub fn seeded_network(
     manifest.unflatten(model, &theta).unwrap()
 }
 
+/// A CNN of non-square kernels, strides and paddings, a padded overlapping pool before the
+/// ReLU (negative values, which the padding must not beat) and a non-square pool, on 14×11
+/// images; 4 classes.
+pub fn odd_cnn() -> ClassifierConfig {
+    let layers = serde_json::from_value(serde_json::json!([
+        {"type": "conv2d", "out_channels": 4, "kernel_size": [3, 2], "stride": [2, 1], "padding": [1, 0]},
+        {"type": "maxpool2d", "kernel_size": 3, "stride": 2, "padding": 1},
+        {"type": "relu"},
+        {"type": "conv2d", "out_channels": 5, "kernel_size": [2, 3]},
+        {"type": "relu"},
+        {"type": "maxpool2d", "kernel_size": [1, 2]},
+        {"type": "flatten"},
+        {"type": "linear", "out_features": 4}
+    ]))
+    .unwrap();
+    ClassifierConfig {
+        layers: Some(layers),
+        ..ClassifierConfig::new(Arch::Cnn).with_data([14, 11], 4)
+    }
+}
+
 /// A CNN with what G2D's own lacks: stride, padding, a stride that drops a row (14 rows, 11
 /// columns), overlapping pooling windows, flattening, two linear layers; 4 classes.
 pub fn strided_cnn() -> ClassifierConfig {
