@@ -38,7 +38,7 @@ pub struct Overrides {
     /// Regenerated tensors (default: all).
     #[arg(long, global = true, value_enum)]
     pub scope: Option<Scope>,
-    /// λ of the G2D regulariser (default 0.5; 0 = p-diff).
+    /// λ of the G2D regulariser (default 0.05; 0 = p-diff).
     #[arg(long, global = true)]
     pub lambda: Option<f32>,
     /// K, the number of checkpoints.
@@ -79,17 +79,18 @@ pub struct Overrides {
     #[arg(long, global = true)]
     pub adversarial_collect: Option<f32>,
     /// Collect checkpoints away from θ_orig: + this weight × cross-entropy on PGD-10
-    /// (ε = 0.1) examples crafted on θ_orig, after 500 warm-up steps (default 1; 0 turns it
+    /// (ε = 0.1) examples crafted on θ_orig, after 500 warm-up steps (default 0.3; 0 turns it
     /// off, as p-diff collects).
     #[arg(long, global = true)]
     pub collect_vulnerability: Option<f32>,
-    /// Runs the K checkpoints are spread over (with --collect-vulnerability: trained side by
-    /// side, each away from the others).
+    /// Runs the K checkpoints are spread over (default 4; with --collect-vulnerability:
+    /// trained side by side, each away from the others).
     #[arg(long, global = true)]
     pub seeds: Option<usize>,
-    /// With --collect-vulnerability and --seeds: every run starts from the trained target.
-    #[arg(long, global = true)]
-    pub seeds_from_target: bool,
+    /// With --collect-vulnerability and --seeds: every run starts from the trained target
+    /// (the default; `--seeds-from-target false`: from fresh initialisations).
+    #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
+    pub seeds_from_target: Option<bool>,
     /// Skip the λ = 0 (p-diff) comparison model in `pipeline`.
     #[arg(long, global = true)]
     pub no_baseline: bool,
@@ -175,13 +176,20 @@ impl Overrides {
         if let Some(v) = self.seeds {
             c.collect.seeds = v;
         }
+        // The weight alone: the attack, the warm-up and the runs' start stay as configured.
         match self.collect_vulnerability {
             Some(0.0) => c.collect.vulnerability = None,
-            Some(w) => c.collect.vulnerability = Some(CollectVulnerability::new(w)),
+            Some(w) => {
+                c.collect
+                    .vulnerability
+                    .get_or_insert_with(|| CollectVulnerability::new(w))
+                    .weight = w
+            }
             None => {}
         }
-        if let Some(v) = &mut c.collect.vulnerability {
-            v.from_target |= self.seeds_from_target;
+        if let (Some(v), Some(from_target)) = (&mut c.collect.vulnerability, self.seeds_from_target)
+        {
+            v.from_target = from_target;
         }
         if self.no_baseline {
             c.diffusion.baseline = false;
@@ -241,4 +249,42 @@ pub fn parse_noise(s: &str) -> Result<(f32, f32)> {
         a.trim().parse().map_err(|_| bad())?,
         b.trim().parse().map_err(|_| bad())?,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn config(flags: &[&str]) -> RunConfig {
+        let args = ["g2d", "pipeline"].iter().chain(flags);
+        load_config(&Cli::try_parse_from(args).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn the_vulnerability_weight_leaves_where_the_runs_start() {
+        let default = config(&[]);
+        let v = default.collect.vulnerability.as_ref().unwrap();
+        assert_eq!((v.weight, v.from_target), (0.3, true));
+        assert_eq!(default.collect.seeds, 4);
+
+        let weight = config(&["--collect-vulnerability", "1"]);
+        let v = weight.collect.vulnerability.as_ref().unwrap();
+        assert_eq!((v.weight, v.from_target), (1.0, true));
+
+        for (flags, from_target) in [
+            (&["--seeds-from-target", "false"][..], false),
+            (&["--seeds-from-target"][..], true),
+        ] {
+            let c = config(flags);
+            assert_eq!(c.collect.vulnerability.unwrap().from_target, from_target);
+        }
+        assert_eq!(
+            config(&["--collect-vulnerability", "0"])
+                .collect
+                .vulnerability,
+            None
+        );
+    }
 }

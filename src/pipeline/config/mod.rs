@@ -81,9 +81,10 @@ pub struct CollectConfig {
     /// generator learns from robust checkpoints. Absent: clean training.
     pub adversarial: Option<LinfAttack>,
     /// Checkpoints collected away from θ_orig's weaknesses (see [`CollectVulnerability`]). On
-    /// by default at weight 1, the configuration the threat study selects on validation data
-    /// (README, "Threat model"). `null`: the trajectory trains on clean images and ends on
-    /// θ_orig, as p-diff's does.
+    /// by default at weight 0.3 over 4 runs started from the trained target, with λ = 0.05:
+    /// joint-target-all-w0.3-lambda-0.05, the configuration the threat study selects on
+    /// validation data (README, "Threat model"). `null`: the trajectory trains on clean images
+    /// and ends on θ_orig, as p-diff's does.
     pub vulnerability: Option<CollectVulnerability>,
     /// AdamW for the target and the checkpoints (no weight decay by default).
     pub optimizer: AdamWConfig,
@@ -205,12 +206,13 @@ impl Default for RunConfig {
 }
 
 impl RunConfig {
-    /// The threat study's `base`, the default before it: p-diff's collection (clean
+    /// The threat study's `base`, the default before it: p-diff's collection (one run of clean
     /// trajectories ending on θ_orig), the last two layers regenerated, λ = 3. On the command
-    /// line: `--scope last-two --collect-vulnerability 0 --lambda 3`.
+    /// line: `--scope last-two --collect-vulnerability 0 --seeds 1 --lambda 3`.
     pub fn base() -> Self {
         let mut c = Self::default();
         c.collect.scope = Scope::LastTwo;
+        c.collect.seeds = 1;
         c.collect.vulnerability = None;
         c.diffusion.lambda_l1 = 3.0;
         c
@@ -242,9 +244,12 @@ impl Default for CollectConfig {
             checkpoints: 200,
             save_every: 10,
             collect_lr: 3e-4,
-            seeds: 1,
+            seeds: 4,
             adversarial: None,
-            vulnerability: Some(CollectVulnerability::new(1.0)),
+            vulnerability: Some(CollectVulnerability {
+                from_target: true,
+                ..CollectVulnerability::new(0.3)
+            }),
             optimizer: AdamWConfig::new().with_weight_decay(0.0),
         }
     }
@@ -266,7 +271,7 @@ impl Default for AutoencoderTraining {
 impl Default for DiffusionTraining {
     fn default() -> Self {
         Self {
-            lambda_l1: 0.5,
+            lambda_l1: 0.05,
             baseline: true,
             sweep: Vec::new(),
             denoiser: DenoiserConfig::new(0),
@@ -370,11 +375,16 @@ impl RunConfig {
                 collect.as_object_mut().map(|c| c.remove(added));
             }
         }
-        // Runs with the term recorded fresh starts before `from_target` existed.
-        if collect["vulnerability"]["from_target"] == false {
-            collect["vulnerability"]
-                .as_object_mut()
-                .map(|v| v.remove("from_target"));
+        // Runs with the term recorded fresh starts before `from_target` existed, and one run
+        // has no other runs to start anywhere.
+        let one_run = self.collect.seeds == 1;
+        if let Some(v) = collect
+            .get_mut("vulnerability")
+            .and_then(|v| v.as_object_mut())
+        {
+            if v.get("from_target") == Some(&false.into()) || one_run {
+                v.remove("from_target");
+            }
         }
         if let Some(init) = &self.collect.init {
             // The imported file's content, not only its path.
