@@ -167,50 +167,50 @@ pub fn flows(layers: &[LayerSpec], input: [usize; 3], classes: usize) -> Result<
     for (i, layer) in layers.iter().enumerate() {
         let field = format!("layers[{i}] ({})", layer.kind());
         let bad = |reason: String| G2dError::config(&field, reason);
-        flow =
-            match (layer, flow) {
-                (LayerSpec::Relu, f) => f,
-                (LayerSpec::Linear { out_features }, _) => {
-                    ensure_range(&format!("{field} out_features"), *out_features, 1, 4096)?;
-                    Flow::Flat(*out_features)
-                }
-                (LayerSpec::Flatten, Flow::Maps(m)) => Flow::Flat(m.iter().product()),
-                (LayerSpec::Flatten, Flow::Flat(_)) => {
-                    return Err(bad("the input is flat already".into()))
-                }
-                (_, Flow::Flat(_)) => return Err(bad(
+        flow = match (layer, flow) {
+            (LayerSpec::Relu, f) => f,
+            (LayerSpec::Linear { out_features }, _) => {
+                ensure_range(&format!("{field} out_features"), *out_features, 1, 4096)?;
+                Flow::Flat(*out_features)
+            }
+            (LayerSpec::Flatten, Flow::Maps(m)) => Flow::Flat(m.iter().product()),
+            (LayerSpec::Flatten, Flow::Flat(_)) => {
+                return Err(bad("the input is flat already".into()))
+            }
+            (_, Flow::Flat(_)) => {
+                return Err(bad(
                     "comes after the input was flattened: convolutions and pooling come before \
                      the linear layers"
                         .into(),
-                )),
-                (
-                    LayerSpec::Conv2d {
-                        out_channels,
-                        kernel_size,
-                        stride,
-                        padding,
-                    },
-                    Flow::Maps([_, h, w]),
-                ) => {
-                    ensure_range(&format!("{field} out_channels"), *out_channels, 1, 1024)?;
-                    check_window(&field, *kernel_size, *stride, *padding, false)?;
-                    let [oh, ow] = window_out([h, w], *kernel_size, *stride, *padding, &bad)?;
-                    Flow::Maps([*out_channels, oh, ow])
-                }
-                (
-                    LayerSpec::MaxPool2d {
-                        kernel_size,
-                        stride,
-                        padding,
-                    },
-                    Flow::Maps([c, h, w]),
-                ) => {
-                    let stride = stride.unwrap_or(*kernel_size);
-                    check_window(&field, *kernel_size, stride, *padding, true)?;
-                    let [oh, ow] = window_out([h, w], *kernel_size, stride, *padding, &bad)?;
-                    Flow::Maps([c, oh, ow])
-                }
-            };
+                ))
+            }
+            (
+                LayerSpec::Conv2d {
+                    out_channels,
+                    kernel_size,
+                    stride,
+                    padding,
+                },
+                Flow::Maps([_, h, w]),
+            ) => {
+                ensure_range(&format!("{field} out_channels"), *out_channels, 1, 1024)?;
+                let window = (*kernel_size, *stride, *padding);
+                let [oh, ow] = window_out(&field, [h, w], window, false)?;
+                Flow::Maps([*out_channels, oh, ow])
+            }
+            (
+                LayerSpec::MaxPool2d {
+                    kernel_size,
+                    stride,
+                    padding,
+                },
+                Flow::Maps([c, h, w]),
+            ) => {
+                let stride = stride.unwrap_or(*kernel_size);
+                let [oh, ow] = window_out(&field, [h, w], (*kernel_size, stride, *padding), true)?;
+                Flow::Maps([c, oh, ow])
+            }
+        };
         out.push(flow);
     }
     match layers.last() {
@@ -226,9 +226,15 @@ pub fn flows(layers: &[LayerSpec], input: [usize; 3], classes: usize) -> Result<
     }
 }
 
-/// A window's sizes in range: kernel and stride 1–64 per axis, padding up to 64, or for a
-/// pool (`pool`) up to half the kernel, as PyTorch allows.
-fn check_window(field: &str, kernel: Pair, stride: Pair, padding: Pair, pool: bool) -> Result<()> {
+/// Positions of a window (kernel, stride, padding) sliding over `input` (`[height, width]`)
+/// padded on both sides of each axis, once its sizes are in range: kernel and stride 1–64 per
+/// axis, padding up to 64, or for a pool (`pool`) up to half the kernel, as PyTorch allows.
+fn window_out(
+    field: &str,
+    input: [usize; 2],
+    (kernel, stride, padding): (Pair, Pair, Pair),
+    pool: bool,
+) -> Result<[usize; 2]> {
     for axis in 0..2 {
         let k = kernel.0[axis];
         ensure_range(&format!("{field} kernel_size"), k, 1, 64)?;
@@ -239,24 +245,13 @@ fn check_window(field: &str, kernel: Pair, stride: Pair, padding: Pair, pool: bo
         };
         ensure_range(&format!("{field} padding{why}"), padding.0[axis], 0, most)?;
     }
-    Ok(())
-}
-
-/// Positions of a `kernel` window sliding by `stride` over `input` (`[height, width]`) padded
-/// by `padding` on both sides of each axis.
-fn window_out(
-    input: [usize; 2],
-    kernel: Pair,
-    stride: Pair,
-    padding: Pair,
-    bad: &dyn Fn(String) -> G2dError,
-) -> Result<[usize; 2]> {
     let padded = [0, 1].map(|a| input[a] + 2 * padding.0[a]);
     if padded[0] < kernel.0[0] || padded[1] < kernel.0[1] {
         let [h, w] = padded;
-        return Err(bad(format!(
-            "its {kernel} window is larger than its {h}×{w} input (padding included)"
-        )));
+        return Err(G2dError::config(
+            field,
+            format!("its {kernel} window is larger than its {h}×{w} input (padding included)"),
+        ));
     }
     Ok([0, 1].map(|a| (padded[a] - kernel.0[a]) / stride.0[a] + 1))
 }
