@@ -72,6 +72,10 @@ pub struct Overrides {
     /// μ_vuln, the vulnerability cross-entropy term of the diffusion loss (MLP).
     #[arg(long, global = true)]
     pub vulnerability_weight: Option<f32>,
+    /// μ_cross, the diffusion loss's term that scores each generated set on the FGSM examples
+    /// of another (MLP).
+    #[arg(long, global = true)]
+    pub cross_weight: Option<f32>,
     /// Start the target from this PyTorch state_dict (safetensors) instead of training it.
     #[arg(long, global = true)]
     pub init: Option<PathBuf>,
@@ -169,6 +173,9 @@ impl Overrides {
         }
         if let Some(v) = self.vulnerability_weight {
             c.diffusion.vulnerability_weight = v;
+        }
+        if let Some(v) = self.cross_weight {
+            c.diffusion.cross_weight = v;
         }
         if let Some(eps) = self.adversarial_collect {
             c.collect.adversarial = Some(LinfAttack::pgd(eps, 7));

@@ -167,15 +167,18 @@ pub fn generated(
             MethodKind::G2d,
             format!("g2d-lambda-{}", lambda_tag(lambda)),
         ),
-        (_, true) => (
-            MethodKind::G2d,
-            format!(
+        (_, true) => {
+            let mut name = format!(
                 "g2d-lambda-{}-task-{}-vuln-{}",
                 lambda_tag(lambda),
                 d.task_weight,
                 d.vulnerability_weight
-            ),
-        ),
+            );
+            if d.cross_weight != 0.0 {
+                name += &format!("-cross-{}", d.cross_weight);
+            }
+            (MethodKind::G2d, name)
+        }
     };
     Ok(Some(Population {
         name,

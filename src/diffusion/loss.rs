@@ -2,10 +2,13 @@
 //!
 //! ```text
 //! L = L_diffusion − λ · L_distance + μ_task · L_task + μ_vuln · L_vulnerability
+//!       + μ_cross · L_cross
 //! L_diffusion = mean ‖ε − ε̂(x_t, t)‖²                       (DDPM's ε-prediction MSE)
 //! L_distance  = mean_b w(t_b) · mean_i |D(clip(x̂₀_b))_i − θ̃_orig,i|  (G2D's regulariser)
 //! L_task      = mean_b w(t_b) · CE(f(θ_b; x_train), y_train)        (function-space terms,
 //! L_vulnerability = mean_b w(t_b) · CE(f(θ_b; x_adv), y_adv)         MLP only)
+//! L_cross     = mean_b min(w(t_b), w(t_b−1)) · CE(f(θ_b; x_b−1), y_train)
+//! x_b = clip(x_train + ε · sign ∇ₓ CE(f(θ_b; x_train), y_train), 0, 1)   (FGSM on set b, held fixed)
 //! θ_b = D(clip(x̂₀_b)) · σ_K + μ_K   (de-standardised), f the classifier with θ_b installed
 //! x̂₀ = (x_t − √(1−ᾱ_t)·ε̂) / √ᾱ_t
 //! w(t) = min(SNR_t, 5),  SNR_t = ᾱ_t / (1 − ᾱ_t)
@@ -32,8 +35,14 @@
 //! parameters do. The task term holds accuracy in the loss (not only in the guard); the
 //! vulnerability term asks each generated model to classify correctly the adversarial examples
 //! crafted on θ_orig and on the checkpoints — what fools them must not fool the new model (the
-//! idea of ensemble adversarial training). Both are weighted per sample like the distance
-//! term, and both are skipped, leaving the loss exactly as above, when their weights are 0.
+//! idea of ensemble adversarial training). The cross term is for the cross-session attacker,
+//! who crafts on one generated model and attacks another: each set of the batch is scored on
+//! the FGSM examples crafted on its neighbour (b − 1, cyclically), so what fools one sample
+//! must not fool the next (the idea of DVERGE's cross-training, on the sampler's own output).
+//! The examples are held fixed: the gradient reaches the denoiser through the set that is
+//! scored, not through the one that crafted them, and a pair counts as much as its noisier
+//! member's weight. All three are weighted per sample like the distance term, and each is
+//! skipped, leaving the loss exactly as above, when its weight is 0.
 
 use burn::prelude::*;
 
@@ -66,6 +75,10 @@ pub struct FunctionTerms<'a> {
     /// μ_vuln, on the cross-entropy of adversarial examples crafted on θ_orig and the
     /// checkpoints.
     pub vulnerability_weight: f32,
+    /// μ_cross, on the cross-entropy of each set on the FGSM examples of its neighbour.
+    pub cross_weight: f32,
+    /// ε of those FGSM examples (L∞, pixels in [0, 1]).
+    pub cross_epsilon: f32,
     pub classifier: &'a FunctionalMlp,
     /// Per-position mean and standard deviation of θ over the K checkpoints, `[1, param_len]`.
     pub param_mean: Tensor<2>,
@@ -74,7 +87,7 @@ pub struct FunctionTerms<'a> {
 
 impl FunctionTerms<'_> {
     fn active(&self) -> bool {
-        self.task_weight != 0.0 || self.vulnerability_weight != 0.0
+        self.task_weight != 0.0 || self.vulnerability_weight != 0.0 || self.cross_weight != 0.0
     }
 }
 
@@ -93,16 +106,17 @@ pub struct G2dLoss {
     /// `None` when the function-space terms are off.
     pub task: Option<Tensor<1>>,
     pub vulnerability: Option<Tensor<1>>,
+    pub cross: Option<Tensor<1>>,
 }
 
-/// The task and vulnerability terms (each `None` when its weight is 0) of the decoded
-/// parameters `theta_gen` (standardised, `[batch, param_len]`), weighted per sample.
+/// The function-space terms of the decoded parameters `theta_gen` (standardised,
+/// `[batch, param_len]`), weighted per sample; each `None` when its weight is 0.
 fn function_terms(
     f: &FunctionTerms,
     b: &FunctionBatch,
     theta_gen: Tensor<2>,
     weight: Tensor<1>,
-) -> (Option<Tensor<1>>, Option<Tensor<1>>) {
+) -> [Option<Tensor<1>>; 3] {
     let theta = theta_gen * f.param_std.clone() + f.param_mean.clone();
     let term = |(images, labels): &(Tensor<2>, Tensor<1, Int>)| {
         let ce = f
@@ -110,10 +124,39 @@ fn function_terms(
             .cross_entropy(theta.clone(), images.clone(), labels.clone()); // [batch]
         (ce * weight.clone()).mean()
     };
-    (
+    [
         (f.task_weight != 0.0).then(|| term(&b.clean)),
         (f.vulnerability_weight != 0.0).then(|| term(&b.adversarial)),
-    )
+        (f.cross_weight != 0.0).then(|| cross_term(f, &b.clean, theta.clone(), weight.clone())),
+    ]
+}
+
+/// L_cross: set b's cross-entropy on the FGSM examples crafted on set b − 1 (cyclically).
+fn cross_term(
+    f: &FunctionTerms,
+    (images, labels): &(Tensor<2>, Tensor<1, Int>),
+    theta: Tensor<2>,
+    weight: Tensor<1>,
+) -> Tensor<1> {
+    let [sets, _] = theta.dims();
+    let gradient =
+        f.classifier
+            .input_gradient(theta.clone().detach(), images.clone(), labels.clone());
+    let crafted = (images.clone().unsqueeze_dim::<3>(0) + gradient.sign() * f.cross_epsilon)
+        .clamp(0.0, 1.0)
+        .detach(); // [sets, n, 784]: row b crafted on set b
+    let shift = |x: Tensor<3>| match sets {
+        1 => x,
+        _ => Tensor::cat(
+            vec![x.clone().narrow(0, sets - 1, 1), x.narrow(0, 0, sets - 1)],
+            0,
+        ),
+    };
+    let ce = f
+        .classifier
+        .cross_entropy_each(theta, shift(crafted), labels.clone()); // [sets]
+    let previous = shift(weight.clone().reshape([sets, 1, 1])).reshape([sets]);
+    (ce * weight.min_pair(previous)).mean()
 }
 
 /// Computes the G2D loss for clean latents `z0` `[batch, channels, len]` at timesteps `t` with
@@ -160,6 +203,7 @@ pub fn g2d_loss(
             distance: None,
             task: None,
             vulnerability: None,
+            cross: None,
         };
     }
     let x0 =
@@ -177,15 +221,16 @@ pub fn g2d_loss(
         total = total - d.clone() * regularizer.lambda_l1;
         distance = Some(d);
     }
-    let (mut task, mut vulnerability) = (None, None);
+    let [mut task, mut vulnerability, mut cross] = [None, None, None];
     if let Some((f, b)) = function {
-        let (t, v) = function_terms(f, b, theta_gen, weight.reshape([batch]));
-        for (term, w) in [(&t, f.task_weight), (&v, f.vulnerability_weight)] {
+        let terms = function_terms(f, b, theta_gen, weight.reshape([batch]));
+        let weights = [f.task_weight, f.vulnerability_weight, f.cross_weight];
+        for (term, w) in terms.iter().zip(weights) {
             if let Some(l) = term {
                 total = total + l.clone() * w;
             }
         }
-        (task, vulnerability) = (t, v);
+        [task, vulnerability, cross] = terms;
     }
     G2dLoss {
         total,
@@ -193,6 +238,7 @@ pub fn g2d_loss(
         distance,
         task,
         vulnerability,
+        cross,
     }
 }
 
@@ -297,11 +343,12 @@ mod tests {
         }
     }
 
-    /// The loss of a fixed batch; `weights` = (μ_task, μ_vuln), `None` builds no terms at all.
+    /// The loss of a fixed batch; `weights` = (μ_task, μ_vuln, μ_cross), `None` builds no terms
+    /// at all.
     fn loss_with(
         s: &Setup,
         denoiser: &Denoiser,
-        weights: Option<(f32, f32)>,
+        weights: Option<(f32, f32, f32)>,
         lambda: f32,
     ) -> G2dLoss {
         let device = denoiser.devices()[0].clone();
@@ -324,9 +371,11 @@ mod tests {
             latent_space: &s.latent_space,
             theta_orig: Tensor::zeros([1, s.param_len], &device),
             clip: 3.0,
-            function: weights.map(|(task, vuln)| FunctionTerms {
+            function: weights.map(|(task, vuln, cross)| FunctionTerms {
                 task_weight: task,
                 vulnerability_weight: vuln,
+                cross_weight: cross,
+                cross_epsilon: 0.1,
                 classifier: &s.classifier,
                 param_mean: Tensor::zeros([1, s.param_len], &device),
                 param_std: Tensor::ones([1, s.param_len], &device),
@@ -351,19 +400,20 @@ mod tests {
             .with_time_dim(8)
             .init(&cpu_device());
         for lambda in [0.0, 2.0] {
-            let zero = loss_with(&s, &denoiser, Some((0.0, 0.0)), lambda);
-            assert!(zero.task.is_none() && zero.vulnerability.is_none());
+            let zero = loss_with(&s, &denoiser, Some((0.0, 0.0, 0.0)), lambda);
+            assert!(zero.task.is_none() && zero.vulnerability.is_none() && zero.cross.is_none());
             let without = loss_with(&s, &denoiser, None, lambda);
             assert_eq!(
                 zero.total.into_scalar::<f32>(),
                 without.total.into_scalar::<f32>()
             );
         }
-        let on = loss_with(&s, &denoiser, Some((1.0, 0.5)), 0.0);
+        let on = loss_with(&s, &denoiser, Some((1.0, 0.5, 0.25)), 0.0);
         let (task, vuln) = (on.task.unwrap(), on.vulnerability.unwrap());
         let want = on.diffusion.into_scalar::<f32>()
             + task.into_scalar::<f32>()
-            + 0.5 * vuln.into_scalar::<f32>();
+            + 0.5 * vuln.into_scalar::<f32>()
+            + 0.25 * on.cross.unwrap().into_scalar::<f32>();
         assert!((on.total.into_scalar::<f32>() - want).abs() < 1e-5);
     }
 
@@ -389,18 +439,72 @@ mod tests {
             ),
             ..s
         };
-        // Only the task term: its gradient alone must move the denoiser's output layer.
-        let loss = loss_with(&s, &denoiser, Some((1.0, 0.0)), 0.0);
-        let grads = loss.task.unwrap().backward();
-        let mut total = GradNorm {
-            grads: &grads,
-            norm: 0.0,
+        // Each term alone: its gradient must move the denoiser.
+        for (name, weights) in [("task", (1.0, 0.0, 0.0)), ("cross", (0.0, 0.0, 1.0))] {
+            let loss = loss_with(&s, &denoiser, Some(weights), 0.0);
+            let term = match name {
+                "task" => loss.task,
+                _ => loss.cross,
+            };
+            let grads = term.unwrap().backward();
+            let mut total = GradNorm {
+                grads: &grads,
+                norm: 0.0,
+            };
+            denoiser.visit(&mut total);
+            assert!(
+                total.norm > 0.0,
+                "the {name} term has no gradient w.r.t. the denoiser"
+            );
+        }
+    }
+
+    #[test]
+    fn the_cross_term_scores_each_set_on_its_neighbours_fgsm_examples() {
+        use crate::classifier::{Arch, Classifier};
+        use crate::params::{Manifest, Scope};
+        use burn::tensor::activation::log_softmax;
+        let device = cpu_device();
+        let base = Classifier::new(Arch::Mlp, &device);
+        let manifest = Manifest::regenerated(&base, Scope::All);
+        let models: Vec<Classifier> = (0..3)
+            .map(|_| Classifier::new(Arch::Mlp, &device))
+            .collect();
+        let sets: Vec<Vec<f32>> = models.iter().map(|m| manifest.flatten(m)).collect();
+        let theta = Tensor::<1>::from_floats(sets.concat().as_slice(), &device)
+            .reshape([3, manifest.len()]);
+        let images = Tensor::<2>::random([5, 784], burn::tensor::Distribution::Default, &device);
+        let labels = Tensor::<1, Int>::from_ints([2, 0, 9, 4, 4], &device);
+        let classifier = FunctionalMlp::new(Arch::Mlp, &base, &manifest).unwrap();
+        let terms = FunctionTerms {
+            task_weight: 0.0,
+            vulnerability_weight: 0.0,
+            cross_weight: 1.0,
+            cross_epsilon: 0.1,
+            classifier: &classifier,
+            param_mean: Tensor::zeros([1, manifest.len()], &device),
+            param_std: Tensor::ones([1, manifest.len()], &device),
         };
-        denoiser.visit(&mut total);
-        assert!(
-            total.norm > 0.0,
-            "the task term has no gradient w.r.t. the denoiser"
-        );
+        let weight = Tensor::<1>::from_floats([1.0, 0.5, 2.0], &device);
+        let got = cross_term(&terms, &(images.clone(), labels.clone()), theta, weight)
+            .into_scalar::<f32>();
+
+        // Written out with the classifiers: set b on FGSM examples crafted on set b − 1.
+        let ce = |m: &Classifier, x: Tensor<2>| {
+            let picked = log_softmax(m.forward(x), 1).gather(1, labels.clone().reshape([5, 1]));
+            -picked.mean().into_scalar::<f32>()
+        };
+        let fgsm = |m: &Classifier| {
+            (images.clone() + m.input_gradient(images.clone(), labels.clone()).sign() * 0.1)
+                .clamp(0.0, 1.0)
+        };
+        // Set b's weight is min(w_b, w_{b−1}): min(1, 2), min(0.5, 1), min(2, 0.5).
+        let want = [(0, 2, 1.0), (1, 0, 0.5), (2, 1, 0.5)]
+            .iter()
+            .map(|&(b, from, w)| w * ce(&models[b], fgsm(&models[from])))
+            .sum::<f32>()
+            / 3.0;
+        assert!((got - want).abs() <= 1e-4 * want.abs(), "{got} vs {want}");
     }
 
     /// Σ|∂L/∂w| over a module's weights.

@@ -42,6 +42,8 @@ pub struct DiffusionInfo {
     pub final_task: Option<f64>,
     #[serde(default)]
     pub final_vulnerability: Option<f64>,
+    #[serde(default)]
+    pub final_cross: Option<f64>,
     pub seconds: f64,
 }
 
@@ -74,6 +76,8 @@ impl FunctionData<'_> {
         FunctionTerms {
             task_weight: t.task_weight,
             vulnerability_weight: t.vulnerability_weight,
+            cross_weight: t.cross_weight,
+            cross_epsilon: t.cross_epsilon,
             classifier: &self.classifier,
             param_mean: row(&self.param_norm.mean, device),
             param_std: row(&self.param_norm.std, device),
@@ -205,6 +209,7 @@ pub fn train_diffusion(
             final_distance: last.distance,
             final_task: last.task,
             final_vulnerability: last.vulnerability,
+            final_cross: last.cross,
             seconds: started.elapsed().as_secs_f64(),
         },
     })
@@ -229,6 +234,7 @@ struct Logged {
     distance: Option<f64>,
     task: Option<f64>,
     vulnerability: Option<f64>,
+    cross: Option<f64>,
 }
 
 impl Default for Logged {
@@ -238,6 +244,7 @@ impl Default for Logged {
             distance: None,
             task: None,
             vulnerability: None,
+            cross: None,
         }
     }
 }
@@ -250,6 +257,7 @@ impl Logged {
             distance: read(&loss.distance),
             task: read(&loss.task),
             vulnerability: read(&loss.vulnerability),
+            cross: read(&loss.cross),
         }
     }
 
@@ -261,6 +269,7 @@ impl Logged {
             ("L1 distance", self.distance),
             ("task term", self.task),
             ("vulnerability term", self.vulnerability),
+            ("cross term", self.cross),
         ];
         match terms
             .into_iter()
@@ -281,6 +290,7 @@ impl Logged {
             ("L1", self.distance),
             ("task", self.task),
             ("vuln", self.vulnerability),
+            ("cross", self.cross),
         ] {
             if let Some(v) = v {
                 m += &format!(" {name} {v:.3}");

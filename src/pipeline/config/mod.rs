@@ -172,6 +172,11 @@ pub struct DiffusionTraining {
     /// μ_vuln: weight of their cross-entropy on adversarial examples crafted on θ_orig and the
     /// checkpoints (0: off; MLP only).
     pub vulnerability_weight: f32,
+    /// μ_cross: weight of each decoded set's cross-entropy on the FGSM examples crafted on its
+    /// neighbour in the batch (0: off; MLP only).
+    pub cross_weight: f32,
+    /// ε of the cross term's FGSM examples.
+    pub cross_epsilon: f32,
     /// Images per step for each function-space term.
     pub function_batch: usize,
     /// Adversarial examples in the vulnerability bank (training images).
@@ -283,6 +288,8 @@ impl Default for DiffusionTraining {
             ema_decay: 0.995,
             task_weight: 0.0,
             vulnerability_weight: 0.0,
+            cross_weight: 0.0,
+            cross_epsilon: 0.1,
             function_batch: 64,
             vulnerability_bank: 2048,
             vulnerability_attack: LinfAttack::pgd(0.1, 10),
@@ -334,7 +341,7 @@ impl AutoencoderTraining {
 impl DiffusionTraining {
     /// Whether the function-space terms take part.
     pub fn function_terms(&self) -> bool {
-        self.task_weight != 0.0 || self.vulnerability_weight != 0.0
+        self.task_weight != 0.0 || self.vulnerability_weight != 0.0 || self.cross_weight != 0.0
     }
 
     /// The denoiser these settings build over latents of `latent_channels`.

@@ -89,6 +89,7 @@ impl RunConfig {
                 "diffusion.vulnerability_weight",
                 self.diffusion.vulnerability_weight,
             ),
+            ("diffusion.cross_weight", self.diffusion.cross_weight),
         ] {
             if !(w >= 0.0 && w.is_finite()) {
                 return Err(G2dError::config(
@@ -119,9 +120,24 @@ impl RunConfig {
         self.diffusion
             .vulnerability_attack
             .validate("diffusion.vulnerability_attack")?;
+        if !(self.diffusion.cross_epsilon > 0.0 && self.diffusion.cross_epsilon <= 1.0) {
+            return Err(G2dError::config(
+                "diffusion.cross_epsilon",
+                format!(
+                    "must be in (0, 1] (pixels lie in [0, 1]), got {}",
+                    self.diffusion.cross_epsilon
+                ),
+            ));
+        }
+        if self.diffusion.cross_weight != 0.0 && self.diffusion.batch_size < 2 {
+            return Err(G2dError::config(
+                "diffusion.cross_weight",
+                "the cross term pairs the sets of a batch: diffusion.batch_size must be ≥ 2",
+            ));
+        }
         if self.diffusion.function_terms() && self.collect.arch != crate::classifier::Arch::Mlp {
             return Err(G2dError::config(
-                "diffusion.task_weight / diffusion.vulnerability_weight",
+                "diffusion.task_weight / diffusion.vulnerability_weight / diffusion.cross_weight",
                 "the function-space terms need the MLP (collect.arch mlp)",
             ));
         }
@@ -206,6 +222,21 @@ mod tests {
                 c.collect.arch = crate::classifier::Arch::Cnn;
             },
             "need the MLP",
+        );
+        refused(
+            |c| c.diffusion.cross_weight = -1.0,
+            "diffusion.cross_weight",
+        );
+        refused(
+            |c| c.diffusion.cross_epsilon = 0.0,
+            "diffusion.cross_epsilon",
+        );
+        refused(
+            |c| {
+                c.diffusion.cross_weight = 0.5;
+                c.diffusion.batch_size = 1;
+            },
+            "batch_size must be ≥ 2",
         );
         let away = |weight| Some(super::super::CollectVulnerability::new(weight));
         refused(
