@@ -136,6 +136,14 @@ impl Overrides {
         }
         if let Some(v) = &self.arch {
             (c.collect.arch, c.collect.layers) = parse_arch(v)?;
+            if c.collect.arch != Arch::Mlp {
+                // The function-space terms need the MLP: a CNN keeps only those asked for.
+                c.diffusion.default_terms_off(|field| match field {
+                    "task_weight" => self.task_weight.is_some(),
+                    "vulnerability_weight" => self.vulnerability_weight.is_some(),
+                    _ => self.cross_weight.is_some(),
+                });
+            }
         }
         if let Some(v) = self.scope {
             c.collect.scope = v;
@@ -267,6 +275,20 @@ mod tests {
     fn config(flags: &[&str]) -> RunConfig {
         let args = ["g2d", "pipeline"].iter().chain(flags);
         load_config(&Cli::try_parse_from(args).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_cnn_trains_without_the_default_function_terms_and_keeps_those_asked_for() {
+        let mlp = config(&[]);
+        assert_eq!(
+            (mlp.diffusion.task_weight, mlp.diffusion.cross_weight),
+            (1.0, 10.0)
+        );
+        let cnn = config(&["--arch", "cnn"]);
+        assert!(!cnn.diffusion.function_terms());
+        let args = ["g2d", "pipeline", "--arch", "cnn", "--cross-weight", "3"];
+        let err = load_config(&Cli::try_parse_from(args).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("need the MLP"), "{err}");
     }
 
     #[test]

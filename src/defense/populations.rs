@@ -161,7 +161,7 @@ pub fn generated(
     })?;
     let (thetas, targets, attacker_pool) = split_pool(kept, sizes.targets);
     let d = &run.config.diffusion;
-    let (kind, name) = match (lambda == 0.0, d.function_terms()) {
+    let (kind, name) = match (lambda == 0.0, d.function_terms_at(lambda)) {
         (true, false) => (MethodKind::PDiff, "p-diff (λ = 0)".to_string()),
         (_, false) => (
             MethodKind::G2d,

@@ -207,7 +207,7 @@ impl Run {
         };
         let theta_orig = param_norm.normalize(&target.vector("theta_orig")?);
         let latents = ae_file.rows("latents")?;
-        let splits = match self.config.diffusion.function_terms() {
+        let splits = match self.config.diffusion.function_terms_at(lambda) {
             true => Some(self.splits()?),
             false => None,
         };

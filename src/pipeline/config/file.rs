@@ -82,11 +82,18 @@ const WRITTEN_COLLECT: [&str; 6] = [
 ];
 
 /// Moves the flat network fields of an older run file into their nested configs, and reads a
-/// run file written before `collect.vulnerability` existed with the term off, as it ran.
+/// run file written before `collect.vulnerability` or `diffusion.cross_weight` existed with
+/// that term off, as it ran.
 pub fn migrate(file: &mut Value) {
     if let Some(Value::Object(collect)) = file.get_mut("collect") {
         if WRITTEN_COLLECT.iter().all(|k| collect.contains_key(*k)) {
             collect.entry("vulnerability").or_insert(Value::Null);
+        }
+    }
+    if let Some(Value::Object(diffusion)) = file.get_mut("diffusion") {
+        // Every run file g2d wrote names both; the cross term came after them.
+        if diffusion.contains_key("task_weight") && diffusion.contains_key("vulnerability_bank") {
+            diffusion.entry("cross_weight").or_insert(0.0.into());
         }
     }
     for (stage, field, nested) in MOVED {
@@ -148,13 +155,24 @@ impl Serialize for RunConfig {
 }
 
 impl<'de> Deserialize<'de> for RunConfig {
-    /// An older layout is migrated, then the file is laid over [`RunConfig::default`].
+    /// An older layout is migrated, then the file is laid over [`RunConfig::default`]. A CNN
+    /// keeps only the function-space terms the file names (they need the MLP).
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let mut file = Value::deserialize(d)?;
         migrate(&mut file);
+        let named: Vec<String> = match file.get("diffusion") {
+            Some(Value::Object(d)) => d.keys().cloned().collect(),
+            _ => Vec::new(),
+        };
         let mut config = serde_json::to_value(RunConfig::default()).map_err(D::Error::custom)?;
         overlay(&mut config, file, "").map_err(D::Error::custom)?;
-        RunConfig::deserialize(config).map_err(D::Error::custom)
+        let mut config = RunConfig::deserialize(config).map_err(D::Error::custom)?;
+        if config.collect.arch != crate::classifier::Arch::Mlp {
+            config
+                .diffusion
+                .default_terms_off(|field| named.iter().any(|k| k == field));
+        }
+        Ok(config)
     }
 }
 
@@ -221,6 +239,34 @@ mod tests {
         assert_eq!(c.autoencoder.model(1000).fold, 4);
         assert_eq!(c.autoencoder.model(1000).param_len, 1000);
         assert_eq!(c.diffusion.denoiser(6).latent_channels, 6);
+    }
+
+    #[test]
+    fn a_run_file_from_before_the_cross_term_reads_with_it_off_and_a_cnn_file_without_the_defaults()
+    {
+        let mut written = serde_json::to_value(RunConfig::base()).unwrap();
+        written["diffusion"]
+            .as_object_mut()
+            .unwrap()
+            .remove("cross_weight");
+        let c = read(&written.to_string()).unwrap();
+        assert_eq!(
+            (c.diffusion.task_weight, c.diffusion.cross_weight),
+            (0.0, 0.0)
+        );
+        // Typed by hand, without the weights: today's defaults.
+        let typed = read(r#"{"diffusion": {"steps": 9}}"#).unwrap();
+        assert_eq!(
+            (typed.diffusion.task_weight, typed.diffusion.cross_weight),
+            (1.0, 10.0)
+        );
+        // A CNN keeps only the terms its file names.
+        let cnn =
+            read(r#"{"collect": {"arch": "cnn"}, "diffusion": {"cross_weight": 2}}"#).unwrap();
+        assert_eq!(
+            (cnn.diffusion.task_weight, cnn.diffusion.cross_weight),
+            (0.0, 2.0)
+        );
     }
 
     #[test]

@@ -212,14 +212,17 @@ impl Default for RunConfig {
 
 impl RunConfig {
     /// The threat study's `base`, the default before it: p-diff's collection (one run of clean
-    /// trajectories ending on θ_orig), the last two layers regenerated, λ = 3. On the command
-    /// line: `--scope last-two --collect-vulnerability 0 --seeds 1 --lambda 3`.
+    /// trajectories ending on θ_orig), the last two layers regenerated, λ = 3, no
+    /// function-space terms. On the command line: `--scope last-two --collect-vulnerability 0
+    /// --seeds 1 --lambda 3 --task-weight 0 --cross-weight 0`.
     pub fn base() -> Self {
         let mut c = Self::default();
         c.collect.scope = Scope::LastTwo;
         c.collect.seeds = 1;
         c.collect.vulnerability = None;
         c.diffusion.lambda_l1 = 3.0;
+        c.diffusion.task_weight = 0.0;
+        c.diffusion.cross_weight = 0.0;
         c
     }
 }
@@ -286,9 +289,9 @@ impl Default for DiffusionTraining {
             lr: 1e-3,
             optimizer: AdamWConfig::new().with_weight_decay(0.0),
             ema_decay: 0.995,
-            task_weight: 0.0,
+            task_weight: 1.0,
             vulnerability_weight: 0.0,
-            cross_weight: 0.0,
+            cross_weight: 10.0,
             cross_epsilon: 0.1,
             function_batch: 64,
             vulnerability_bank: 2048,
@@ -339,9 +342,29 @@ impl AutoencoderTraining {
 }
 
 impl DiffusionTraining {
-    /// Whether the function-space terms take part.
+    /// Whether the function-space terms have a weight.
     pub fn function_terms(&self) -> bool {
         self.task_weight != 0.0 || self.vulnerability_weight != 0.0 || self.cross_weight != 0.0
+    }
+
+    /// Whether the function-space terms take part in the model trained at `lambda`: not in
+    /// the λ = 0 model trained beside another λ, which is p-diff's baseline, exactly.
+    pub fn function_terms_at(&self, lambda: f32) -> bool {
+        self.function_terms() && (lambda != 0.0 || self.lambda_l1 == 0.0)
+    }
+
+    /// Turns off the function-space terms `named` does not name: they need the MLP, so a CNN
+    /// trains without the default ones (and is refused the ones asked for).
+    pub fn default_terms_off(&mut self, named: impl Fn(&str) -> bool) {
+        for (field, weight) in [
+            ("task_weight", &mut self.task_weight),
+            ("vulnerability_weight", &mut self.vulnerability_weight),
+            ("cross_weight", &mut self.cross_weight),
+        ] {
+            if !named(field) {
+                *weight = 0.0;
+            }
+        }
     }
 
     /// The denoiser these settings build over latents of `latent_channels`.
