@@ -124,6 +124,11 @@ async function serveFile(req, res, file) {
 /** Serve this folder on 127.0.0.1:`port` (0 = any free port). */
 export function start(port = 8080) {
   const server = createServer((req, res) => {
+    // Cross-origin isolation, on every response: the pages load nothing from elsewhere, and
+    // isolated, performance.now() ticks in 5 µs instead of 100 µs (what the latency
+    // benchmarks time with).
+    res.setHeader("Cross-Origin-Opener-Policy", "same-origin");
+    res.setHeader("Cross-Origin-Embedder-Policy", "require-corp");
     handle(req, res).catch((err) => {
       if (!res.headersSent) send(res, 500, `internal error: ${err.message}\n`);
       else res.destroy();
