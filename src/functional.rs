@@ -163,7 +163,7 @@ impl FunctionalMlp {
         labels: Tensor<1, Int>,
     ) -> Tensor<3> {
         let [sets, _] = theta.dims();
-        let [n, pixels] = images.dims();
+        let [n, _] = images.dims();
         let tensors = self.tensors(&theta);
         let mut pre = Vec::with_capacity(tensors.len() - 1);
         let logits = per_set(
@@ -183,7 +183,7 @@ impl FunctionalMlp {
                 g = relu_backward(g, pre[i - 1].clone());
             }
         }
-        per_set(g, sets).reshape([sets, n, pixels])
+        per_set(g, sets)
     }
 
     /// Mean cross-entropy of each parameter set on `images`.
