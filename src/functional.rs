@@ -162,14 +162,25 @@ impl FunctionalMlp {
         images: Tensor<2>,
         labels: Tensor<1, Int>,
     ) -> Tensor<3> {
+        self.input_gradient_each(theta, images.unsqueeze_dim::<3>(0), labels)
+    }
+
+    /// The same for each set on its own images (a PGD step on every set's examples at once).
+    ///
+    /// # Shapes
+    ///   - theta [sets, param_len], images [sets, n, 784] (or [1, n, 784]), labels [n]
+    ///   - output [sets, n, 784]
+    pub fn input_gradient_each(
+        &self,
+        theta: Tensor<2>,
+        images: Tensor<3>,
+        labels: Tensor<1, Int>,
+    ) -> Tensor<3> {
         let [sets, _] = theta.dims();
-        let [n, _] = images.dims();
+        let n = images.dims()[1];
         let tensors = self.tensors(&theta);
         let mut pre = Vec::with_capacity(tensors.len() - 1);
-        let logits = per_set(
-            self.run(&tensors, images.unsqueeze_dim::<3>(0), Some(&mut pre)),
-            sets,
-        );
+        let logits = per_set(self.run(&tensors, images, Some(&mut pre)), sets);
         let classes = logits.dims()[2];
         let labels = labels
             .reshape([1, n])

@@ -75,10 +75,12 @@ pub struct FunctionTerms<'a> {
     /// μ_vuln, on the cross-entropy of adversarial examples crafted on θ_orig and the
     /// checkpoints.
     pub vulnerability_weight: f32,
-    /// μ_cross, on the cross-entropy of each set on the FGSM examples of its neighbour.
+    /// μ_cross, on the cross-entropy of each set on the examples crafted on its neighbour.
     pub cross_weight: f32,
-    /// ε of those FGSM examples (L∞, pixels in [0, 1]).
+    /// ε of those examples (L∞, pixels in [0, 1]).
     pub cross_epsilon: f32,
+    /// Their signed-gradient steps: 1 is FGSM, k > 1 PGD with steps of 2.5·ε/k.
+    pub cross_steps: usize,
     pub classifier: &'a FunctionalMlp,
     /// Per-position mean and standard deviation of θ over the K checkpoints, `[1, param_len]`.
     pub param_mean: Tensor<2>,
@@ -131,7 +133,7 @@ fn function_terms(
     ]
 }
 
-/// L_cross: set b's cross-entropy on the FGSM examples crafted on set b − 1 (cyclically).
+/// L_cross: set b's cross-entropy on the examples crafted on set b − 1 (cyclically).
 fn cross_term(
     f: &FunctionTerms,
     (images, labels): &(Tensor<2>, Tensor<1, Int>),
@@ -139,12 +141,7 @@ fn cross_term(
     weight: Tensor<1>,
 ) -> Tensor<1> {
     let [sets, _] = theta.dims();
-    let gradient =
-        f.classifier
-            .input_gradient(theta.clone().detach(), images.clone(), labels.clone());
-    let crafted = (images.clone().unsqueeze_dim::<3>(0) + gradient.sign() * f.cross_epsilon)
-        .clamp(0.0, 1.0)
-        .detach(); // [sets, n, 784]: row b crafted on set b
+    let crafted = craft_each(f, theta.clone().detach(), images.clone(), labels.clone()); // [sets, n, 784]: row b crafted on set b
     let shift = |x: Tensor<3>| match sets {
         1 => x,
         _ => Tensor::cat(
@@ -157,6 +154,36 @@ fn cross_term(
         .cross_entropy_each(theta, shift(crafted), labels.clone()); // [sets]
     let previous = shift(weight.clone().reshape([sets, 1, 1])).reshape([sets]);
     (ce * weight.min_pair(previous)).mean()
+}
+
+/// Examples crafted on each set (held fixed): `cross_steps` signed-gradient steps from the
+/// clean `images` (`[n, 784]`), each projected into the ε-ball and [0, 1]. One step of ε is
+/// FGSM. → `[sets, n, 784]`
+fn craft_each(
+    f: &FunctionTerms,
+    theta: Tensor<2>,
+    images: Tensor<2>,
+    labels: Tensor<1, Int>,
+) -> Tensor<3> {
+    let (epsilon, steps) = (f.cross_epsilon, f.cross_steps);
+    let step = if steps == 1 {
+        epsilon
+    } else {
+        2.5 * epsilon / steps as f32
+    };
+    let clean = images.unsqueeze_dim::<3>(0);
+    let (low, high) = (clean.clone() - epsilon, clean.clone() + epsilon);
+    let mut x = clean;
+    for _ in 0..steps {
+        let gradient = f
+            .classifier
+            .input_gradient_each(theta.clone(), x.clone(), labels.clone());
+        x = (x + gradient.sign() * step)
+            .max_pair(low.clone())
+            .min_pair(high.clone())
+            .clamp(0.0, 1.0);
+    }
+    x.detach()
 }
 
 /// Computes the G2D loss for clean latents `z0` `[batch, channels, len]` at timesteps `t` with
@@ -376,6 +403,7 @@ mod tests {
                 vulnerability_weight: vuln,
                 cross_weight: cross,
                 cross_epsilon: 0.1,
+                cross_steps: 1,
                 classifier: &s.classifier,
                 param_mean: Tensor::zeros([1, s.param_len], &device),
                 param_std: Tensor::ones([1, s.param_len], &device),
@@ -460,7 +488,7 @@ mod tests {
     }
 
     #[test]
-    fn the_cross_term_scores_each_set_on_its_neighbours_fgsm_examples() {
+    fn the_cross_term_scores_each_set_on_its_neighbours_fgsm_and_pgd_examples() {
         use crate::classifier::{Arch, Classifier};
         use crate::params::{Manifest, Scope};
         use burn::tensor::activation::log_softmax;
@@ -476,35 +504,51 @@ mod tests {
         let images = Tensor::<2>::random([5, 784], burn::tensor::Distribution::Default, &device);
         let labels = Tensor::<1, Int>::from_ints([2, 0, 9, 4, 4], &device);
         let classifier = FunctionalMlp::new(Arch::Mlp, &base, &manifest).unwrap();
-        let terms = FunctionTerms {
-            task_weight: 0.0,
-            vulnerability_weight: 0.0,
-            cross_weight: 1.0,
-            cross_epsilon: 0.1,
-            classifier: &classifier,
-            param_mean: Tensor::zeros([1, manifest.len()], &device),
-            param_std: Tensor::ones([1, manifest.len()], &device),
-        };
         let weight = Tensor::<1>::from_floats([1.0, 0.5, 2.0], &device);
-        let got = cross_term(&terms, &(images.clone(), labels.clone()), theta, weight)
-            .into_scalar::<f32>();
 
-        // Written out with the classifiers: set b on FGSM examples crafted on set b − 1.
+        // Written out with the classifiers: set b on the examples crafted on set b − 1, by
+        // `steps` signed-gradient steps (one of ε: FGSM) kept within ε of the clean images.
         let ce = |m: &Classifier, x: Tensor<2>| {
             let picked = log_softmax(m.forward(x), 1).gather(1, labels.clone().reshape([5, 1]));
             -picked.mean().into_scalar::<f32>()
         };
-        let fgsm = |m: &Classifier| {
-            (images.clone() + m.input_gradient(images.clone(), labels.clone()).sign() * 0.1)
-                .clamp(0.0, 1.0)
+        let craft = |m: &Classifier, steps: usize| {
+            let step = if steps == 1 { 0.1 } else { 0.25 / steps as f32 };
+            let mut x = images.clone();
+            for _ in 0..steps {
+                let g = m.input_gradient(x.clone(), labels.clone()).sign();
+                x = (x + g * step)
+                    .max_pair(images.clone() - 0.1)
+                    .min_pair(images.clone() + 0.1)
+                    .clamp(0.0, 1.0);
+            }
+            x
         };
-        // Set b's weight is min(w_b, w_{b−1}): min(1, 2), min(0.5, 1), min(2, 0.5).
-        let want = [(0, 2, 1.0), (1, 0, 0.5), (2, 1, 0.5)]
-            .iter()
-            .map(|&(b, from, w)| w * ce(&models[b], fgsm(&models[from])))
-            .sum::<f32>()
-            / 3.0;
-        assert!((got - want).abs() <= 1e-4 * want.abs(), "{got} vs {want}");
+        for steps in [1, 3] {
+            let terms = FunctionTerms {
+                task_weight: 0.0,
+                vulnerability_weight: 0.0,
+                cross_weight: 1.0,
+                cross_epsilon: 0.1,
+                cross_steps: steps,
+                classifier: &classifier,
+                param_mean: Tensor::zeros([1, manifest.len()], &device),
+                param_std: Tensor::ones([1, manifest.len()], &device),
+            };
+            let batch = (images.clone(), labels.clone());
+            let got =
+                cross_term(&terms, &batch, theta.clone(), weight.clone()).into_scalar::<f32>();
+            // Set b's weight is min(w_b, w_{b−1}): min(1, 2), min(0.5, 1), min(2, 0.5).
+            let want = [(0, 2, 1.0), (1, 0, 0.5), (2, 1, 0.5)]
+                .iter()
+                .map(|&(b, from, w)| w * ce(&models[b], craft(&models[from], steps)))
+                .sum::<f32>()
+                / 3.0;
+            assert!(
+                (got - want).abs() <= 1e-4 * want.abs(),
+                "{steps} steps: {got} vs {want}"
+            );
+        }
     }
 
     /// Σ|∂L/∂w| over a module's weights.

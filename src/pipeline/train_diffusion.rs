@@ -78,6 +78,7 @@ impl FunctionData<'_> {
             vulnerability_weight: t.vulnerability_weight,
             cross_weight: t.cross_weight,
             cross_epsilon: t.cross_epsilon,
+            cross_steps: t.cross_steps,
             classifier: &self.classifier,
             param_mean: row(&self.param_norm.mean, device),
             param_std: row(&self.param_norm.std, device),

@@ -172,11 +172,14 @@ pub struct DiffusionTraining {
     /// μ_vuln: weight of their cross-entropy on adversarial examples crafted on θ_orig and the
     /// checkpoints (0: off; MLP only).
     pub vulnerability_weight: f32,
-    /// μ_cross: weight of each decoded set's cross-entropy on the FGSM examples crafted on its
+    /// μ_cross: weight of each decoded set's cross-entropy on the examples crafted on its
     /// neighbour in the batch (0: off; MLP only).
     pub cross_weight: f32,
-    /// ε of the cross term's FGSM examples.
+    /// ε (L∞) of the cross term's examples.
     pub cross_epsilon: f32,
+    /// Signed-gradient steps that craft them: 1 is FGSM (one step of ε); k > 1 is PGD from the
+    /// clean images, k steps of 2.5·ε/k projected back into the ε-ball (no random start).
+    pub cross_steps: usize,
     /// Images per step for each function-space term.
     pub function_batch: usize,
     /// Adversarial examples in the vulnerability bank (training images).
@@ -293,6 +296,7 @@ impl Default for DiffusionTraining {
             vulnerability_weight: 0.0,
             cross_weight: 10.0,
             cross_epsilon: 0.1,
+            cross_steps: 1,
             function_batch: 64,
             vulnerability_bank: 2048,
             vulnerability_attack: LinfAttack::pgd(0.1, 10),

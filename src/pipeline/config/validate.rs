@@ -129,6 +129,15 @@ impl RunConfig {
                 ),
             ));
         }
+        if !(1..=100).contains(&self.diffusion.cross_steps) {
+            return Err(G2dError::config(
+                "diffusion.cross_steps",
+                format!(
+                    "must be 1 (FGSM) to 100 steps, got {}",
+                    self.diffusion.cross_steps
+                ),
+            ));
+        }
         if self.diffusion.cross_weight != 0.0 && self.diffusion.batch_size < 2 {
             return Err(G2dError::config(
                 "diffusion.cross_weight",
@@ -231,6 +240,7 @@ mod tests {
             |c| c.diffusion.cross_epsilon = 0.0,
             "diffusion.cross_epsilon",
         );
+        refused(|c| c.diffusion.cross_steps = 0, "diffusion.cross_steps");
         refused(
             |c| {
                 c.diffusion.cross_weight = 0.5;
