@@ -47,9 +47,11 @@ const rejectedBackoff = (k) => Math.min(50 * 2 ** k, 5000);
 
 const REGENERATE_OPTIONS = ["sampler", "steps", "eta", "candidates", "guardDelta"];
 
-// Both samplers answer with regenerate()'s result; the rotation installs its params with
-// installParams (not from the instance's pending slot, which a caller's own
-// regenerate({install: false}) may overwrite).
+// Both samplers answer with regenerate()'s result. The rotation builds its params into the
+// classifier as soon as they arrive (stageParams) and installs that build when due
+// (installStaged, a swap), so the classify() a set is due before pays nothing for it; it never
+// uses the instance's pending slot, which a caller's own regenerate({install: false}) may
+// overwrite.
 
 // Samples on this thread.
 function sameThread(target) {
@@ -115,7 +117,7 @@ export class Rotation {
   #abort = new AbortController();
   #stopped = false;
   #due = false;
-  #next = null; // the result of the set kept aside, once the guard accepted it
+  #next = null; // {result, staged}: the set kept aside once the guard accepted it, and its build
   #sinceRotation = 0;
   #stats = { rotations: 0, prepared: 0, rejected: 0, errors: 0 };
 
@@ -150,11 +152,11 @@ export class Rotation {
 
   #installIfDue() {
     if (this.#stopped || !this.#due || !this.#next) return;
-    const result = this.#next;
+    const { result, staged } = this.#next;
     this.#next = null;
     let installed = true;
     try {
-      this.#target.installParams(result.params);
+      this.#target.installStaged(staged);
     } catch (err) {
       installed = false;
       this.#failed(err);
@@ -163,10 +165,16 @@ export class Rotation {
       this.#due = false;
       this.#sinceRotation = 0;
       this.#stats.rotations += 1;
-      try {
-        this.#onRotate?.({ ...result, installed: true });
-      } catch (err) {
-        console.error("G2D rotation: onRotate threw", err);
+      // After the classify() that is waiting, not inside it.
+      const onRotate = this.#onRotate;
+      if (onRotate) {
+        nextTask().then(() => {
+          try {
+            onRotate({ ...result, installed: true });
+          } catch (err) {
+            console.error("G2D rotation: onRotate threw", err);
+          }
+        });
       }
     }
     this.#prepare();
@@ -179,8 +187,10 @@ export class Rotation {
         const result = await this.#source.sample(this.#options, this.#abort.signal);
         if (this.#stopped) return;
         if (result.accepted) {
+          // Throws (length, finiteness) like installParams; the catch below retries.
+          const staged = this.#target.stageParams(result.params);
           this.#stats.prepared += 1;
-          this.#next = result;
+          this.#next = { result, staged };
           this.#installIfDue();
           return;
         }
@@ -214,6 +224,8 @@ export class Rotation {
   stop() {
     if (this.#stopped) return;
     this.#stopped = true;
+    this.#next?.staged.free();
+    this.#next = null;
     clearInterval(this.#timer);
     this.#abort.abort();
     this.#source.close();

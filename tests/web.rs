@@ -233,6 +233,43 @@ async fn a_rejected_candidate_leaves_the_weights_in_place() {
     assert!(msg.contains("guardDelta"), "{msg}");
 }
 
+/// The rotation's double buffer: `stageParams` builds a set without putting it in service,
+/// `installStaged` then answers exactly as `installParams` with the same set, and a set that
+/// cannot be built is refused by name before anything changes.
+#[wasm_bindgen_test]
+async fn a_staged_set_answers_only_once_installed() {
+    let (g, other) = (
+        load(BUNDLE, "cpu").await.unwrap(),
+        load(BUNDLE, "cpu").await.unwrap(),
+    );
+    let info: JsValue = g.info().into();
+    let images = Float32Array::from(get(&info, "sampleImages"));
+    let answer = |g: &WebG2d| {
+        let request = g.classify(images.clone());
+        async move { Float32Array::from(JsFuture::from(request).await.unwrap()).to_vec() }
+    };
+    let before = answer(&g).await;
+    let params = Float32Array::from(expected().as_slice());
+    let staged = g.stage_params(params.clone()).unwrap();
+    assert_eq!(
+        answer(&g).await,
+        before,
+        "a staged set answered before its install"
+    );
+    g.install_staged(staged).unwrap();
+    other.install_params(params).unwrap();
+    let installed = answer(&g).await;
+    assert!(
+        max_diff(&installed, &before) > 0.0,
+        "staged weights not in use"
+    );
+    assert_eq!(installed, answer(&other).await);
+    let short = Float32Array::from(&expected()[1..]);
+    let code = |e: JsValue| get(&e, "code").as_string().unwrap();
+    assert_eq!(code(g.stage_params(short).err().unwrap()), "SHAPE_MISMATCH");
+    assert_eq!(answer(&g).await, installed);
+}
+
 /// A rejection's name, `code` and message.
 fn error_parts(err: JsValue) -> (String, String, String) {
     let code = get(&err, "code").as_string().unwrap_or_default();

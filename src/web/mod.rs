@@ -19,7 +19,7 @@ use wasm_bindgen_futures::future_to_promise;
 
 use crate::attacks::{craft, LinfAttack};
 use crate::bundle::{Bundle, FORMAT_VERSION};
-use crate::classifier::{images_tensor, labels_tensor};
+use crate::classifier::{images_tensor, labels_tensor, Classifier};
 use crate::diffusion::sampler::SamplerConfig;
 use crate::error::{G2dError, Result};
 use crate::generate::Guard;
@@ -179,6 +179,14 @@ async fn read(tensor: Tensor<1>) -> Result<Vec<f32>> {
 /// The largest integer a JS number holds exactly: seeds above it would be rounded.
 const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
 
+/// A parameter set built into the classifier on one backend, waiting for `installStaged`.
+#[wasm_bindgen]
+pub struct StagedParams {
+    state: Rc<State>,
+    model: Classifier,
+    theta: Vec<f32>,
+}
+
 #[wasm_bindgen(js_class = G2D)]
 impl WebG2d {
     /// Validates a bundle (checksum, version, shapes, finiteness) and builds the networks on
@@ -232,11 +240,42 @@ impl WebG2d {
     /// they are finite. Synchronous: the next classify() uses them.
     #[wasm_bindgen(js_name = installParams)]
     pub fn install_params(&self, params: Float32Array) -> std::result::Result<(), JsValue> {
-        let s = self.session.state();
+        self.install_staged(self.stage_params(params)?)
+    }
+
+    /// Builds `params` (checked as `installParams` checks them) into the classifier now, so that
+    /// `installStaged` later is a swap: the rotation stages a set when it arrives, not inside
+    /// the classify() it is due before.
+    #[wasm_bindgen(js_name = stageParams)]
+    pub fn stage_params(&self, params: Float32Array) -> std::result::Result<StagedParams, JsValue> {
+        let state = self.session.state();
         let theta = params.to_vec();
         // Checks the length and that every value is finite before it builds anything.
-        let model = s.model.with_theta(&theta).map_err(js_error)?;
-        s.install(model, theta);
+        let model = state.model.with_theta(&theta).map_err(js_error)?;
+        Ok(StagedParams {
+            state,
+            model,
+            theta,
+        })
+    }
+
+    /// Installs a set `stageParams` built (and consumes it). Synchronous: the next classify()
+    /// uses it. Built on a backend the instance has since left (the WebGPU device failed), it
+    /// is built again on the current one first.
+    #[wasm_bindgen(js_name = installStaged)]
+    pub fn install_staged(&self, staged: StagedParams) -> std::result::Result<(), JsValue> {
+        let state = self.session.state();
+        let StagedParams {
+            state: built_on,
+            model,
+            theta,
+        } = staged;
+        let model = if Rc::ptr_eq(&built_on, &state) {
+            model
+        } else {
+            state.model.with_theta(&theta).map_err(js_error)?
+        };
+        state.install(model, theta);
         Ok(())
     }
 
