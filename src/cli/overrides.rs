@@ -79,7 +79,8 @@ pub struct Overrides {
     /// Start the target from this PyTorch state_dict (safetensors) instead of training it.
     #[arg(long, global = true)]
     pub init: Option<PathBuf>,
-    /// Adversarial training during collection with PGD-7 at this ε (robust checkpoints).
+    /// Adversarial training during collection with PGD-7 at this ε: a robust target and robust
+    /// checkpoints (default 0.07; 0 turns it off, as p-diff collects).
     #[arg(long, global = true)]
     pub adversarial_collect: Option<f32>,
     /// Collect checkpoints away from θ_orig: + this weight × cross-entropy on PGD-10
@@ -185,8 +186,10 @@ impl Overrides {
         if let Some(v) = self.cross_weight {
             c.diffusion.cross_weight = v;
         }
-        if let Some(eps) = self.adversarial_collect {
-            c.collect.adversarial = Some(LinfAttack::pgd(eps, 7));
+        match self.adversarial_collect {
+            Some(0.0) => c.collect.adversarial = None,
+            Some(eps) => c.collect.adversarial = Some(LinfAttack::pgd(eps, 7)),
+            None => {}
         }
         if let Some(v) = self.seeds {
             c.collect.seeds = v;
@@ -315,5 +318,17 @@ mod tests {
                 .vulnerability,
             None
         );
+    }
+
+    #[test]
+    fn collection_is_adversarial_at_0_07_unless_told() {
+        let epsilon = |c: RunConfig| c.collect.adversarial.map(|a| (a.epsilon, a.steps));
+        assert_eq!(epsilon(config(&[])), Some((0.07, 7)));
+        assert_eq!(
+            epsilon(config(&["--adversarial-collect", "0.1"])),
+            Some((0.1, 7))
+        );
+        assert_eq!(epsilon(config(&["--adversarial-collect", "0"])), None);
+        assert_eq!(RunConfig::base().collect.adversarial, None);
     }
 }

@@ -332,6 +332,17 @@ pub fn study(runs: &[Run], plan: &ThreatPlan, command: String) -> Result<ThreatS
         let mut p = populations::checkpoints(&ctx.checkpoints, &ctx.main, &plan.sizes)?;
         p.name = format!("{prefix}{}", p.name);
         measured.add(&ctx, &p, seed + 22)?;
+        if let Some(attack) = &run.config.collect.adversarial {
+            // The run's own target, adversarially trained: what it would serve without
+            // regeneration.
+            let mut p = populations::original(&ctx.main);
+            p.name = format!(
+                "{prefix}θ_orig (static, adversarially trained: PGD-{}, ε = {})",
+                attack.steps, attack.epsilon
+            );
+            p.kind = MethodKind::AdversarialTraining;
+            measured.add(&ctx, &p, seed + 23)?;
+        }
         if base.is_none() {
             base = Some(ctx);
         }

@@ -311,6 +311,7 @@ mod tests {
         let mut away_all = RunConfig::default();
         away_all.data.source = crate::pipeline::sources::DataSource::Mnist;
         away_all.collect.seeds = 1;
+        away_all.collect.adversarial = None;
         away_all.collect.vulnerability.as_mut().unwrap().weight = 1.0;
         let key = "95e9b6f5e1951b5cbd8513b7ef2574bfcc493677dceb1cb79631244cbc35cac6";
         assert_eq!(away_all.collect_key(), key);

@@ -78,7 +78,10 @@ pub struct CollectConfig {
     pub seeds: usize,
     /// Adversarial training throughout stage 1 (the target and every checkpoint): half of each
     /// batch's loss on examples this attack crafts against the current weights, so the
-    /// generator learns from robust checkpoints. Absent: clean training.
+    /// generator learns from robust checkpoints. By default PGD-7 at ε = 0.07: with the
+    /// vulnerability term and the cross term, the configuration the threat study's rule picks
+    /// on validation data (default-robust-0.07; README, "Threat model"). `null`: clean
+    /// training, as p-diff collects.
     pub adversarial: Option<LinfAttack>,
     /// Checkpoints collected away from θ_orig's weaknesses (see [`CollectVulnerability`]). On
     /// by default at weight 0.3 over 4 runs started from the trained target, with λ = 0.05:
@@ -217,11 +220,12 @@ impl RunConfig {
     /// The threat study's `base`, the default before it: p-diff's collection (one run of clean
     /// trajectories ending on θ_orig), the last two layers regenerated, λ = 3, no
     /// function-space terms. On the command line: `--scope last-two --collect-vulnerability 0
-    /// --seeds 1 --lambda 3 --task-weight 0 --cross-weight 0`.
+    /// --adversarial-collect 0 --seeds 1 --lambda 3 --task-weight 0 --cross-weight 0`.
     pub fn base() -> Self {
         let mut c = Self::default();
         c.collect.scope = Scope::LastTwo;
         c.collect.seeds = 1;
+        c.collect.adversarial = None;
         c.collect.vulnerability = None;
         c.diffusion.lambda_l1 = 3.0;
         c.diffusion.task_weight = 0.0;
@@ -256,7 +260,7 @@ impl Default for CollectConfig {
             save_every: 10,
             collect_lr: 3e-4,
             seeds: 4,
-            adversarial: None,
+            adversarial: Some(LinfAttack::pgd(0.07, 7)),
             vulnerability: Some(CollectVulnerability {
                 from_target: true,
                 ..CollectVulnerability::new(0.3)
