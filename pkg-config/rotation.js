@@ -165,16 +165,10 @@ export class Rotation {
       this.#due = false;
       this.#sinceRotation = 0;
       this.#stats.rotations += 1;
-      // After the classify() that is waiting, not inside it.
-      const onRotate = this.#onRotate;
-      if (onRotate) {
-        nextTask().then(() => {
-          try {
-            onRotate({ ...result, installed: true });
-          } catch (err) {
-            console.error("G2D rotation: onRotate threw", err);
-          }
-        });
+      try {
+        this.#onRotate?.({ ...result, installed: true });
+      } catch (err) {
+        console.error("G2D rotation: onRotate threw", err);
       }
     }
     this.#prepare();
