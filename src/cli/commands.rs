@@ -387,10 +387,13 @@ pub fn threat(run: &Run, args: &ThreatArgs, json: bool) -> Result<()> {
     let result = match &args.render {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| G2dError::io(path, e))?;
-            serde_json::from_str(&text).map_err(|source| G2dError::Json {
-                what: path.display().to_string(),
-                source,
-            })?
+            let mut stored: study::ThreatStudy =
+                serde_json::from_str(&text).map_err(|source| G2dError::Json {
+                    what: path.display().to_string(),
+                    source,
+                })?;
+            stored.reselect();
+            stored
         }
         None => measure_threats(run, args)?,
     };

@@ -191,7 +191,8 @@ pub struct ThreatArgs {
     /// Where the files go.
     #[arg(long, default_value = "www/report")]
     pub out: PathBuf,
-    /// Re-render the files from this threat-model.json instead of measuring again.
+    /// Re-render the files from this threat-model.json instead of measuring again (the
+    /// recommendation is picked again by the selection rule of this build).
     #[arg(long)]
     pub render: Option<PathBuf>,
     /// L∞ radii in (0, 1] (comma-separated).

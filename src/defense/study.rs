@@ -109,27 +109,44 @@ pub struct ThreatStudy {
 /// Selection on validation data only: among G2D populations whose median validation accuracy
 /// is within 0.5 pt of the first run's θ_orig (the undefended model a user starts from) and
 /// whose guard accepts ≥ 90% of candidates, the lowest T1 + T2 success at ε = 0.1 on validation
-/// images; if none qualifies, the lowest T1 + T2.
-pub const RULE: &str = "on validation images and accuracy only: among g2d populations with median validation accuracy within 0.5 pt of the first run's θ_orig (the undefended model) and guard acceptance ≥ 90%, the lowest T1 + T2 PGD success at ε = 0.1; when none qualifies, the lowest T1 + T2 of all g2d populations";
+/// images. If none qualifies, the accuracy bound comes first: the G2D population with the
+/// highest median validation accuracy (a defence that costs more than the bound is not
+/// recommended for its attack figures).
+pub const RULE: &str = "on validation images and accuracy only: among g2d populations with median validation accuracy within 0.5 pt of the first run's θ_orig (the undefended model) and guard acceptance ≥ 90%, the lowest T1 + T2 PGD success at ε = 0.1; when none qualifies, the g2d population with the highest median validation accuracy";
 
-fn recommend(methods: &[MethodResult], reference_val: f64) -> Option<String> {
+/// The population [`RULE`] picks; `reference_val` is the first run's θ_orig's validation
+/// accuracy.
+pub fn recommend(methods: &[MethodResult], reference_val: f64) -> Option<String> {
     let g2d: Vec<&MethodResult> = methods
         .iter()
         .filter(|m| m.kind == MethodKind::G2d)
         .collect();
-    let score = |m: &&MethodResult| {
+    let score = |m: &&&MethodResult| {
         m.validation_at(HEADLINE_EPSILON)
             .map_or(f64::INFINITY, |r| r.t1.rate + r.t2.rate)
     };
     let qualifies = |m: &&&MethodResult| {
         m.median_val_accuracy >= reference_val - 0.005 && m.accepted_fraction >= 0.9
     };
-    let pick = |set: Vec<&&MethodResult>| {
-        set.into_iter()
-            .min_by(|a, b| score(a).total_cmp(&score(b)))
-            .map(|m| m.name.clone())
-    };
-    pick(g2d.iter().filter(qualifies).collect()).or_else(|| pick(g2d.iter().collect()))
+    g2d.iter()
+        .filter(qualifies)
+        .min_by(|a, b| score(a).total_cmp(&score(b)))
+        .or_else(|| {
+            g2d.iter()
+                .max_by(|a, b| a.median_val_accuracy.total_cmp(&b.median_val_accuracy))
+        })
+        .map(|m| m.name.clone())
+}
+
+impl ThreatStudy {
+    /// Applies today's [`RULE`] to the stored measurements (a re-rendered report picks as a
+    /// fresh study would); the first method is the first run's, whose θ_orig is the reference.
+    pub fn reselect(&mut self) {
+        if let Some(first) = self.methods.first() {
+            self.recommended = recommend(&self.methods, first.original_val_accuracy);
+            self.rule = RULE.to_string();
+        }
+    }
 }
 
 /// A run's θ_orig, data, checkpoints and attack images, shared by the populations measured on
@@ -369,4 +386,44 @@ pub fn study(runs: &[Run], plan: &ThreatPlan, command: String) -> Result<ThreatS
         rule: RULE.to_string(),
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn g2d(name: &str, val_accuracy: f64, accepted_fraction: f64) -> MethodResult {
+        MethodResult {
+            name: name.into(),
+            kind: MethodKind::G2d,
+            run: "run".into(),
+            lambda: None,
+            models: 8,
+            median_test_accuracy: val_accuracy,
+            median_val_accuracy: val_accuracy,
+            original_test_accuracy: 0.9,
+            original_val_accuracy: 0.9,
+            accepted_fraction,
+            l1_to_original: None,
+            validation: Vec::new(),
+            test: Vec::new(),
+            memorisation: None,
+        }
+    }
+
+    #[test]
+    fn without_a_population_inside_the_bounds_the_rule_keeps_the_most_accurate() {
+        // None within 0.5 pt of 90% with ≥ 90% accepted: the most accurate, whatever it
+        // accepts or resists.
+        let outside = vec![
+            g2d("costly", 0.85, 1.0),
+            g2d("accurate", 0.88, 0.5),
+            g2d("rarely accepted", 0.87, 0.02),
+        ];
+        assert_eq!(recommend(&outside, 0.9).as_deref(), Some("accurate"));
+        // One inside both bounds is picked over any outside.
+        let mut with_one = outside.clone();
+        with_one.push(g2d("inside", 0.897, 0.95));
+        assert_eq!(recommend(&with_one, 0.9).as_deref(), Some("inside"));
+    }
 }
