@@ -3,7 +3,7 @@
 //! on its own images), so the function-space terms of the G2D loss (task, vulnerability and
 //! cross cross-entropy) cost one pass, and their gradient flows back through the decoder into
 //! the denoiser. The input gradient of every set, written out like the classifier's own,
-//! crafts the cross term's FGSM examples.
+//! crafts the cross term's examples (FGSM, or PGD steps on each set's own examples).
 
 use burn::prelude::*;
 use burn::tensor::activation::{log_softmax, relu};
@@ -150,27 +150,15 @@ impl FunctionalMlp {
         per_set(logits, sets)
     }
 
-    /// ∂(cross-entropy)/∂images for every parameter set, by the chain rule written out (ReLU
-    /// passes the gradient where its input is > 0, as burn's autodiff does). Each image's
+    /// ∂(cross-entropy)/∂images for every parameter set on its own images (shared, or one batch
+    /// per set: a PGD step on every set's examples at once), by the chain rule written out
+    /// (ReLU passes the gradient where its input is > 0, as burn's autodiff does). Each image's
     /// gradient is that of its own loss, scaled by 1/n like [`Classifier::input_gradient`]'s.
     ///
     /// # Shapes
-    ///   - theta [sets, param_len], images [n, 784], labels [n] → [sets, n, 784]
-    pub fn input_gradient(
-        &self,
-        theta: Tensor<2>,
-        images: Tensor<2>,
-        labels: Tensor<1, Int>,
-    ) -> Tensor<3> {
-        self.input_gradient_each(theta, images.unsqueeze_dim::<3>(0), labels)
-    }
-
-    /// The same for each set on its own images (a PGD step on every set's examples at once).
-    ///
-    /// # Shapes
-    ///   - theta [sets, param_len], images [sets, n, 784] (or [1, n, 784]), labels [n]
+    ///   - theta [sets, param_len], images [sets, n, 784] (or [1, n, 784], shared), labels [n]
     ///   - output [sets, n, 784]
-    pub fn input_gradient_each(
+    pub fn input_gradient(
         &self,
         theta: Tensor<2>,
         images: Tensor<3>,
@@ -349,7 +337,7 @@ mod tests {
         let (images, labels) = images_and_labels();
         equals_each_set_installed(
             "input_gradient",
-            |f, theta| f.input_gradient(theta, images.clone(), labels.clone()),
+            |f, theta| f.input_gradient(theta, images.clone().unsqueeze_dim(0), labels.clone()),
             |c| c.input_gradient(images.clone(), labels.clone()),
         );
     }

@@ -8,7 +8,8 @@
 //! L_task      = mean_b w(t_b) · CE(f(θ_b; x_train), y_train)        (function-space terms,
 //! L_vulnerability = mean_b w(t_b) · CE(f(θ_b; x_adv), y_adv)         MLP only)
 //! L_cross     = mean_b min(w(t_b), w(t_b−1)) · CE(f(θ_b; x_b−1), y_train)
-//! x_b = clip(x_train + ε · sign ∇ₓ CE(f(θ_b; x_train), y_train), 0, 1)   (FGSM on set b, held fixed)
+//! x_b = clip(x_train + ε · sign ∇ₓ CE(f(θ_b; x_train), y_train), 0, 1)   (FGSM on set b, held fixed;
+//!       with diffusion.cross_steps = k > 1, k such steps of 2.5·ε/k kept within ε of x_train)
 //! θ_b = D(clip(x̂₀_b)) · σ_K + μ_K   (de-standardised), f the classifier with θ_b installed
 //! x̂₀ = (x_t − √(1−ᾱ_t)·ε̂) / √ᾱ_t
 //! w(t) = min(SNR_t, 5),  SNR_t = ᾱ_t / (1 − ᾱ_t)
@@ -37,7 +38,7 @@
 //! crafted on θ_orig and on the checkpoints — what fools them must not fool the new model (the
 //! idea of ensemble adversarial training). The cross term is for the cross-session attacker,
 //! who crafts on one generated model and attacks another: each set of the batch is scored on
-//! the FGSM examples crafted on its neighbour (b − 1, cyclically), so what fools one sample
+//! the examples crafted on its neighbour (b − 1, cyclically), so what fools one sample
 //! must not fool the next (the idea of DVERGE's cross-training, on the sampler's own output).
 //! The examples are held fixed: the gradient reaches the denoiser through the set that is
 //! scored, not through the one that crafted them, and a pair counts as much as its noisier
@@ -177,7 +178,7 @@ fn craft_each(
     for _ in 0..steps {
         let gradient = f
             .classifier
-            .input_gradient_each(theta.clone(), x.clone(), labels.clone());
+            .input_gradient(theta.clone(), x.clone(), labels.clone());
         x = (x + gradient.sign() * step)
             .max_pair(low.clone())
             .min_pair(high.clone())
