@@ -95,23 +95,40 @@ pub fn craft_ensemble(
     attack: &LinfAttack,
     rng: &mut G2dRng,
 ) -> Tensor<2> {
-    let clean = images.clone();
-    let mut x = images;
+    let mut start = images.clone();
     if attack.random_start {
-        let n: usize = x.dims().iter().product();
-        let start: Vec<f32> = (0..n)
+        let n: usize = start.dims().iter().product();
+        let offsets: Vec<f32> = (0..n)
             .map(|_| (rng.uniform() * 2.0 - 1.0) * attack.epsilon)
             .collect();
-        let start = Tensor::<1>::from_floats(start.as_slice(), &x.device()).reshape(x.dims());
-        x = (x + start).clamp(0.0, 1.0);
+        let offsets = Tensor::<1>::from_floats(offsets.as_slice(), &start.device());
+        start = (start + offsets.reshape(images.dims())).clamp(0.0, 1.0);
     }
+    signed_steps(images, start, attack, |x| {
+        ensemble_input_gradient(models, x, labels.clone())
+    })
+}
+
+/// The loop every attack here runs: from `start` (the clean `images`, or a random start in
+/// their ε-ball), `attack.steps` steps of `attack.step_size` along the sign of `gradient`,
+/// each projected onto the ε-ball around `images` and onto the pixel range [0, 1]. `images`
+/// may be of size 1 where `start` is not (one batch of examples per parameter set, crafted
+/// from one clean batch): the ball broadcasts.
+pub fn signed_steps<const D: usize>(
+    images: Tensor<D>,
+    start: Tensor<D>,
+    attack: &LinfAttack,
+    mut gradient: impl FnMut(Tensor<D>) -> Tensor<D>,
+) -> Tensor<D> {
+    let lower = images.clone() - attack.epsilon;
+    let upper = images + attack.epsilon;
+    let mut x = start;
     for _ in 0..attack.steps {
-        let grad = ensemble_input_gradient(models, x.clone(), labels.clone());
-        x = x + grad.sign() * attack.step_size;
-        // Project onto the ε-ball around the clean image, then onto the valid pixel range.
-        let lower = clean.clone() - attack.epsilon;
-        let upper = clean.clone() + attack.epsilon;
-        x = x.max_pair(lower).min_pair(upper).clamp(0.0, 1.0);
+        x = x.clone() + gradient(x).sign() * attack.step_size;
+        x = x
+            .max_pair(lower.clone())
+            .min_pair(upper.clone())
+            .clamp(0.0, 1.0);
     }
     x
 }

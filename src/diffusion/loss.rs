@@ -9,7 +9,7 @@
 //! L_vulnerability = mean_b w(t_b) · CE(f(θ_b; x_adv), y_adv)         MLP only)
 //! L_cross     = mean_b min(w(t_b), w(t_b−1)) · CE(f(θ_b; x_b−1), y_train)
 //! x_b = clip(x_train + ε · sign ∇ₓ CE(f(θ_b; x_train), y_train), 0, 1)   (FGSM on set b, held fixed;
-//!       with diffusion.cross_steps = k > 1, k such steps of 2.5·ε/k kept within ε of x_train)
+//!       diffusion.cross_attack with k > 1 steps of α: PGD from x_train, kept within ε of it)
 //! θ_b = D(clip(x̂₀_b)) · σ_K + μ_K   (de-standardised), f the classifier with θ_b installed
 //! x̂₀ = (x_t − √(1−ᾱ_t)·ε̂) / √ᾱ_t
 //! w(t) = min(SNR_t, 5),  SNR_t = ᾱ_t / (1 − ᾱ_t)
@@ -51,6 +51,7 @@ use super::denoiser::Denoiser;
 use super::sampler::predict_x0;
 use super::schedule::Schedule;
 use super::LatentSpace;
+use crate::attacks::{signed_steps, LinfAttack};
 use crate::autoencoder::Decoder;
 use crate::functional::FunctionalMlp;
 
@@ -78,10 +79,8 @@ pub struct FunctionTerms<'a> {
     pub vulnerability_weight: f32,
     /// μ_cross, on the cross-entropy of each set on the examples crafted on its neighbour.
     pub cross_weight: f32,
-    /// ε of those examples (L∞, pixels in [0, 1]).
-    pub cross_epsilon: f32,
-    /// Their signed-gradient steps: 1 is FGSM, k > 1 PGD with steps of 2.5·ε/k.
-    pub cross_steps: usize,
+    /// The attack that crafts those examples from the clean images (never a random start).
+    pub cross_attack: LinfAttack,
     pub classifier: &'a FunctionalMlp,
     /// Per-position mean and standard deviation of θ over the K checkpoints, `[1, param_len]`.
     pub param_mean: Tensor<2>,
@@ -157,34 +156,20 @@ fn cross_term(
     (ce * weight.min_pair(previous)).mean()
 }
 
-/// Examples crafted on each set (held fixed): `cross_steps` signed-gradient steps from the
-/// clean `images` (`[n, 784]`), each projected into the ε-ball and [0, 1]. One step of ε is
-/// FGSM. → `[sets, n, 784]`
+/// Examples crafted on each set (held fixed) by `cross_attack` from the clean `images`
+/// (`[n, 784]`). → `[sets, n, 784]`
 fn craft_each(
     f: &FunctionTerms,
     theta: Tensor<2>,
     images: Tensor<2>,
     labels: Tensor<1, Int>,
 ) -> Tensor<3> {
-    let (epsilon, steps) = (f.cross_epsilon, f.cross_steps);
-    let step = if steps == 1 {
-        epsilon
-    } else {
-        2.5 * epsilon / steps as f32
-    };
     let clean = images.unsqueeze_dim::<3>(0);
-    let (low, high) = (clean.clone() - epsilon, clean.clone() + epsilon);
-    let mut x = clean;
-    for _ in 0..steps {
-        let gradient = f
-            .classifier
-            .input_gradient(theta.clone(), x.clone(), labels.clone());
-        x = (x + gradient.sign() * step)
-            .max_pair(low.clone())
-            .min_pair(high.clone())
-            .clamp(0.0, 1.0);
-    }
-    x.detach()
+    signed_steps(clean.clone(), clean, &f.cross_attack, |x| {
+        f.classifier
+            .input_gradient(theta.clone(), x, labels.clone())
+    })
+    .detach()
 }
 
 /// Computes the G2D loss for clean latents `z0` `[batch, channels, len]` at timesteps `t` with
@@ -403,8 +388,7 @@ mod tests {
                 task_weight: task,
                 vulnerability_weight: vuln,
                 cross_weight: cross,
-                cross_epsilon: 0.1,
-                cross_steps: 1,
+                cross_attack: LinfAttack::fgsm(0.1),
                 classifier: &s.classifier,
                 param_mean: Tensor::zeros([1, s.param_len], &device),
                 param_std: Tensor::ones([1, s.param_len], &device),
@@ -530,8 +514,12 @@ mod tests {
                 task_weight: 0.0,
                 vulnerability_weight: 0.0,
                 cross_weight: 1.0,
-                cross_epsilon: 0.1,
-                cross_steps: steps,
+                cross_attack: LinfAttack {
+                    epsilon: 0.1,
+                    step_size: if steps == 1 { 0.1 } else { 0.25 / steps as f32 },
+                    steps,
+                    random_start: false,
+                },
                 classifier: &classifier,
                 param_mean: Tensor::zeros([1, manifest.len()], &device),
                 param_std: Tensor::ones([1, manifest.len()], &device),

@@ -81,9 +81,9 @@ const WRITTEN_COLLECT: [&str; 6] = [
     "collect_lr",
 ];
 
-/// Moves the flat network fields of an older run file into their nested configs, and reads a
-/// run file written before `collect.vulnerability` or `diffusion.cross_weight` existed with
-/// that term off, as it ran.
+/// Moves the flat network fields of an older run file into their nested configs, reads a run
+/// file written before `collect.vulnerability` or `diffusion.cross_weight` existed with that
+/// term off, as it ran, and the cross term's attack of two settings as the attack it was.
 pub fn migrate(file: &mut Value) {
     if let Some(Value::Object(collect)) = file.get_mut("collect") {
         if WRITTEN_COLLECT.iter().all(|k| collect.contains_key(*k)) {
@@ -95,6 +95,7 @@ pub fn migrate(file: &mut Value) {
         if diffusion.contains_key("task_weight") && diffusion.contains_key("vulnerability_bank") {
             diffusion.entry("cross_weight").or_insert(0.0.into());
         }
+        migrate_cross_attack(diffusion);
     }
     for (stage, field, nested) in MOVED {
         let Some(Value::Object(stage)) = file.get_mut(stage) else {
@@ -110,6 +111,36 @@ pub fn migrate(file: &mut Value) {
             into.entry(field).or_insert(value);
         }
     }
+}
+
+/// `diffusion.cross_epsilon` and `diffusion.cross_steps`, the cross term's attack before it was
+/// a [`LinfAttack`](crate::attacks::LinfAttack), as `diffusion.cross_attack`: from the clean
+/// images, one step of ε (FGSM) or k steps of 2.5·ε/k. Values that are not an ε and a step
+/// count stay where they are, for the overlay to refuse with their path.
+fn migrate_cross_attack(diffusion: &mut Map<String, Value>) {
+    let epsilon = diffusion.get("cross_epsilon").map(Value::as_f64);
+    let steps = diffusion.get("cross_steps").map(Value::as_u64);
+    if diffusion.contains_key("cross_attack")
+        || (epsilon.is_none() && steps.is_none())
+        || epsilon == Some(None)
+        || steps == Some(None)
+    {
+        return;
+    }
+    let epsilon = epsilon.flatten().map_or(0.1, |e| e as f32);
+    let steps = steps.flatten().unwrap_or(1);
+    let step_size = match steps {
+        1 => epsilon,
+        k => 2.5 * epsilon / k as f32,
+    };
+    diffusion.remove("cross_epsilon");
+    diffusion.remove("cross_steps");
+    diffusion.insert(
+        "cross_attack".into(),
+        serde_json::json!({
+            "epsilon": epsilon, "step_size": step_size, "steps": steps, "random_start": false
+        }),
+    );
 }
 
 /// `file` laid over `defaults`: objects merge key by key; anything else (numbers, lists, null,
@@ -186,6 +217,7 @@ impl PartialEq for RunConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::attacks::LinfAttack;
 
     fn read(text: &str) -> Result<RunConfig, String> {
         serde_json::from_str(text).map_err(|e| e.to_string())
@@ -267,6 +299,27 @@ mod tests {
             (cnn.diffusion.task_weight, cnn.diffusion.cross_weight),
             (0.0, 2.0)
         );
+    }
+
+    #[test]
+    fn the_cross_terms_two_settings_read_as_the_attack_they_ran() {
+        let fgsm = read(r#"{"diffusion": {"cross_epsilon": 0.1, "cross_steps": 1}}"#).unwrap();
+        assert_eq!(fgsm.diffusion.cross_attack, LinfAttack::fgsm(0.1));
+        assert_eq!(fgsm, RunConfig::default());
+        let pgd = read(r#"{"diffusion": {"cross_epsilon": 0.05, "cross_steps": 5}}"#).unwrap();
+        let want = LinfAttack {
+            epsilon: 0.05,
+            step_size: 2.5 * 0.05 / 5.0,
+            steps: 5,
+            random_start: false,
+        };
+        assert_eq!(pgd.diffusion.cross_attack, want);
+        let steps_only = read(r#"{"diffusion": {"cross_steps": 4}}"#).unwrap();
+        assert_eq!(steps_only.diffusion.cross_attack.epsilon, 0.1);
+        assert_eq!(steps_only.diffusion.cross_attack.step_size, 2.5 * 0.1 / 4.0);
+        // What is not an ε and a step count is refused where it stands.
+        let err = read(r#"{"diffusion": {"cross_steps": 2.5}}"#).unwrap_err();
+        assert!(err.contains("`diffusion.cross_steps`"), "{err}");
     }
 
     #[test]

@@ -178,11 +178,9 @@ pub struct DiffusionTraining {
     /// μ_cross: weight of each decoded set's cross-entropy on the examples crafted on its
     /// neighbour in the batch (0: off; MLP only).
     pub cross_weight: f32,
-    /// ε (L∞) of the cross term's examples.
-    pub cross_epsilon: f32,
-    /// Signed-gradient steps that craft them: 1 is FGSM (one step of ε); k > 1 is PGD from the
-    /// clean images, k steps of 2.5·ε/k projected back into the ε-ball (no random start).
-    pub cross_steps: usize,
+    /// The L∞ attack that crafts the cross term's examples from the clean images: FGSM at
+    /// ε = 0.1 by default; more steps make it PGD (never from a random start).
+    pub cross_attack: LinfAttack,
     /// Images per step for each function-space term.
     pub function_batch: usize,
     /// Adversarial examples in the vulnerability bank (training images).
@@ -299,8 +297,7 @@ impl Default for DiffusionTraining {
             task_weight: 1.0,
             vulnerability_weight: 0.0,
             cross_weight: 10.0,
-            cross_epsilon: 0.1,
-            cross_steps: 1,
+            cross_attack: LinfAttack::fgsm(0.1),
             function_batch: 64,
             vulnerability_bank: 2048,
             vulnerability_attack: LinfAttack::pgd(0.1, 10),

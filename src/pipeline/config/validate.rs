@@ -120,22 +120,13 @@ impl RunConfig {
         self.diffusion
             .vulnerability_attack
             .validate("diffusion.vulnerability_attack")?;
-        if !(self.diffusion.cross_epsilon > 0.0 && self.diffusion.cross_epsilon <= 1.0) {
+        self.diffusion
+            .cross_attack
+            .validate("diffusion.cross_attack")?;
+        if self.diffusion.cross_attack.random_start {
             return Err(G2dError::config(
-                "diffusion.cross_epsilon",
-                format!(
-                    "must be in (0, 1] (pixels lie in [0, 1]), got {}",
-                    self.diffusion.cross_epsilon
-                ),
-            ));
-        }
-        if !(1..=100).contains(&self.diffusion.cross_steps) {
-            return Err(G2dError::config(
-                "diffusion.cross_steps",
-                format!(
-                    "must be 1 (FGSM) to 100 steps, got {}",
-                    self.diffusion.cross_steps
-                ),
+                "diffusion.cross_attack.random_start",
+                "must be false: the cross term crafts each set's examples from the clean images",
             ));
         }
         if self.diffusion.cross_weight != 0.0 && self.diffusion.batch_size < 2 {
@@ -237,10 +228,17 @@ mod tests {
             "diffusion.cross_weight",
         );
         refused(
-            |c| c.diffusion.cross_epsilon = 0.0,
-            "diffusion.cross_epsilon",
+            |c| c.diffusion.cross_attack.epsilon = 1.5,
+            "diffusion.cross_attack.epsilon",
         );
-        refused(|c| c.diffusion.cross_steps = 0, "diffusion.cross_steps");
+        refused(
+            |c| c.diffusion.cross_attack.steps = 0,
+            "diffusion.cross_attack.steps",
+        );
+        refused(
+            |c| c.diffusion.cross_attack.random_start = true,
+            "diffusion.cross_attack.random_start",
+        );
         refused(
             |c| {
                 c.diffusion.cross_weight = 0.5;
