@@ -44,7 +44,7 @@ pub struct Overrides {
     /// K, the number of checkpoints.
     #[arg(long, global = true)]
     pub checkpoints: Option<usize>,
-    /// Optimizer steps of target training before collection.
+    /// Optimizer steps of target training before collection (default 12,000).
     #[arg(long, global = true)]
     pub pretrain_steps: Option<usize>,
     #[arg(long, global = true)]
@@ -80,7 +80,7 @@ pub struct Overrides {
     #[arg(long, global = true)]
     pub init: Option<PathBuf>,
     /// Adversarial training during collection with PGD-7 at this ε: a robust target and robust
-    /// checkpoints (default 0.07; 0 turns it off, as p-diff collects).
+    /// checkpoints (default 0.1; 0 turns it off, as p-diff collects).
     #[arg(long, global = true)]
     pub adversarial_collect: Option<f32>,
     /// Collect checkpoints away from θ_orig: + this weight × cross-entropy on PGD-10
@@ -321,13 +321,15 @@ mod tests {
     }
 
     #[test]
-    fn collection_is_adversarial_at_0_07_unless_told() {
+    fn collection_is_adversarial_at_0_1_after_12000_target_steps_unless_told() {
         let epsilon = |c: RunConfig| c.collect.adversarial.map(|a| (a.epsilon, a.steps));
-        assert_eq!(epsilon(config(&[])), Some((0.07, 7)));
+        assert_eq!(epsilon(config(&[])), Some((0.1, 7)));
         assert_eq!(
-            epsilon(config(&["--adversarial-collect", "0.1"])),
-            Some((0.1, 7))
+            epsilon(config(&["--adversarial-collect", "0.07"])),
+            Some((0.07, 7))
         );
+        assert_eq!(config(&[]).collect.pretrain_steps, 12_000);
+        assert_eq!(RunConfig::base().collect.pretrain_steps, 2000);
         assert_eq!(epsilon(config(&["--adversarial-collect", "0"])), None);
         assert_eq!(RunConfig::base().collect.adversarial, None);
     }

@@ -37,7 +37,7 @@ pub fn export(run: &str, dir: &Path) -> PathBuf {
 
 /// Stages small enough that a whole pipeline takes about a second.
 pub const TINY_RUN: &str = r#"{"collect": {"checkpoints": 4, "save_every": 1, "vulnerability": null, "adversarial": null,
-                "seeds": 1},
+                "seeds": 1, "pretrain_steps": 2000},
     "autoencoder": {"steps": 5, "batch_size": 4, "network": {"channels": [8]}},
     "diffusion": {"steps": 5, "batch_size": 4, "baseline": false, "lambda_l1": 0.5,
                   "denoiser": {"channels": 8, "time_dim": 8}},

@@ -363,6 +363,7 @@ mod tests {
         // defaults then) recorded; with one run, where the runs start changes nothing.
         let mut away_all = RunConfig::default();
         away_all.data.source = crate::pipeline::sources::DataSource::Mnist;
+        away_all.collect.pretrain_steps = 2000;
         away_all.collect.seeds = 1;
         away_all.collect.adversarial = None;
         away_all.collect.vulnerability.as_mut().unwrap().weight = 1.0;
