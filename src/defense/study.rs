@@ -377,10 +377,7 @@ pub fn study(runs: &[Run], plan: &ThreatPlan, command: String) -> Result<ThreatS
         command,
         dataset: ctx.splits.name.clone(),
         plan: plan.clone(),
-        recommended: recommend(
-            &measured.methods,
-            ctx.accuracy(&ctx.main.original, &ctx.splits.validation),
-        ),
+        recommended: recommend(&measured.methods, ctx.original_accuracy.0),
         methods: measured.methods,
         unserved: measured.unserved,
         rule: RULE.to_string(),
