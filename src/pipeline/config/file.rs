@@ -118,17 +118,18 @@ pub fn migrate(file: &mut Value) {
 /// images, one step of ε (FGSM) or k steps of 2.5·ε/k. Values that are not an ε and a step
 /// count stay where they are, for the overlay to refuse with their path.
 fn migrate_cross_attack(diffusion: &mut Map<String, Value>) {
-    let epsilon = diffusion.get("cross_epsilon").map(Value::as_f64);
-    let steps = diffusion.get("cross_steps").map(Value::as_u64);
-    if diffusion.contains_key("cross_attack")
-        || (epsilon.is_none() && steps.is_none())
-        || epsilon == Some(None)
-        || steps == Some(None)
-    {
+    let (epsilon, steps) = (diffusion.get("cross_epsilon"), diffusion.get("cross_steps"));
+    if diffusion.contains_key("cross_attack") || (epsilon.is_none() && steps.is_none()) {
         return;
     }
-    let epsilon = epsilon.flatten().map_or(0.1, |e| e as f32);
-    let steps = steps.flatten().unwrap_or(1);
+    // An absent one held its default then: ε = 0.1, one step.
+    let (Some(epsilon), Some(steps)) = (
+        epsilon.map_or(Some(0.1), Value::as_f64),
+        steps.map_or(Some(1), Value::as_u64),
+    ) else {
+        return;
+    };
+    let epsilon = epsilon as f32;
     let step_size = match steps {
         1 => epsilon,
         k => 2.5 * epsilon / k as f32,
