@@ -121,3 +121,45 @@ fn bad_bundles_settings_and_counts_are_refused_with_their_code() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `bench --train` times the autoencoder, the diffusion model at λ = 0 and at the run's λ, and
+/// at that λ with the function-space terms the default configuration turns on, read from the
+/// bundle alone.
+#[test]
+fn bench_train_times_every_stage_with_the_default_terms() {
+    let dir = scratch("cli-bench-train");
+    let bundle = dir.join("tiny.g2d");
+    std::fs::write(&bundle, BUNDLE).unwrap();
+    let run = dir.join("run");
+    let out = Command::new(env!("CARGO_BIN_EXE_g2d"))
+        .args(["--run", run.to_str().unwrap(), "--json", "bench", "--train"])
+        .args(["--repeats", "2", "--bundle", bundle.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stages: Vec<(String, f64)> = report["training"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            let stage = row["stage"].as_str().unwrap().to_string();
+            (stage, row["ms_per_step"].as_f64().unwrap())
+        })
+        .collect();
+    let names: Vec<&str> = stages.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "autoencoder",
+            "diffusion, λ = 0",
+            "diffusion, λ = 0.05",
+            "diffusion, λ = 0.05, task ×1, cross ×10"
+        ]
+    );
+    assert!(stages.iter().all(|(_, ms)| ms.is_finite() && *ms > 0.0));
+}

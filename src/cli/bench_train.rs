@@ -4,20 +4,27 @@
 //!
 //! The steps are the pipeline's own (`train_autoencoder`, `train_diffusion`), run on K synthetic
 //! checkpoints shaped like the bundle's regenerated tensors (θ_orig plus small noise): a step's
-//! cost depends on the shapes, not on the values. The function-space terms are left out (they
-//! need the run's images); each stage runs once untimed first, so kernel compilation and
+//! cost depends on the shapes, not on the values. The run's λ is timed twice: with the distance
+//! term alone, and with the function-space terms the run's configuration turns on (MLP only),
+//! which read the bundle's validation images as their training batch and their bank of
+//! adversarial examples. Each stage runs once untimed first, so kernel compilation and
 //! allocation warm-up are not counted.
 
 use std::path::Path;
 
 use serde_json::json;
 
+use burn::prelude::*;
+
 use crate::bundle::Bundle;
+use crate::classifier::Arch;
 use crate::error::Result;
+use crate::functional::FunctionalMlp;
+use crate::normalize::Normalizer;
 use crate::pipeline::config::RunConfig;
 use crate::pipeline::run::{load_bundle, Run};
 use crate::pipeline::train_autoencoder::{train_autoencoder, TrainedAutoencoder};
-use crate::pipeline::train_diffusion::{train_diffusion, DiffusionData};
+use crate::pipeline::train_diffusion::{train_diffusion, DiffusionData, FunctionData};
 use crate::rng::G2dRng;
 
 /// Steps of the untimed warm-up run of each stage.
@@ -42,17 +49,36 @@ fn with_steps(config: &RunConfig, steps: usize) -> RunConfig {
     let mut c = config.clone();
     c.autoencoder.steps = steps;
     c.diffusion.steps = steps;
-    c.diffusion.task_weight = 0.0;
-    c.diffusion.vulnerability_weight = 0.0;
     c
 }
 
-/// Milliseconds per diffusion step at `lambda`.
+/// What the function-space terms read, from the bundle alone: its classifier batched over
+/// parameter sets, and its validation images as both the training batch and the bank.
+fn bundle_function_data<'a>(
+    bundle: &'a Bundle,
+    param_norm: &'a Normalizer,
+    device: &Device,
+) -> Result<FunctionData<'a>> {
+    let meta = &bundle.meta;
+    let classifier = meta
+        .fixed
+        .unflatten(meta.classifier.init(device), &bundle.fixed)?;
+    Ok(FunctionData {
+        classifier: FunctionalMlp::new(meta.classifier.arch, &classifier, &meta.regenerated)?,
+        param_norm,
+        train: &bundle.validation,
+        bank: bundle.validation.clone(),
+    })
+}
+
+/// Milliseconds per diffusion step at `lambda`, with the function-space terms when `function`
+/// is given.
 fn diffusion_ms(
     config: &RunConfig,
     ae: &TrainedAutoencoder,
     theta_orig: &[f32],
     lambda: f32,
+    function: Option<FunctionData>,
     run: &Run,
 ) -> Result<f64> {
     let data = DiffusionData {
@@ -62,7 +88,7 @@ fn diffusion_ms(
         latent_clip: ae.info.latent_clip,
         decoder: &ae.decoder,
         theta_orig,
-        function: None,
+        function,
     };
     train_diffusion(
         &with_steps(config, WARM_UP_STEPS),
@@ -89,8 +115,24 @@ pub fn bench_train(run: &Run, bundle_path: &Path, steps: usize, json: bool) -> R
     let lambda = config.diffusion.lambda_l1;
     let mut rows = vec![("autoencoder".to_string(), ae_ms)];
     for l in [0.0, lambda] {
-        let ms = diffusion_ms(&config, &ae, &theta_orig, l, run)?;
+        let ms = diffusion_ms(&config, &ae, &theta_orig, l, None, run)?;
         rows.push((format!("diffusion, λ = {l}"), ms));
+    }
+    let d = &config.diffusion;
+    if d.function_terms_at(lambda) && bundle.meta.classifier.arch == Arch::Mlp {
+        let function = bundle_function_data(&bundle, &ae.param_norm, &run.device)?;
+        let ms = diffusion_ms(&config, &ae, &theta_orig, lambda, Some(function), run)?;
+        let terms = [
+            ("task", d.task_weight),
+            ("vulnerability", d.vulnerability_weight),
+            ("cross", d.cross_weight),
+        ]
+        .iter()
+        .filter(|(_, w)| *w != 0.0)
+        .map(|(name, w)| format!("{name} ×{w}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+        rows.push((format!("diffusion, λ = {lambda}, {terms}"), ms));
     }
     if json {
         let rows: Vec<_> = rows
@@ -107,12 +149,11 @@ pub fn bench_train(run: &Run, bundle_path: &Path, steps: usize, json: bool) -> R
         config.collect.checkpoints,
         run.config.backend.label(),
     );
-    let batches = [
-        config.autoencoder.batch_size,
-        config.diffusion.batch_size,
-        config.diffusion.batch_size,
-    ];
-    for ((stage, ms), batch) in rows.iter().zip(batches) {
+    for (i, (stage, ms)) in rows.iter().enumerate() {
+        let batch = match i {
+            0 => config.autoencoder.batch_size,
+            _ => config.diffusion.batch_size,
+        };
         println!("| {stage} | {batch} | {ms:.1} |");
     }
     Ok(())
