@@ -62,7 +62,8 @@ pub struct CollectConfig {
     pub init: Option<std::path::PathBuf>,
     /// Optimizer steps of full training before collection starts: 12,000 (28 epochs of full
     /// MNIST's 55,000 training images at batch 128), where the clean target's validation
-    /// accuracy stops rising (`.ci/target-steps`; 2,000 until the mnist-trained study).
+    /// accuracy stops rising (`.ci/target-steps`; 2,000 in the studies before the threat model's
+    /// report).
     pub pretrain_steps: usize,
     pub batch_size: usize,
     pub lr: f64,
