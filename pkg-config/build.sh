@@ -10,6 +10,8 @@
 #   G2D_SKIP_WASM_OPT=1    test build: the release profile (shared with the wasm tests), no
 #                          wasm-opt; faster, larger. Otherwise the wasm-publish profile
 #                          (opt-level z, fat LTO, one codegen unit) and wasm-opt -Oz.
+#   G2D_WASM_FEATURES      extra crate features for the wasm build, e.g. `fusion` (burn's kernel
+#                          fusion on WebGPU; measured in the README, not shipped)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -63,7 +65,8 @@ crate_version() {
 PROFILE=wasm-publish
 [[ "${G2D_SKIP_WASM_OPT:-}" == 1 ]] && PROFILE=release
 echo "==> cargo build (wasm32, profile $PROFILE) into $CARGO_TARGET_DIR"
-cargo build --lib --target wasm32-unknown-unknown --profile "$PROFILE" --no-default-features
+cargo build --lib --target wasm32-unknown-unknown --profile "$PROFILE" --no-default-features \
+  ${G2D_WASM_FEATURES:+--features "$G2D_WASM_FEATURES"}
 WASM_IN="$CARGO_TARGET_DIR/wasm32-unknown-unknown/$PROFILE/g2d.wasm"
 
 # wasm-bindgen's CLI must match the library version exactly, or the glue is wrong.
