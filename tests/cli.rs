@@ -3,18 +3,23 @@
 
 mod common;
 
-use std::process::Command;
+use std::process::{Command, Output};
 
 use common::scratch;
 
 const BUNDLE: &[u8] = include_bytes!("fixtures/tiny.g2d");
 
-/// Runs `g2d ARGS` and returns its exit status and stderr.
-fn g2d(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_g2d"))
+/// Runs `g2d ARGS` to the end.
+fn output(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_g2d"))
         .args(args)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// Runs `g2d ARGS` and returns its exit status and stderr.
+fn g2d(args: &[&str]) -> (i32, String) {
+    let out = output(args);
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -131,11 +136,17 @@ fn bench_train_times_every_stage_with_the_default_terms() {
     let bundle = dir.join("tiny.g2d");
     std::fs::write(&bundle, BUNDLE).unwrap();
     let run = dir.join("run");
-    let out = Command::new(env!("CARGO_BIN_EXE_g2d"))
-        .args(["--run", run.to_str().unwrap(), "--json", "bench", "--train"])
-        .args(["--repeats", "2", "--bundle", bundle.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = output(&[
+        "--run",
+        run.to_str().unwrap(),
+        "--json",
+        "bench",
+        "--train",
+        "--repeats",
+        "2",
+        "--bundle",
+        bundle.to_str().unwrap(),
+    ]);
     assert!(
         out.status.success(),
         "{}",
