@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Build the g2d-wasm npm package into pkg/ (git-ignored) from source.
+# Build the g2d-wasm npm package into pkg/ (git-ignored) from source: two wasm modules, g2d_wasm
+# (WebGPU and the CPU backend) and g2d_wasm_cpu (the CPU backend alone), of which the loader
+# (index.js) fetches one.
 #
 #   pkg-config/build.sh [--out DIR]
 #
@@ -10,8 +12,8 @@
 #   G2D_SKIP_WASM_OPT=1    test build: the release profile (shared with the wasm tests), no
 #                          wasm-opt; faster, larger. Otherwise the wasm-publish profile
 #                          (opt-level z, fat LTO, one codegen unit) and wasm-opt -Oz.
-#   G2D_WASM_FEATURES      extra crate features for the wasm build, e.g. `fusion` (burn's kernel
-#                          fusion on WebGPU; measured in the README, not shipped)
+#   G2D_WASM_FEATURES      extra crate features for the WebGPU module, e.g. `fusion` (burn's
+#                          kernel fusion on WebGPU; measured in the README, not shipped)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -22,7 +24,7 @@ while [[ $# -gt 0 ]]; do
   case "$1" in
     --out) [[ $# -ge 2 ]] || { echo "--out needs a folder" >&2; exit 2; }; OUT=$2; shift 2 ;;
     --out=*) OUT=${1#--out=}; shift ;;
-    -h|--help) sed -n '2,13s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16s/^# \{0,1\}//p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -64,10 +66,6 @@ crate_version() {
 
 PROFILE=wasm-publish
 [[ "${G2D_SKIP_WASM_OPT:-}" == 1 ]] && PROFILE=release
-echo "==> cargo build (wasm32, profile $PROFILE) into $CARGO_TARGET_DIR"
-cargo build --lib --target wasm32-unknown-unknown --profile "$PROFILE" --no-default-features \
-  ${G2D_WASM_FEATURES:+--features "$G2D_WASM_FEATURES"}
-WASM_IN="$CARGO_TARGET_DIR/wasm32-unknown-unknown/$PROFILE/g2d.wasm"
 
 # wasm-bindgen's CLI must match the library version exactly, or the glue is wrong.
 WB_VERSION=$(lock_version wasm-bindgen)
@@ -81,31 +79,49 @@ if [[ "$HAVE" != "$WB_VERSION" ]]; then
   (cd "$TOOLS" && cargo install wasm-bindgen-cli --version "$WB_VERSION" --root "$TOOLS")
 fi
 
-echo "==> wasm-bindgen $WB_VERSION"
 rm -rf pkg
-wasm-bindgen --target web --out-name g2d_wasm --out-dir pkg "$WASM_IN"
-# Where the bytes go, by crate (needs the name section, which wasm-opt strips).
-BY_CRATE=$(node pkg-config/wasm-size.mjs pkg/g2d_wasm_bg.wasm --top 8)
+mkdir -p pkg
+declare -A BY_CRATE
 
-if [[ "${G2D_SKIP_WASM_OPT:-}" != 1 ]]; then
-  # binaryen from npm, pinned in tests/package.json. Not /usr/bin/wasm-opt: Debian's
-  # binaryen 108 produces a broken module.
-  WASM_OPT="$ROOT/tests/node_modules/.bin/wasm-opt"
-  if [[ ! -x "$WASM_OPT" ]]; then
-    echo "==> npm ci --prefix tests (for wasm-opt)"
-    npm ci --prefix tests
+# build_module NAME [FEATURES]: the crate for wasm32 with FEATURES, through wasm-bindgen into
+# pkg/NAME.js and pkg/NAME_bg.wasm, then (published build) wasm-opt.
+build_module() {
+  local name=$1 features=$2
+  echo "==> cargo build $name (wasm32, profile $PROFILE${features:+, features $features}) into $CARGO_TARGET_DIR"
+  cargo build --lib --target wasm32-unknown-unknown --profile "$PROFILE" --no-default-features \
+    ${features:+--features "$features"}
+  echo "==> wasm-bindgen $WB_VERSION: $name"
+  wasm-bindgen --target web --out-name "$name" --out-dir pkg \
+    "$CARGO_TARGET_DIR/wasm32-unknown-unknown/$PROFILE/g2d.wasm"
+  # Where the bytes go, by crate (needs the name section, which wasm-opt strips).
+  BY_CRATE[$name]=$(node pkg-config/wasm-size.mjs "pkg/${name}_bg.wasm" --top 8)
+
+  if [[ "${G2D_SKIP_WASM_OPT:-}" != 1 ]]; then
+    # binaryen from npm, pinned in tests/package.json. Not /usr/bin/wasm-opt: Debian's
+    # binaryen 108 produces a broken module.
+    local wasm_opt="$ROOT/tests/node_modules/.bin/wasm-opt"
+    if [[ ! -x "$wasm_opt" ]]; then
+      echo "==> npm ci --prefix tests (for wasm-opt)"
+      npm ci --prefix tests
+    fi
+    local opt_flags
+    read -r -a opt_flags <<<"${G2D_WASM_OPT_FLAGS:--Oz}"
+    echo "==> $("$wasm_opt" --version) ${opt_flags[*]}: $name"
+    # The post-MVP features rustc emits by default (plus SIMD, in case it is enabled), so
+    # the module validates and the optimiser may keep using them.
+    "$wasm_opt" "${opt_flags[@]}" \
+      --enable-bulk-memory --enable-bulk-memory-opt --enable-nontrapping-float-to-int \
+      --enable-sign-ext --enable-mutable-globals --enable-reference-types \
+      --enable-multivalue --enable-simd \
+      "pkg/${name}_bg.wasm" -o "pkg/${name}_bg.opt.wasm"
+    mv "pkg/${name}_bg.opt.wasm" "pkg/${name}_bg.wasm"
   fi
-  read -r -a OPT_FLAGS <<<"${G2D_WASM_OPT_FLAGS:--Oz}"
-  echo "==> $("$WASM_OPT" --version) ${OPT_FLAGS[*]}"
-  # The post-MVP features rustc emits by default (plus SIMD, in case it is enabled), so
-  # the module validates and the optimiser may keep using them.
-  "$WASM_OPT" "${OPT_FLAGS[@]}" \
-    --enable-bulk-memory --enable-bulk-memory-opt --enable-nontrapping-float-to-int \
-    --enable-sign-ext --enable-mutable-globals --enable-reference-types \
-    --enable-multivalue --enable-simd \
-    pkg/g2d_wasm_bg.wasm -o pkg/g2d_wasm_bg.opt.wasm
-  mv pkg/g2d_wasm_bg.opt.wasm pkg/g2d_wasm_bg.wasm
-fi
+}
+
+# The WebGPU module (it also runs the CPU backend, for "auto" without an adapter and after a
+# lost device), then the CPU-only one, which the loader takes where WebGPU is not used.
+build_module g2d_wasm "wgpu${G2D_WASM_FEATURES:+,$G2D_WASM_FEATURES}"
+build_module g2d_wasm_cpu ""
 
 echo "==> package files"
 cp pkg-config/{index.js,index.d.ts,rotation.js,default.g2d,worker.js,worker-client.js,worker-client.d.ts,README.md} pkg/
@@ -128,11 +144,13 @@ if [[ -n "$DEST" ]]; then
   echo "==> copied to $DEST"
 fi
 
-WASM=pkg/g2d_wasm_bg.wasm
-RAW=$(wc -c < "$WASM")
-GZ=$(gzip -9 -c "$WASM" | wc -c)
 mb() { awk -v b="$1" 'BEGIN { printf "%.2f", b / 1e6 }'; }
 echo "g2d-wasm $VERSION: $ROOT/pkg"
-echo "  $WASM ($PROFILE): $RAW bytes ($(mb "$RAW") MB), gzip -9: $GZ bytes ($(mb "$GZ") MB)"
-echo "  before wasm-opt, by crate:"
-sed 's/^/    /' <<<"$BY_CRATE"
+for name in g2d_wasm g2d_wasm_cpu; do
+  WASM=pkg/${name}_bg.wasm
+  RAW=$(wc -c < "$WASM")
+  GZ=$(gzip -9 -c "$WASM" | wc -c)
+  echo "  $WASM ($PROFILE): $RAW bytes ($(mb "$RAW") MB), gzip -9: $GZ bytes ($(mb "$GZ") MB)"
+  echo "  before wasm-opt, by crate:"
+  sed 's/^/    /' <<<"${BY_CRATE[$name]}"
+done

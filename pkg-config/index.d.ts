@@ -63,7 +63,10 @@ export interface G2DError extends Error {
 /** Anything `G2D.load` accepts: the bundle's bytes, or a URL to fetch them from. */
 export type BundleSource = Uint8Array | ArrayBuffer | string | URL;
 
-/** What `init` accepts: where to find `g2d_wasm_bg.wasm`, or the module itself. */
+/**
+ * What `init` and `initCpu` accept: where to find their `.wasm` (`g2d_wasm_bg.wasm`,
+ * `g2d_wasm_cpu_bg.wasm`), or the module itself.
+ */
 export type InitInput =
   | RequestInfo
   | URL
@@ -243,10 +246,20 @@ export interface BundleInfo {
 }
 
 /**
- * Initialise the WebAssembly module. `G2D.load` does this for you; call it first only to
- * load the `.wasm` from a custom location. Only the first call's argument is used.
+ * Initialise the WebGPU module (`g2d_wasm_bg.wasm`, which also runs the CPU backend).
+ * `G2D.load` does this for you when it needs WebGPU; call it first only to load the `.wasm`
+ * from a custom location. Once it is initialised, every later `G2D.load` uses it, whatever the
+ * backend. Only the first call's argument is used.
  */
-export function init(moduleOrPath?: InitInput): Promise<unknown>;
+export function init(moduleOrPath?: InitInput): Promise<void>;
+
+/**
+ * Initialise the CPU-only module (`g2d_wasm_cpu_bg.wasm`, a fraction of the WebGPU module's
+ * size). `G2D.load` does this for you for backend "cpu", and for "auto" where no hardware
+ * WebGPU adapter answers; call it first only to load the `.wasm` from a custom location (in
+ * Node.js, from its bytes). Only the first call's argument is used.
+ */
+export function initCpu(moduleOrPath?: InitInput): Promise<void>;
 
 /** Where the bundle the package ships lies: `default.g2d` next to index.js. */
 export const DEFAULT_BUNDLE: URL;

@@ -1,12 +1,19 @@
-// Entry point of the g2d-wasm package: a thin layer over the wasm-bindgen output
-// (./g2d_wasm.js) that initialises the module once and accepts bundles from URLs.
+// Entry point of the g2d-wasm package: a thin layer over the wasm-bindgen output that
+// initialises a module once and accepts bundles from URLs. The package ships two modules:
+// g2d_wasm (WebGPU and the CPU backend) and g2d_wasm_cpu (the CPU backend alone, a fraction of
+// the size). G2D.load fetches only the one it needs.
 
-import initWasm, { G2D as WasmG2D } from "./g2d_wasm.js";
 import { Rotation } from "./rotation.js";
 
 export { Rotation };
 
-let initPromise = null;
+// One entry per module: its glue, imported on first use, and the promise of its initialisation.
+const MODULES = {
+  webgpu: { glue: () => import("./g2d_wasm.js"), promise: null },
+  cpu: { glue: () => import("./g2d_wasm_cpu.js"), promise: null },
+};
+// Lets G2D's constructor refuse callers other than G2D.load.
+const LOADING = Symbol("G2D.load");
 
 // Every error this package throws carries a stable `code` (the message may be reworded);
 // errors from the wasm side already have theirs.
@@ -32,30 +39,73 @@ function checkSimd() {
   }
 }
 
-/**
- * Initialise the WebAssembly module. Called implicitly by `G2D.load`; call it yourself
- * first only to load the `.wasm` from somewhere else than next to this file.
- * Only the first call's argument counts; later calls return the same promise.
- */
-export function init(moduleOrPath) {
-  if (!initPromise) {
+function initModule(which, moduleOrPath) {
+  const entry = MODULES[which];
+  if (!entry.promise) {
     // wasm-bindgen's init wants `{ module_or_path }`; a bare argument still works but
-    // logs a deprecation warning, and no argument means "next to g2d_wasm.js".
+    // logs a deprecation warning, and no argument means "next to the glue file".
     // An object that already has `module_or_path` (wasm-bindgen's own form) passes through.
     const wrapped =
       moduleOrPath !== null && typeof moduleOrPath === "object" && "module_or_path" in moduleOrPath
         ? moduleOrPath
         : { module_or_path: moduleOrPath };
     const args = moduleOrPath === undefined ? [] : [wrapped];
-    initPromise = Promise.resolve()
+    entry.promise = Promise.resolve()
       .then(checkSimd)
-      .then(() => initWasm(...args))
+      .then(entry.glue)
+      .then(async (glue) => {
+        await glue.default(...args);
+        return glue.G2D;
+      })
       .catch((err) => {
-        initPromise = null; // let a later call retry, e.g. after a transient network error
+        entry.promise = null; // let a later call retry, e.g. after a transient network error
         throw err;
       });
   }
-  return initPromise;
+  return entry.promise;
+}
+
+/**
+ * Initialise the WebGPU module (g2d_wasm_bg.wasm, which also runs the CPU backend). Called
+ * implicitly by `G2D.load` when it needs WebGPU; call it yourself first only to load the
+ * `.wasm` from somewhere else than next to this file. Once it is initialised, every later
+ * `G2D.load` uses it, whatever the backend. Only the first call's argument counts.
+ */
+export function init(moduleOrPath) {
+  return initModule("webgpu", moduleOrPath).then(() => undefined);
+}
+
+/**
+ * Initialise the CPU-only module (g2d_wasm_cpu_bg.wasm). Called implicitly by `G2D.load` for
+ * backend "cpu", and for "auto" where no hardware WebGPU adapter answers; call it yourself
+ * first only to load that `.wasm` from somewhere else (in Node.js, from its bytes).
+ */
+export function initCpu(moduleOrPath) {
+  return initModule("cpu", moduleOrPath).then(() => undefined);
+}
+
+// Whether this page or worker offers a hardware WebGPU adapter: what "auto" runs on. A
+// software fallback adapter (SwiftShader and the like) is slower than the CPU backend.
+async function hardwareAdapter() {
+  const gpu = globalThis.navigator?.gpu;
+  if (!gpu) return false;
+  try {
+    const adapter = await gpu.requestAdapter();
+    if (!adapter) return false;
+    return !(adapter.info?.isFallbackAdapter ?? adapter.isFallbackAdapter ?? false);
+  } catch {
+    return false;
+  }
+}
+
+// The module for a load with `backend`: the WebGPU module once initialised (it also runs the
+// CPU backend) or where WebGPU may be used, else the CPU-only one. The module itself then picks
+// the device and says why (`info().backendReason`).
+async function moduleFor(backend) {
+  if (MODULES.webgpu.promise) return MODULES.webgpu.promise;
+  const wantsWebgpu =
+    backend === "webgpu" || backend === "wgpu" || (backend === "auto" && (await hardwareAdapter()));
+  return initModule(wantsWebgpu ? "webgpu" : "cpu");
 }
 
 async function fetchBundle(source) {
@@ -103,8 +153,8 @@ export class G2D {
   #loadOptions;
 
   /** @internal Use `G2D.load`. */
-  constructor(inner, bundle, loadOptions) {
-    if (!(inner instanceof WasmG2D)) {
+  constructor(inner, bundle, loadOptions, token) {
+    if (token !== LOADING) {
       throw codedError("use G2D.load() to create a G2D", "INVALID_ARGUMENT", TypeError);
     }
     this.#inner = inner;
@@ -117,7 +167,7 @@ export class G2D {
    * package's own `default.g2d` (full MNIST, fetched from next to this file).
    */
   static async load(source = DEFAULT_BUNDLE, options = {}) {
-    await init().catch((err) => {
+    const WasmG2D = await moduleFor((options ?? {}).backend ?? "auto").catch((err) => {
       // E.g. the .wasm could not be fetched or compiled.
       if (err !== null && typeof err === "object" && !("code" in err)) err.code = "WASM_INIT";
       throw err;
@@ -125,7 +175,7 @@ export class G2D {
     const bytes = await toBytes(source);
     // Kept for a rotation's sampling worker: a copy when the caller owns the array.
     const kept = typeof source === "string" || source instanceof URL ? bytes : bytes.slice();
-    return new G2D(await WasmG2D.load(bytes, options ?? {}), kept, options ?? {});
+    return new G2D(await WasmG2D.load(bytes, options ?? {}), kept, options ?? {}, LOADING);
   }
 
   // After free() the wasm object is gone; say so instead of failing on `undefined`.

@@ -1,9 +1,10 @@
 //! Where tensors run. The CPU backend is chosen here and nowhere else; burn-wgpu is the GPU
-//! backend natively (feature `wgpu`) and in the browser (WebGPU).
+//! backend natively and in the browser (WebGPU), both with the feature `wgpu`.
 
 use burn::prelude::Device;
 use serde::{Deserialize, Serialize};
 
+#[cfg(any(feature = "wgpu", not(target_arch = "wasm32")))]
 use crate::error::{G2dError, Result};
 
 /// The backends G2D runs on.
@@ -37,7 +38,7 @@ pub fn wgpu_device() -> Result<Device> {
 }
 
 /// Initialises WebGPU in the browser (async, once, before the first tensor).
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(feature = "wgpu", target_arch = "wasm32"))]
 pub async fn webgpu_device() -> Result<Device> {
     Device::wgpu_options()
         .init_async()

@@ -1,6 +1,8 @@
 //! Which device the browser build runs on: WebGPU on a hardware adapter, the CPU backend
-//! otherwise, and why.
+//! otherwise, and why. Built without the `wgpu` feature (the package's CPU-only module,
+//! `g2d_wasm_cpu`), it has no WebGPU and says so.
 
+#[cfg(feature = "wgpu")]
 use std::cell::RefCell;
 
 use burn::prelude::*;
@@ -8,9 +10,10 @@ use js_sys::{Function, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
-use crate::backend::{cpu_device, webgpu_device, BackendKind};
+use crate::backend::{cpu_device, BackendKind};
 use crate::error::{G2dError, Result};
 
+#[cfg(feature = "wgpu")]
 thread_local! {
     /// burn's wgpu runtime initialises once per page or worker; later loads reuse it.
     static WEBGPU: RefCell<Option<std::result::Result<Device, String>>> = const { RefCell::new(None) };
@@ -25,11 +28,12 @@ fn has_navigator_gpu() -> bool {
         .is_some_and(|g| !g.is_undefined() && !g.is_null())
 }
 
+#[cfg(feature = "wgpu")]
 async fn webgpu() -> std::result::Result<Device, String> {
     if let Some(cached) = WEBGPU.with(|w| w.borrow().clone()) {
         return cached;
     }
-    let result = webgpu_device().await.map_err(|e| match e {
+    let result = crate::backend::webgpu_device().await.map_err(|e| match e {
         G2dError::Backend { reason, .. } => reason,
         other => other.to_string(),
     });
@@ -37,8 +41,22 @@ async fn webgpu() -> std::result::Result<Device, String> {
     result
 }
 
+/// The CPU-only module cannot open WebGPU: the package's loader takes it only where no
+/// hardware adapter answers, or for backend "cpu".
+#[cfg(not(feature = "wgpu"))]
+async fn webgpu() -> std::result::Result<Device, String> {
+    Err(if request_adapter().await.is_none() {
+        "no WebGPU adapter answered (navigator.gpu.requestAdapter() gave none)"
+    } else {
+        "this is the package's CPU-only module (g2d_wasm_cpu), built without WebGPU; \
+         the loader takes the WebGPU module where a hardware adapter answers"
+    }
+    .into())
+}
+
 /// The page's (or worker's) WebGPU device, initialised on first use and shared by every later
 /// caller: burn's wgpu runtime initialises once per page.
+#[cfg(feature = "wgpu")]
 pub async fn shared_webgpu() -> Result<Device> {
     webgpu().await.map_err(|reason| G2dError::Backend {
         backend: "webgpu".into(),
@@ -48,15 +66,14 @@ pub async fn shared_webgpu() -> Result<Device> {
 
 /// After the WebGPU device failed under a call: later loads on this page or worker do not reuse
 /// it ("auto" takes the CPU and says why, "webgpu" is refused).
+#[cfg(feature = "wgpu")]
 pub(super) fn forget_webgpu(reason: &str) {
     let lost = format!("the WebGPU device failed earlier on this page ({reason})");
     WEBGPU.with(|w| *w.borrow_mut() = Some(Err(lost)));
 }
 
-/// Whether the adapter the browser offers is a software fallback (SwiftShader and the like):
-/// `GPUAdapterInfo.isFallbackAdapter`, or the older `GPUAdapter.isFallbackAdapter`. `None` when
-/// there is no adapter or the browser does not say.
-async fn adapter_is_fallback() -> Option<bool> {
+/// The adapter `navigator.gpu.requestAdapter()` answers with, if any.
+async fn request_adapter() -> Option<JsValue> {
     let navigator = Reflect::get(&js_sys::global(), &"navigator".into()).ok()?;
     let gpu = Reflect::get(&navigator, &"gpu".into()).ok()?;
     let request: Function = Reflect::get(&gpu, &"requestAdapter".into())
@@ -65,9 +82,14 @@ async fn adapter_is_fallback() -> Option<bool> {
         .ok()?;
     let pending = request.call0(&gpu).ok()?.dyn_into::<Promise>().ok()?;
     let adapter = JsFuture::from(pending).await.ok()?;
-    if adapter.is_null() || adapter.is_undefined() {
-        return None;
-    }
+    (!adapter.is_null() && !adapter.is_undefined()).then_some(adapter)
+}
+
+/// Whether the adapter the browser offers is a software fallback (SwiftShader and the like):
+/// `GPUAdapterInfo.isFallbackAdapter`, or the older `GPUAdapter.isFallbackAdapter`. `None` when
+/// there is no adapter or the browser does not say.
+async fn adapter_is_fallback() -> Option<bool> {
+    let adapter = request_adapter().await?;
     let flag = |o: &JsValue| {
         Reflect::get(o, &"isFallbackAdapter".into())
             .ok()
@@ -126,6 +148,7 @@ pub(super) fn adapter_name(device: &Device, backend: BackendKind) -> String {
     match backend {
         BackendKind::Cpu => "burn flex (CPU, wasm32)".into(),
         // Browsers may withhold the adapter's name (SwiftShader reports none).
+        #[cfg(feature = "wgpu")]
         BackendKind::Wgpu => device
             .identity()
             .map(|i| {
@@ -137,5 +160,8 @@ pub(super) fn adapter_name(device: &Device, backend: BackendKind) -> String {
             })
             .filter(|name| !name.is_empty())
             .unwrap_or_else(|| "WebGPU adapter (name not reported)".into()),
+        // pick_device never returns WebGPU in the CPU-only module.
+        #[cfg(not(feature = "wgpu"))]
+        BackendKind::Wgpu => format!("{device:?}"),
     }
 }

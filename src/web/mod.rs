@@ -6,6 +6,7 @@ mod device;
 mod js;
 mod session;
 
+#[cfg(feature = "wgpu")]
 pub use device::shared_webgpu;
 
 use std::rc::Rc;

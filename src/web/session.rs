@@ -8,7 +8,9 @@ use std::rc::Rc;
 
 use burn::prelude::*;
 
-use super::device::{adapter_name, forget_webgpu};
+use super::device::adapter_name;
+#[cfg(feature = "wgpu")]
+use super::device::forget_webgpu;
 use super::read;
 use crate::backend::{cpu_device, BackendKind};
 use crate::bundle::Bundle;
@@ -127,6 +129,7 @@ impl Session {
         if !Rc::ptr_eq(&self.state(), failed) {
             return Ok(self.state()); // another call has switched already
         }
+        #[cfg(feature = "wgpu")]
         forget_webgpu(&reason);
         let why = format!("the WebGPU device failed ({reason}); switched to the CPU backend");
         let installed = failed.installed.borrow().clone();

@@ -1,6 +1,7 @@
 // The package as a page without a bundler uses it: an import map names "g2d-wasm", and
 // G2D.load() with no argument fetches the bundle the package ships (full MNIST). The page is the
-// README's example, served from the same origin as www/pkg.
+// README's example, served from the same origin as www/pkg. Each load fetches only the wasm
+// module it runs: the CPU-only one for the CPU backend, the WebGPU one for WebGPU.
 
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -83,4 +84,34 @@ describe("the package without a bundler", { timeout: 5 * 60_000 }, () => {
     assert.equal(answer.code, "WASM_INIT", JSON.stringify(answer));
     assert.match(answer.message, /WebAssembly SIMD/);
   });
+
+  // SwiftShader here is a software fallback adapter, so "auto" takes the CPU backend.
+  for (const [backend, module, runsOn] of [
+    ["cpu", "g2d_wasm_cpu_bg.wasm", "cpu"],
+    ["auto", "g2d_wasm_cpu_bg.wasm", "cpu"],
+    ["webgpu", "g2d_wasm_bg.wasm", "webgpu"],
+  ]) {
+    it(`G2D.load with backend "${backend}" fetches ${module} alone`, { timeout: TIMEOUT }, async () => {
+      const context = await browser.newContext();
+      const page = await context.newPage();
+      const fetched = [];
+      page.on("request", (request) => {
+        const name = new URL(request.url()).pathname.split("/").pop();
+        if (name.endsWith(".wasm")) fetched.push(name);
+      });
+      await page.goto(`${server.url}pkg/`, { timeout: TIMEOUT });
+      const answer = await page.evaluate(async (backend) => {
+        const { G2D } = await import("./index.js");
+        const g2d = await G2D.load(undefined, { backend });
+        const { accepted } = await g2d.regenerate();
+        const info = g2d.info();
+        g2d.free();
+        return { backend: info.backend, reason: info.backendReason, accepted };
+      }, backend);
+      await context.close();
+      assert.equal(answer.backend, runsOn, JSON.stringify(answer));
+      assert.equal(typeof answer.accepted, "boolean");
+      assert.deepEqual(fetched, [module]);
+    });
+  }
 });

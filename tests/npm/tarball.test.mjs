@@ -33,8 +33,10 @@ const EXPECTED_FILES = [
   "package/index.d.ts",
   "package/rotation.js", // imported by index.js
   "package/default.g2d", // G2D.load() without a source
-  "package/g2d_wasm.js",
+  "package/g2d_wasm.js", // the WebGPU module (it also runs the CPU backend)
   "package/g2d_wasm_bg.wasm",
+  "package/g2d_wasm_cpu.js", // the CPU-only module
+  "package/g2d_wasm_cpu_bg.wasm",
   "package/worker.js",
   "package/worker-client.js",
   "package/worker-client.d.ts", // imports its shared types from ./index.js (index.d.ts)
@@ -47,21 +49,23 @@ const env = { ...process.env, npm_config_update_notifier: "false", npm_config_lo
 const sh = (cmd, args, cwd) =>
   run(cmd, args, { cwd, env, timeout: STEP_TIMEOUT, maxBuffer: 16 * 1024 * 1024 });
 
-// What a user writes: initialise with the .wasm's bytes (wasm-bindgen's `--target web` init
-// would fetch() a file: URL, which Node cannot), load the bundle's bytes, regenerate.
+// What a user writes: initialise the CPU-only module with its .wasm's bytes (wasm-bindgen's
+// `--target web` init would fetch() a file: URL, which Node cannot), load the bundle's bytes,
+// regenerate.
 const SMOKE = `\
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { G2D, init } from "g2d-wasm";
+import { G2D, initCpu } from "g2d-wasm";
 const require = createRequire(import.meta.url);
-await init(readFileSync(require.resolve("g2d-wasm/g2d_wasm_bg.wasm")));
+await initCpu(readFileSync(require.resolve("g2d-wasm/g2d_wasm_cpu_bg.wasm")));
 const g2d = await G2D.load(readFileSync(process.argv[2]), { backend: "cpu" });
 const r = await g2d.regenerate({ seed: 7 });
 console.log(JSON.stringify({ n: r.params.length, valAccuracy: r.valAccuracy, l1: r.l1ToOriginal, backend: r.backend, accepted: r.accepted }));
 `;
 
 // The bundle the package ships, read from where npm installed it (Node's fetch cannot read a
-// file: URL; a browser's G2D.load() with no argument fetches the same file).
+// file: URL; a browser's G2D.load() with no argument fetches the same file), on the WebGPU
+// module, which serves the CPU backend too once initialised.
 const PACKAGED = `\
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -78,9 +82,9 @@ console.log(JSON.stringify({ dataset: info.dataset, paramCount: info.paramCount,
 const TRUNCATED = `\
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { G2D, init } from "g2d-wasm";
+import { G2D, initCpu } from "g2d-wasm";
 const require = createRequire(import.meta.url);
-await init(readFileSync(require.resolve("g2d-wasm/g2d_wasm_bg.wasm")));
+await initCpu(readFileSync(require.resolve("g2d-wasm/g2d_wasm_cpu_bg.wasm")));
 const bytes = readFileSync(process.argv[2]);
 try {
   await G2D.load(bytes.subarray(0, bytes.length >> 1), { backend: "cpu" });

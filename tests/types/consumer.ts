@@ -2,7 +2,7 @@
 // as a consumer sees them after `npm install g2d-wasm`; tests/npm/types.test.mjs lays the
 // package out and runs `tsc --noEmit --strict` on this file. Nothing here runs.
 
-import { DEFAULT_BUNDLE, G2D, init } from "g2d-wasm";
+import { DEFAULT_BUNDLE, G2D, init, initCpu } from "g2d-wasm";
 import type {
   Arch,
   Backend,
@@ -107,6 +107,7 @@ const loadOptionKeys: Record<keyof LoadOptions, true> = { backend: true };
 
 async function mainThread(wasm: InitInput, bytes: Uint8Array): Promise<void> {
   await init(wasm);
+  await initCpu(wasm);
   const g2d: G2D = await G2D.load(bytes, { backend: "auto" });
   await G2D.load("/model.g2d");
   await G2D.load();
