@@ -3,7 +3,8 @@
 // default before the sampler study). Not a test; prints Markdown tables.
 //
 //   node tests/e2e/bench.mjs [--bundle NAME.g2d] [--repeats N] [--timeout SECONDS]
-//                            [--targets webgpu,cpu,cpu-worker]   (cpu-worker: a G2DWorker)
+//                            [--targets webgpu,cpu,cpu-worker,cpu-webgpu-module]
+//   (cpu-worker: a G2DWorker; cpu-webgpu-module: the CPU backend of the WebGPU module)
 //   (or: npm run bench --prefix tests -- --bundle test-fixture.g2d)
 //
 // Needs the built package in www/pkg (pkg-config/build.sh --out www/pkg) and the bundle in
@@ -12,6 +13,9 @@
 // On WebGPU it also counts, per regeneration, the compute dispatches (kernel launches), queue
 // submissions and buffer maps the page makes, by wrapping those WebGPU methods before any script
 // runs.
+// Each target runs in a fresh browser context (empty cache), so its first G2D.load fetches and
+// compiles the wasm module that target runs (the CPU-only module for cpu and cpu-worker, the
+// WebGPU module for webgpu); the benchmark prints that load's time and the module's size.
 // Headless Chromium's WebGPU is usually SwiftShader (software), hence the long timeouts.
 
 import { existsSync, readFileSync } from "node:fs";
@@ -25,11 +29,15 @@ import { start } from "../../www/serve.mjs";
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const WWW = join(REPO, "www");
 const WASM = join(WWW, "pkg", "g2d_wasm_bg.wasm");
+const WASM_CPU = join(WWW, "pkg", "g2d_wasm_cpu_bg.wasm");
 // Where regenerate() runs: the page's own G2D, or a G2DWorker (worker-client.js).
 const TARGETS = {
   webgpu: { backend: "webgpu", worker: false },
   cpu: { backend: "cpu", worker: false },
   "cpu-worker": { backend: "cpu", worker: true },
+  // The CPU backend on the WebGPU module (init() first), as every CPU load ran before the
+  // package split its wasm in two.
+  "cpu-webgpu-module": { backend: "cpu", worker: false, webgpuModule: true },
 };
 // label, regenerate() options beyond the seed (none = the bundle's default sampler/steps)
 const CONFIGS = [
@@ -39,7 +47,7 @@ const CONFIGS = [
 ];
 
 function usage() {
-  return "usage: node tests/e2e/bench.mjs [--bundle NAME.g2d] [--repeats N] [--timeout SECONDS] [--targets webgpu,cpu,cpu-worker]";
+  return "usage: node tests/e2e/bench.mjs [--bundle NAME.g2d] [--repeats N] [--timeout SECONDS] [--targets webgpu,cpu,cpu-worker,cpu-webgpu-module]";
 }
 
 function parseCli() {
@@ -111,7 +119,7 @@ async function main() {
     const hint = existsSync(join(WWW, "test-fixture.g2d")) ? " (try --bundle test-fixture.g2d)" : "";
     throw new Error(`bundle not found: ${bundlePath}${hint}`);
   }
-  for (const f of [join(WWW, "pkg", "index.js"), WASM]) {
+  for (const f of [join(WWW, "pkg", "index.js"), WASM, WASM_CPU]) {
     if (!existsSync(f)) throw new Error(`missing ${f}; build the package first: pkg-config/build.sh --out www/pkg`);
   }
   const bundleUrlPath = "/" + bundlePath.slice(WWW.length + 1).split("/").map(encodeURIComponent).join("/");
@@ -120,48 +128,58 @@ async function main() {
   let browser;
   try {
     browser = await launchChromium({ timeout: 60_000 });
-    const page = await (await browser.newContext()).newPage();
-    page.on("console", (msg) => {
-      if (msg.type() !== "error" && msg.type() !== "warning") return;
-      // For "Failed to load resource" the location is the resource (e.g. the favicon).
-      const where = msg.location()?.url;
-      if (where?.endsWith("/favicon.ico")) return; // www/ has none; harmless
-      console.error(`[page ${msg.type()}] ${msg.text()}${where ? ` (${where})` : ""}`);
-    });
-    page.on("pageerror", (err) => console.error(`[page uncaught] ${err.stack ?? err}`));
-    page.on("crash", () => console.error("[page crashed]"));
-    await page.addInitScript(countGpuCalls);
-    // Any same-origin HTML page will do: the folder listing of pkg/ (it has no index.html).
-    // www/index.html would start the demo's own regeneration and skew the timings.
-    await page.goto(`${server.url}pkg/`, { timeout: 60_000 });
-
     const rows = [];
     const details = [];
+    const loads = [];
     let webgpuAdapter = null;
     for (const target of targets) {
-      const { backend, worker } = TARGETS[target];
+      const { backend, worker, webgpuModule = false } = TARGETS[target];
+      // A fresh context per target: an empty cache, and no module initialised by another.
+      const context = await browser.newContext();
+      const page = await context.newPage();
+      const wasmFetched = new Set();
+      page.on("request", (request) => {
+        const name = new URL(request.url()).pathname.split("/").pop();
+        if (name.endsWith(".wasm")) wasmFetched.add(name);
+      });
+      page.on("console", (msg) => {
+        if (msg.type() !== "error" && msg.type() !== "warning") return;
+        // For "Failed to load resource" the location is the resource (e.g. the favicon).
+        const where = msg.location()?.url;
+        if (where?.endsWith("/favicon.ico")) return; // www/ has none; harmless
+        console.error(`[page ${msg.type()}] ${msg.text()}${where ? ` (${where})` : ""}`);
+      });
+      page.on("pageerror", (err) => console.error(`[page uncaught] ${err.stack ?? err}`));
+      page.on("crash", () => console.error("[page crashed]"));
+      await page.addInitScript(countGpuCalls);
+      // Any same-origin HTML page will do: the folder listing of pkg/ (it has no index.html).
+      // www/index.html would start the demo's own regeneration and skew the timings.
+      await page.goto(`${server.url}pkg/`, { timeout: 60_000 });
       console.error(`[bench] ${target}: loading ${bundle}`);
       const info = await withTimeout(
         page.evaluate(
-          async ({ backend, worker, bundleUrlPath }) => {
+          async ({ backend, worker, webgpuModule, bundleUrlPath }) => {
             const response = await fetch(bundleUrlPath);
             if (!response.ok) throw new Error(`fetch ${bundleUrlPath}: HTTP ${response.status}`);
             const bytes = new Uint8Array(await response.arrayBuffer());
             globalThis.__g2dRelease?.();
             globalThis.__g2d = null;
+            const t0 = performance.now(); // the module's fetch, compilation and the bundle's load
             if (worker) {
               const { G2DWorker } = await import("/pkg/worker-client.js");
               globalThis.__g2d = await G2DWorker.create(bytes, { backend });
               globalThis.__g2dRelease = () => globalThis.__g2d?.terminate();
             } else {
-              const { G2D } = await import("/pkg/index.js");
+              const { G2D, init } = await import("/pkg/index.js");
+              if (webgpuModule) await init();
               globalThis.__g2d = await G2D.load(bytes, { backend });
               globalThis.__g2dRelease = () => globalThis.__g2d?.free();
             }
+            const loadMs = performance.now() - t0;
             const { backend: used, backendReason, adapter, sampler, steps, paramCount } = await globalThis.__g2d.info();
-            return { backend: used, backendReason, adapter, sampler, steps, paramCount };
+            return { backend: used, backendReason, adapter, sampler, steps, paramCount, loadMs };
           },
-          { backend, worker, bundleUrlPath },
+          { backend, worker, webgpuModule, bundleUrlPath },
         ),
         timeoutMs,
         `G2D.load(${backend})`,
@@ -256,6 +274,8 @@ async function main() {
         globalThis.__g2dRelease?.();
         globalThis.__g2d = null;
       });
+      loads.push({ target, loadMs: info.loadMs, modules: [...wasmFetched].sort() });
+      await context.close();
     }
 
     const out = [];
@@ -281,13 +301,19 @@ async function main() {
     out.push("");
     out.push(`WebGPU here: ${webgpuAdapter} (SwiftShader is software; a real GPU is much faster)`);
     out.push("");
-    const wasm = readFileSync(WASM);
-    const bundleBytes = readFileSync(bundlePath);
+    out.push("First G2D.load in a fresh context (the wasm module's fetch from this machine's server and");
+    out.push("its compilation, then the bundle's validation and the networks' construction):");
+    out.push("");
+    out.push("| backend | wasm fetched | load ms |");
+    out.push("|---|---|---:|");
+    for (const l of loads) out.push(`| ${l.target} | ${l.modules.join(", ") || "-"} | ${fmt(l.loadMs)} |`);
+    out.push("");
     out.push("| file | bytes | gzip -9 bytes |");
     out.push("|---|---:|---:|");
     for (const [name, bytes] of [
-      ["www/pkg/g2d_wasm_bg.wasm", wasm],
-      [`www/${bundle}`, bundleBytes],
+      ["www/pkg/g2d_wasm_bg.wasm", readFileSync(WASM)],
+      ["www/pkg/g2d_wasm_cpu_bg.wasm", readFileSync(WASM_CPU)],
+      [`www/${bundle}`, readFileSync(bundlePath)],
     ]) {
       out.push(`| ${name} | ${bytes.length} | ${gzipSync(bytes, { level: 9 }).length} |`);
     }
