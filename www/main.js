@@ -452,6 +452,17 @@ $("cancel").addEventListener("click", () => {
   g2d.cancel();
 });
 
+// Why this page cannot run WebGPU, or null when an adapter answers.
+async function missingWebGpu() {
+  if (!navigator.gpu) return "navigator.gpu is undefined: this browser or context has no WebGPU";
+  try {
+    if (await navigator.gpu.requestAdapter()) return null;
+  } catch (err) {
+    return `navigator.gpu.requestAdapter() failed: ${err?.message ?? err}`;
+  }
+  return "no WebGPU adapter answered (navigator.gpu.requestAdapter() gave none)";
+}
+
 async function main() {
   buildProbabilityBars(10);
   clearDrawing();
@@ -475,9 +486,11 @@ async function main() {
       { backend },
       new URL("./pkg/worker.js", import.meta.url),
     );
-  let noWebGpu = null;
+  // Without an adapter the WebGPU module cannot run: take the CPU (and its smaller module)
+  // straight away instead of fetching the larger one to find out.
+  let noWebGpu = requested === "webgpu" ? await missingWebGpu() : null;
   try {
-    g2d = await create(requested);
+    g2d = await create(noWebGpu ? "cpu" : requested);
   } catch (err) {
     if (requested !== "webgpu" || err?.code !== "BACKEND_UNAVAILABLE") throw err;
     noWebGpu = err.message;

@@ -1,7 +1,7 @@
 // The demo page and the package in a Chromium without a WebGPU adapter (launched without
 // --enable-unsafe-webgpu: navigator.gpu exists, requestAdapter() answers null). The page falls
-// back to the CPU backend and says why; the package's "auto" does the same and "webgpu"
-// refuses with code BACKEND_UNAVAILABLE.
+// back to the CPU backend, says why and fetches only the CPU-only wasm module; the package's
+// "auto" does the same and "webgpu" refuses with code BACKEND_UNAVAILABLE.
 
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -18,6 +18,7 @@ const TIMEOUT = 120_000;
 let server;
 let browser;
 let page;
+const wasmFetched = []; // the wasm modules the page and its workers fetched, in order
 
 describe("without WebGPU", { timeout: 10 * 60_000 }, () => {
   before(async () => {
@@ -29,6 +30,10 @@ describe("without WebGPU", { timeout: 10 * 60_000 }, () => {
     });
     page = await (await browser.newContext()).newPage();
     page.on("pageerror", (err) => console.error(`[page uncaught] ${err.stack ?? err}`));
+    page.on("request", (request) => {
+      const name = new URL(request.url()).pathname.split("/").pop();
+      if (name.endsWith(".wasm")) wasmFetched.push(name);
+    });
     await page.goto(`${server.url}?bundle=${encodeURIComponent(BUNDLE)}`, { timeout: TIMEOUT });
   });
 
@@ -42,6 +47,8 @@ describe("without WebGPU", { timeout: 10 * 60_000 }, () => {
     const text = async (id) => (await page.locator(`#${id}`).textContent()).trim();
     assert.equal(await text("backend"), "cpu");
     assert.match(await text("backend-reason"), /no WebGPU here/);
+    // It saw there was no adapter before starting its worker: only the CPU-only module came.
+    assert.deepEqual(wasmFetched, ["g2d_wasm_cpu_bg.wasm"]);
   });
 
   it("the package's auto takes the CPU and webgpu refuses with its code", { timeout: TIMEOUT }, async () => {
