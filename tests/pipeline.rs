@@ -4,14 +4,16 @@
 //! θ_orig, and the G2D regulariser (λ > 0) moves them further from θ_orig than p-diff (λ = 0)
 //! does from the same seed. The attack evaluations run on the same artifacts, and the report's
 //! files are written and read back; the threat study measures every kind of population on the
-//! same run and writes a summary.json of the documented shape.
+//! same run and writes a summary.json of the documented shape, and robust retraining trains
+//! independent models.
 
 use g2d::attacks::LinfAttack;
 use g2d::backend::cpu_device;
-use g2d::defense::populations::PopulationSizes;
+use g2d::classifier::Classifier;
+use g2d::defense::populations::{self, MethodKind, PopulationSizes};
 use g2d::defense::query_attack::{Policy, QueryAttackPlan};
 use g2d::defense::study::{self, ThreatPlan};
-use g2d::params::Scope;
+use g2d::params::{Manifest, Scope};
 use g2d::pipeline::config::RunConfig;
 use g2d::pipeline::run::Run;
 use g2d::report::{self, Report, ReportPlan, TransferPlan};
@@ -157,6 +159,7 @@ fn threat_study_covers_every_baseline_kind(run: &Run, out: &std::path::Path) {
             targets: 2,
             eot_models: 2,
             retrained: 2,
+            robust_retrained: 0,
         },
         adversarial_training: LinfAttack::pgd(0.1, 2),
     };
@@ -210,4 +213,17 @@ fn threat_study_covers_every_baseline_kind(run: &Run, out: &std::path::Path) {
     assert!(std::fs::read_to_string(out.join("pareto.svg"))
         .unwrap()
         .starts_with("<svg"));
+
+    // Retrained adversarially: independent models of the run's architecture, each trained with
+    // the attack from its own seed.
+    let attack = LinfAttack::pgd(0.1, 2);
+    let robust = populations::retrained(run, &run.splits().unwrap(), 2, Some(attack)).unwrap();
+    assert_eq!(robust.kind, MethodKind::Retrained);
+    assert_eq!(
+        robust.name,
+        "retrained adversarially (all layers, PGD-2, ε = 0.1)"
+    );
+    assert_eq!(robust.targets.len(), 2);
+    let flat = |m: &Classifier| Manifest::full(m).flatten(m);
+    assert_ne!(flat(&robust.targets[0]), flat(&robust.targets[1]));
 }

@@ -418,6 +418,7 @@ fn measure_threats(run: &Run, args: &ThreatArgs) -> Result<study::ThreatStudy> {
             targets: args.models,
             eot_models: args.eot_models,
             retrained: args.retrained,
+            robust_retrained: args.robust_retrained,
         },
         ..Default::default()
     };

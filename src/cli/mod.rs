@@ -213,6 +213,10 @@ pub struct ThreatArgs {
     /// Whole models retrained from other seeds.
     #[arg(long, value_parser = count(), default_value_t = ThreatPlan::default().sizes.retrained)]
     pub retrained: usize,
+    /// Per adversarially trained run, whole models retrained adversarially from other seeds
+    /// with that run's attack (each trains as long as its target: minutes).
+    #[arg(long, default_value_t = ThreatPlan::default().sizes.robust_retrained)]
+    pub robust_retrained: usize,
 }
 
 /// Counts of 1 or more: no images, models or repetitions leaves nothing to measure.

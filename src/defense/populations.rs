@@ -80,6 +80,14 @@ pub struct PopulationSizes {
     pub eot_models: usize,
     /// Whole models retrained from other seeds (the attacker's pool is leave-one-out).
     pub retrained: usize,
+    /// Per adversarially trained run, whole models retrained adversarially from other seeds
+    /// with that run's attack (0: none, the default).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub robust_retrained: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Default for PopulationSizes {
@@ -88,6 +96,7 @@ impl Default for PopulationSizes {
             targets: 8,
             eot_models: 8,
             retrained: 4,
+            robust_retrained: 0,
         }
     }
 }
@@ -261,13 +270,32 @@ pub fn checkpoints(
     })
 }
 
-/// Whole models trained from other seeds, as stage 1 trains the target.
-pub fn retrained(run: &Run, splits: &Splits, sizes: &PopulationSizes) -> Result<Population> {
-    let targets = (1..=sizes.retrained as u64)
-        .map(|i| train_target(&run.config, splits, run.config.seed + 1000 + i, &run.device))
+/// `count` whole models trained from other seeds, as stage 1 trains the run's target: plainly,
+/// or with `adversarial` as a robust run's target was (independent robust models, the most
+/// diverse moving target at that robustness a generator could hope to serve).
+pub fn retrained(
+    run: &Run,
+    splits: &Splits,
+    count: usize,
+    adversarial: Option<LinfAttack>,
+) -> Result<Population> {
+    let targets = (1..=count as u64)
+        .map(|i| {
+            let seed = run.config.seed + 1000 + i;
+            match adversarial {
+                None => train_target(&run.config, splits, seed, &run.device),
+                Some(attack) => train_adversarial(&run.config, splits, seed, attack, &run.device),
+            }
+        })
         .collect::<Result<_>>()?;
     Ok(Population {
-        name: "retrained (all layers)".into(),
+        name: match adversarial {
+            None => "retrained (all layers)".into(),
+            Some(a) => format!(
+                "retrained adversarially (all layers, PGD-{}, ε = {})",
+                a.steps, a.epsilon
+            ),
+        },
         kind: MethodKind::Retrained,
         lambda: None,
         targets,

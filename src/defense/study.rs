@@ -359,6 +359,18 @@ pub fn study(runs: &[Run], plan: &ThreatPlan, command: String) -> Result<ThreatS
             );
             p.kind = MethodKind::AdversarialTraining;
             measured.add(&ctx, &p, seed + 23)?;
+            if plan.sizes.robust_retrained > 0 {
+                // Robust models as independent as retraining makes them: T1 crafts on this
+                // run's θ_orig, T2 and T3 on the other retrained models.
+                let mut p = populations::retrained(
+                    run,
+                    &ctx.splits,
+                    plan.sizes.robust_retrained,
+                    Some(*attack),
+                )?;
+                p.name = format!("{prefix}{}", p.name);
+                measured.add(&ctx, &p, seed + 24)?;
+            }
         }
         if base.is_none() {
             base = Some(ctx);
@@ -366,7 +378,7 @@ pub fn study(runs: &[Run], plan: &ThreatPlan, command: String) -> Result<ThreatS
     }
     let ctx = base.expect("at least one run");
     let shared = [
-        populations::retrained(first, &ctx.splits, &plan.sizes)?,
+        populations::retrained(first, &ctx.splits, plan.sizes.retrained, None)?,
         populations::adversarially_trained(first, &ctx.splits, plan.adversarial_training)?,
         populations::original(&ctx.main),
     ];
