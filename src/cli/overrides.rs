@@ -96,6 +96,10 @@ pub struct Overrides {
     /// (the default; `--seeds-from-target false`: from fresh initialisations).
     #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
     pub seeds_from_target: Option<bool>,
+    /// With --seeds and runs from fresh initialisations: permute each run's hidden units to
+    /// match the target's before collecting (weight matching; the whole MLP only).
+    #[arg(long, global = true)]
+    pub align_runs: bool,
     /// Skip the λ = 0 (p-diff) comparison model in `pipeline`.
     #[arg(long, global = true)]
     pub no_baseline: bool,
@@ -208,6 +212,9 @@ impl Overrides {
         if let (Some(v), Some(from_target)) = (&mut c.collect.vulnerability, self.seeds_from_target)
         {
             v.from_target = from_target;
+        }
+        if self.align_runs {
+            c.collect.align_runs = true;
         }
         if self.no_baseline {
             c.diffusion.baseline = false;

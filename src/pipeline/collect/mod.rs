@@ -3,6 +3,7 @@
 //! deployed parameters, is the last checkpoint of the main run (with the vulnerability term,
 //! the trained target, and the checkpoints train away from its weaknesses).
 
+mod align;
 mod training;
 
 use burn::module::{Module, Param};
@@ -149,6 +150,18 @@ fn fresh_start(
     )
 }
 
+/// With `collect.align_runs`, `fresh` (a run trained from its own initialisation) with its
+/// hidden units permuted to match the target's ([`align::align`]): the same function, in the
+/// target's unit order, so that its checkpoints lie near the target's in parameter space.
+fn aligned(config: &RunConfig, target: &Classifier, fresh: Classifier) -> Result<Classifier> {
+    if !config.collect.align_runs {
+        return Ok(fresh);
+    }
+    let (model, rounds) = align::align(target, fresh)?;
+    eprintln!("collect: a fresh run aligned to the target's hidden units in {rounds} rounds");
+    Ok(model)
+}
+
 /// The target before collection: imported from `collect.init` (with each tensor's PyTorch
 /// name), or trained from a fresh initialisation for `pretrain_steps`.
 fn target(
@@ -197,7 +210,11 @@ fn starts(
     for s in (0..config.collect.seeds).rev() {
         let start = match s {
             0 => model.clone(),
-            _ => fresh_start(config, splits, model, regenerated, s, rng, ad)?,
+            _ => aligned(
+                config,
+                model,
+                fresh_start(config, splits, model, regenerated, s, rng, ad)?,
+            )?,
         };
         starts.push(start.train());
     }
@@ -312,7 +329,11 @@ pub fn collect(config: &RunConfig, splits: &Splits, device: &Device) -> Result<C
                 ..Objective::of(c)
             };
             let fresh = |rng: &mut G2dRng, s| {
-                fresh_start(config, splits, &model, &regenerated, s, rng, &ad)
+                aligned(
+                    config,
+                    &model,
+                    fresh_start(config, splits, &model, &regenerated, s, rng, &ad)?,
+                )
             };
             one_by_one(&model, fresh, objective, splits, c, &mut rng, &mut save)?
         }

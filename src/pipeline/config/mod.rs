@@ -93,6 +93,12 @@ pub struct CollectConfig {
     pub vulnerability: Option<CollectVulnerability>,
     /// AdamW for the target and the checkpoints (no weight decay by default).
     pub optimizer: AdamWConfig,
+    /// Runs trained from their own initialisation (`seeds` > 1, not from the target) have
+    /// their hidden units permuted to match the target's before collecting (weight matching,
+    /// [`crate::pipeline::collect`]): the same functions, in one unit order the autoencoder can
+    /// learn. The whole MLP only.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub align_runs: bool,
 }
 
 /// The vulnerability term in collection: θ_orig is the trained target, and every checkpoint's
@@ -268,6 +274,7 @@ impl Default for CollectConfig {
                 ..CollectVulnerability::new(0.3)
             }),
             optimizer: AdamWConfig::new().with_weight_decay(0.0),
+            align_runs: false,
         }
     }
 }

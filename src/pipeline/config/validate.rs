@@ -65,6 +65,15 @@ impl RunConfig {
             ));
         }
         self.collect.network().validate_settings("collect.hidden")?;
+        if self.collect.align_runs
+            && (self.collect.arch != crate::classifier::Arch::Mlp
+                || self.collect.scope != crate::params::Scope::All)
+        {
+            return Err(G2dError::config(
+                "collect.align_runs",
+                "aligns hidden units of the whole MLP: needs arch mlp and scope all",
+            ));
+        }
         if self.collect.seeds > self.collect.checkpoints {
             return Err(G2dError::config(
                 "collect.seeds",
