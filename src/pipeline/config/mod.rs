@@ -97,7 +97,6 @@ pub struct CollectConfig {
     /// their hidden units permuted to match the target's before collecting (weight matching,
     /// [`crate::pipeline::collect`]): the same functions, in one unit order the autoencoder can
     /// learn. The whole MLP only.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub align_runs: bool,
 }
 
@@ -405,7 +404,7 @@ impl RunConfig {
     /// settings; not the export-only `bundle_validation_size`): what `target.safetensors`
     /// records as its origin. Settings added since keys were first recorded (the hidden widths,
     /// the CNN's layers, the optimizer, the imported state_dict, the vulnerability term and its
-    /// `from_target`) are left out while they hold the value every older run had, the one
+    /// `from_target`, `align_runs`) are left out while they hold the value every older run had, the one
     /// [`RunConfig::base`] (the default they were written under) has, so older runs keep their
     /// key.
     pub fn collect_key(&self) -> String {
@@ -416,7 +415,14 @@ impl RunConfig {
             .map(|p| p.canonicalize().unwrap_or_else(|_| p.clone()));
         let mut collect = serde_json::to_value(&self.collect).expect("settings are JSON");
         let older = serde_json::to_value(RunConfig::base().collect).expect("settings are JSON");
-        for added in ["hidden", "layers", "optimizer", "init", "vulnerability"] {
+        for added in [
+            "hidden",
+            "layers",
+            "optimizer",
+            "init",
+            "vulnerability",
+            "align_runs",
+        ] {
             if collect[added] == older[added] {
                 collect.as_object_mut().map(|c| c.remove(added));
             }
