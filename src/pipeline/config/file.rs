@@ -373,6 +373,16 @@ mod tests {
     }
 
     #[test]
+    fn aligned_runs_read_back_and_have_their_own_key() {
+        let mut c = RunConfig::default();
+        c.collect.vulnerability.as_mut().unwrap().from_target = false;
+        let plain = c.collect_key();
+        c.collect.align_runs = true;
+        assert_eq!(read(&serde_json::to_string(&c).unwrap()).unwrap(), c);
+        assert_ne!(c.collect_key(), plain);
+    }
+
+    #[test]
     fn runs_collected_before_the_optimizer_was_a_setting_keep_their_key() {
         // What the embedded run's target.safetensors recorded when the default was the last
         // two layers without the vulnerability term.
