@@ -176,6 +176,15 @@ pub fn pipeline(run: &Run, json: bool) -> Result<()> {
             info.original_test_accuracy * 100.0
         ),
     );
+    if !info.alignment_rounds.is_empty() {
+        say(
+            json,
+            format!(
+                "collect: runs aligned to the target's hidden units in {:?} rounds of weight matching",
+                info.alignment_rounds
+            ),
+        );
+    }
     let ae = run.train_ae()?;
     say(
         json,

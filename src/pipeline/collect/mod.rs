@@ -47,6 +47,9 @@ pub struct CollectInfo {
     /// The state_dict key of each tensor when the target was imported (`collect.init`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub torch_names: Option<crate::params::TorchNames>,
+    /// With `collect.align_runs`: the weight-matching rounds each fresh run took to align.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alignment_rounds: Vec<usize>,
 }
 
 /// Marks every tensor outside the scope as not requiring gradients, so the optimizer leaves it.
@@ -153,12 +156,18 @@ fn fresh_start(
 /// With `collect.align_runs`, `fresh` (a run trained from its own initialisation) with its
 /// hidden units permuted to match the target's ([`align::align`]): the same function, in the
 /// target's unit order, so that its checkpoints lie near the target's in parameter space.
-fn aligned(config: &RunConfig, target: &Classifier, fresh: Classifier) -> Result<Classifier> {
+/// The rounds weight matching took are added to `rounds`.
+fn aligned(
+    config: &RunConfig,
+    target: &Classifier,
+    fresh: Classifier,
+    rounds: &mut Vec<usize>,
+) -> Result<Classifier> {
     if !config.collect.align_runs {
         return Ok(fresh);
     }
-    let (model, rounds) = align::align(target, fresh)?;
-    eprintln!("collect: a fresh run aligned to the target's hidden units in {rounds} rounds");
+    let (model, took) = align::align(target, fresh)?;
+    rounds.push(took);
     Ok(model)
 }
 
@@ -205,16 +214,16 @@ fn starts(
     regenerated: &Manifest,
     rng: &mut G2dRng,
     ad: &Device,
+    alignment_rounds: &mut Vec<usize>,
 ) -> Result<Vec<Classifier>> {
     let mut starts = Vec::with_capacity(config.collect.seeds);
     for s in (0..config.collect.seeds).rev() {
         let start = match s {
             0 => model.clone(),
-            _ => aligned(
-                config,
-                model,
-                fresh_start(config, splits, model, regenerated, s, rng, ad)?,
-            )?,
+            _ => {
+                let fresh = fresh_start(config, splits, model, regenerated, s, rng, ad)?;
+                aligned(config, model, fresh, alignment_rounds)?
+            }
         };
         starts.push(start.train());
     }
@@ -314,11 +323,20 @@ pub fn collect(config: &RunConfig, splits: &Splits, device: &Device) -> Result<C
         pb.inc(1);
         regenerated.flatten(m)
     };
+    let mut alignment_rounds = Vec::new();
     let (checkpoints, end) = match &c.vulnerability {
         Some(v) if c.seeds > 1 => {
             let starts = match v.from_target {
                 true => vec![model.clone().train(); c.seeds],
-                false => starts(config, splits, &model, &regenerated, &mut rng, &ad)?,
+                false => starts(
+                    config,
+                    splits,
+                    &model,
+                    &regenerated,
+                    &mut rng,
+                    &ad,
+                    &mut alignment_rounds,
+                )?,
             };
             jointly(starts, &source, v, splits, c, &mut rng, &mut save)?
         }
@@ -329,11 +347,8 @@ pub fn collect(config: &RunConfig, splits: &Splits, device: &Device) -> Result<C
                 ..Objective::of(c)
             };
             let fresh = |rng: &mut G2dRng, s| {
-                aligned(
-                    config,
-                    &model,
-                    fresh_start(config, splits, &model, &regenerated, s, rng, &ad)?,
-                )
+                let fresh = fresh_start(config, splits, &model, &regenerated, s, rng, &ad)?;
+                aligned(config, &model, fresh, &mut alignment_rounds)
             };
             one_by_one(&model, fresh, objective, splits, c, &mut rng, &mut save)?
         }
@@ -353,6 +368,7 @@ pub fn collect(config: &RunConfig, splits: &Splits, device: &Device) -> Result<C
         regenerated,
         fixed,
         torch_names,
+        alignment_rounds,
         seconds: started.elapsed().as_secs_f64(),
     };
     Ok(Collected {
