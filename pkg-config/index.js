@@ -9,8 +9,8 @@ export { Rotation };
 
 // One entry per module: its glue, imported on first use, and the promise of its initialisation.
 const MODULES = {
-  webgpu: { glue: () => import("./g2d_wasm.js"), promise: null },
-  cpu: { glue: () => import("./g2d_wasm_cpu.js"), promise: null },
+  webgpu: { glue: () => import("./g2d_wasm.js"), promise: null, ready: false },
+  cpu: { glue: () => import("./g2d_wasm_cpu.js"), promise: null, ready: false },
 };
 // Lets G2D's constructor refuse callers other than G2D.load.
 const LOADING = Symbol("G2D.load");
@@ -55,6 +55,7 @@ function initModule(which, moduleOrPath) {
       .then(entry.glue)
       .then(async (glue) => {
         await glue.default(...args);
+        entry.ready = true;
         return glue.G2D;
       })
       .catch((err) => {
@@ -102,7 +103,8 @@ async function hardwareAdapter() {
 // CPU backend) or where WebGPU may be used, else the CPU-only one. The module itself then picks
 // the device and says why (`info().backendReason`).
 async function moduleFor(backend) {
-  if (MODULES.webgpu.promise) return MODULES.webgpu.promise;
+  // Only once loaded: a WebGPU module still on its way may yet fail, and a CPU load need not.
+  if (MODULES.webgpu.ready) return MODULES.webgpu.promise;
   const wantsWebgpu =
     backend === "webgpu" || backend === "wgpu" || (backend === "auto" && (await hardwareAdapter()));
   return initModule(wantsWebgpu ? "webgpu" : "cpu");

@@ -314,6 +314,14 @@ pub fn study(runs: &[Run], plan: &ThreatPlan, command: String) -> Result<ThreatS
     let first = runs
         .first()
         .ok_or_else(|| G2dError::config("--runs", "needs at least one run directory"))?;
+    if plan.sizes.robust_retrained > 0
+        && runs.iter().all(|r| r.config.collect.adversarial.is_none())
+    {
+        return Err(G2dError::config(
+            "--robust-retrained",
+            "retrains adversarially trained runs' targets, and no run here was adversarially trained",
+        ));
+    }
     let mut measured = Measured::default();
     let mut base: Option<RunContext> = None;
     for (r, run) in runs.iter().enumerate() {

@@ -54,10 +54,14 @@ async function main() {
     for (const [backend, n] of runs) {
       await page.evaluate(
         async ({ bundle, backend }) => {
-          const { G2D, init } = await import("/pkg/index.js");
-          globalThis.__wasm = await init();
+          const { G2D } = await import("/pkg/index.js");
           globalThis.__g2d?.free();
           globalThis.__g2d = await G2D.load(bundle, { backend });
+          // The module serving this backend: the CPU-only one for "cpu" until the WebGPU module
+          // is up, which then serves every load. Its init() returns the loaded module's exports.
+          globalThis.__webgpuModule ||= backend !== "cpu";
+          const glue = await import(globalThis.__webgpuModule ? "/pkg/g2d_wasm.js" : "/pkg/g2d_wasm_cpu.js");
+          globalThis.__wasm = await glue.default();
           await globalThis.__g2d.regenerate({ candidates: 1 }); // warm-up
         },
         { bundle: `/${values.bundle}`, backend },

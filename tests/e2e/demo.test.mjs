@@ -84,7 +84,7 @@ const number = async (id) => Number.parseFloat(await text(id));
 
 describe("G2D demo page", { timeout: 20 * 60_000 }, () => {
   before(async () => {
-    const missing = ["pkg/index.js", "pkg/worker.js", "pkg/g2d_wasm_bg.wasm", BUNDLE].filter(
+    const missing = ["pkg/index.js", "pkg/worker.js", "pkg/g2d_wasm_bg.wasm", "pkg/g2d_wasm_cpu_bg.wasm", BUNDLE].filter(
       (f) => !existsSync(join(WWW, f)),
     );
     assert.deepEqual(

@@ -22,7 +22,10 @@ const wasmFetched = []; // the wasm modules the page and its workers fetched, in
 
 describe("without WebGPU", { timeout: 10 * 60_000 }, () => {
   before(async () => {
-    assert.ok(existsSync(join(WWW, "pkg/index.js")) && existsSync(join(WWW, BUNDLE)), "build www/pkg and the bundle first");
+    assert.ok(
+      ["pkg/index.js", "pkg/g2d_wasm_cpu_bg.wasm", BUNDLE].every((f) => existsSync(join(WWW, f))),
+      "build www/pkg and the bundle first",
+    );
     server = await start(0);
     browser = await launchChromium({
       args: CHROMIUM_ARGS.filter((arg) => arg !== "--enable-unsafe-webgpu"),

@@ -72,6 +72,9 @@ pub fn align(reference: &Classifier, other: Classifier) -> Result<(Classifier, u
     let layers = layers(&manifest)?;
     let a = manifest.flatten(reference);
     let b = manifest.flatten(&other);
+    // A NaN would leave the assignment without a best column.
+    manifest.check("the reference run's parameters", &a)?;
+    manifest.check("the run to align", &b)?;
     let (perms, rounds) = match_weights(&layers, &a, &b);
     let permuted = permute(&layers, &b, &perms);
     Ok((manifest.unflatten(other, &permuted)?, rounds))

@@ -65,14 +65,28 @@ impl RunConfig {
             ));
         }
         self.collect.network().validate_settings("collect.hidden")?;
-        if self.collect.align_runs
-            && (self.collect.arch != crate::classifier::Arch::Mlp
-                || self.collect.scope != crate::params::Scope::All)
-        {
-            return Err(G2dError::config(
-                "collect.align_runs",
-                "aligns hidden units of the whole MLP: needs arch mlp and scope all",
-            ));
+        if self.collect.align_runs {
+            if self.collect.arch != crate::classifier::Arch::Mlp
+                || self.collect.scope != crate::params::Scope::All
+            {
+                return Err(G2dError::config(
+                    "collect.align_runs",
+                    "aligns hidden units of the whole MLP: needs arch mlp and scope all",
+                ));
+            }
+            let fresh_runs = self.collect.seeds > 1
+                && self
+                    .collect
+                    .vulnerability
+                    .as_ref()
+                    .is_none_or(|v| !v.from_target);
+            if !fresh_runs {
+                return Err(G2dError::config(
+                    "collect.align_runs",
+                    "aligns runs trained from their own initialisation: needs collect.seeds > 1 \
+                     and, with the vulnerability term, from_target false (--seeds-from-target false)",
+                ));
+            }
         }
         if self.collect.seeds > self.collect.checkpoints {
             return Err(G2dError::config(
@@ -218,6 +232,28 @@ mod tests {
             },
             "generate.sampler",
         );
+        // Nothing to align: every run starts from the target (the default), or there is one.
+        refused(|c| c.collect.align_runs = true, "collect.align_runs");
+        refused(
+            |c| {
+                c.collect.align_runs = true;
+                c.collect.seeds = 1;
+                c.collect.vulnerability.as_mut().unwrap().from_target = false;
+            },
+            "collect.align_runs",
+        );
+        refused(
+            |c| {
+                c.collect.align_runs = true;
+                c.collect.vulnerability.as_mut().unwrap().from_target = false;
+                c.collect.scope = crate::params::Scope::LastTwo;
+            },
+            "collect.align_runs",
+        );
+        let mut aligned = RunConfig::default();
+        aligned.collect.align_runs = true;
+        aligned.collect.vulnerability.as_mut().unwrap().from_target = false;
+        assert!(aligned.validate().is_ok());
         refused(|c| c.generate.guard_delta = -5.0, "generate.guard_delta");
         refused(|c| c.generate.guard_delta = 5.0, "generate.guard_delta");
         refused(|c| c.diffusion.schedule.beta_end = 2.0, "beta_end");
