@@ -103,9 +103,9 @@ fn match_weights(layers: &[Layer], a: &[f32], b: &[f32]) -> (Vec<Vec<usize>>, us
     (perms, MAX_ROUNDS)
 }
 
-/// S[i][j] for hidden layer `h`: unit i of `a` against unit j of `b`, over their incoming
-/// weights (with `b`'s inputs in the order the layer before is matched to), biases and outgoing
-/// weights (with the layer after's order).
+/// S[i][j] for hidden layer `h` (boundary h + 1): unit i of `a` against unit j of `b`, over
+/// their incoming weights (with `b`'s inputs in the order the layer before is matched to),
+/// biases and outgoing weights (with the layer after's order).
 fn unit_similarity(
     layers: &[Layer],
     a: &[f32],
@@ -115,17 +115,9 @@ fn unit_similarity(
 ) -> Vec<f64> {
     let (into, out) = (&layers[h], &layers[h + 1]);
     let n = into.outputs;
-    let input_of = |k: usize| if h == 0 { k } else { perms[h - 1][k] };
-    let output_of = |m: usize| {
-        if h + 1 < perms.len() {
-            perms[h + 1][m]
-        } else {
-            m
-        }
-    };
     let mut s = vec![0.0f64; n * n];
     for k in 0..into.inputs {
-        let (ra, rb) = (into.weight + k * n, into.weight + input_of(k) * n);
+        let (ra, rb) = (into.weight + k * n, into.weight + source(perms, h, k) * n);
         for i in 0..n {
             let wa = f64::from(a[ra + i]);
             for j in 0..n {
@@ -138,36 +130,36 @@ fn unit_similarity(
             s[i * n + j] += f64::from(a[into.bias + i]) * f64::from(b[into.bias + j]);
             let (ra, rb) = (out.weight + i * out.outputs, out.weight + j * out.outputs);
             s[i * n + j] += (0..out.outputs)
-                .map(|m| f64::from(a[ra + m]) * f64::from(b[rb + output_of(m)]))
+                .map(|m| f64::from(a[ra + m]) * f64::from(b[rb + source(perms, h + 2, m)]))
                 .sum::<f64>();
         }
     }
     s
 }
 
+/// Which unit of `b` stands at position `k` of boundary `boundary` between layers: 0 is the
+/// input, 1 to `perms.len()` the hidden layers (in `perms`' order), and after them the output,
+/// whose order never changes.
+fn source(perms: &[Vec<usize>], boundary: usize, k: usize) -> usize {
+    match boundary.checked_sub(1).and_then(|h| perms.get(h)) {
+        Some(perm) => perm[k],
+        None => k,
+    }
+}
+
 /// `b` with every hidden layer's units in the order `perms` gives.
 fn permute(layers: &[Layer], b: &[f32], perms: &[Vec<usize>]) -> Vec<f32> {
-    let identity = |n: usize| (0..n).collect::<Vec<_>>();
     let mut out = b.to_vec();
     for (l, layer) in layers.iter().enumerate() {
-        let rows = if l == 0 {
-            identity(layer.inputs)
-        } else {
-            perms[l - 1].clone()
-        };
-        let cols = if l < perms.len() {
-            perms[l].clone()
-        } else {
-            identity(layer.outputs)
-        };
-        for (k, &src_k) in rows.iter().enumerate() {
-            for (i, &src_i) in cols.iter().enumerate() {
+        for k in 0..layer.inputs {
+            let src_k = source(perms, l, k);
+            for i in 0..layer.outputs {
                 out[layer.weight + k * layer.outputs + i] =
-                    b[layer.weight + src_k * layer.outputs + src_i];
+                    b[layer.weight + src_k * layer.outputs + source(perms, l + 1, i)];
             }
         }
-        for (i, &src_i) in cols.iter().enumerate() {
-            out[layer.bias + i] = b[layer.bias + src_i];
+        for i in 0..layer.outputs {
+            out[layer.bias + i] = b[layer.bias + source(perms, l + 1, i)];
         }
     }
     out
