@@ -23,7 +23,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { gzipSync } from "node:zlib";
-import { launchChromium, runScript } from "./chromium.mjs";
+import { launchChromium, runScript, wasmFetches } from "./chromium.mjs";
 import { start } from "../../www/serve.mjs";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -137,11 +137,7 @@ async function main() {
       // A fresh context per target: an empty cache, and no module initialised by another.
       const context = await browser.newContext();
       const page = await context.newPage();
-      const wasmFetched = new Set();
-      page.on("request", (request) => {
-        const name = new URL(request.url()).pathname.split("/").pop();
-        if (name.endsWith(".wasm")) wasmFetched.add(name);
-      });
+      const wasmFetched = wasmFetches(page);
       page.on("console", (msg) => {
         if (msg.type() !== "error" && msg.type() !== "warning") return;
         // For "Failed to load resource" the location is the resource (e.g. the favicon).
@@ -274,7 +270,7 @@ async function main() {
         globalThis.__g2dRelease?.();
         globalThis.__g2d = null;
       });
-      loads.push({ target, loadMs: info.loadMs, modules: [...wasmFetched].sort() });
+      loads.push({ target, loadMs: info.loadMs, modules: [...new Set(wasmFetched)].sort() });
       await context.close();
     }
 

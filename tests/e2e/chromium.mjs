@@ -35,6 +35,16 @@ export async function servedPage({ path = "pkg/", initScript, args, timeout = 60
   return { server, browser, page, close };
 }
 
+// The wasm files `page` and its workers fetch from now on, by file name, in order.
+export function wasmFetches(page) {
+  const names = [];
+  page.on("request", (request) => {
+    const name = new URL(request.url()).pathname.split("/").pop();
+    if (name.endsWith(".wasm")) names.push(name);
+  });
+  return names;
+}
+
 // Waits until the demo page has finished regeneration `n` (#status reads "ready" with
 // data-generation = n) or failed (#status reads "error: …"), and returns #status's text.
 export async function demoGeneration(page, n, timeout) {

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { CHROMIUM_ARGS, demoGeneration, launchChromium } from "./chromium.mjs";
+import { CHROMIUM_ARGS, demoGeneration, launchChromium, wasmFetches } from "./chromium.mjs";
 import { start } from "../../www/serve.mjs";
 
 const WWW = join(resolve(dirname(fileURLToPath(import.meta.url)), "../.."), "www");
@@ -18,7 +18,7 @@ const TIMEOUT = 120_000;
 let server;
 let browser;
 let page;
-const wasmFetched = []; // the wasm modules the page and its workers fetched, in order
+let wasmFetched; // the wasm modules the page and its workers fetched, in order
 
 describe("without WebGPU", { timeout: 10 * 60_000 }, () => {
   before(async () => {
@@ -33,10 +33,7 @@ describe("without WebGPU", { timeout: 10 * 60_000 }, () => {
     });
     page = await (await browser.newContext()).newPage();
     page.on("pageerror", (err) => console.error(`[page uncaught] ${err.stack ?? err}`));
-    page.on("request", (request) => {
-      const name = new URL(request.url()).pathname.split("/").pop();
-      if (name.endsWith(".wasm")) wasmFetched.push(name);
-    });
+    wasmFetched = wasmFetches(page);
     await page.goto(`${server.url}?bundle=${encodeURIComponent(BUNDLE)}`, { timeout: TIMEOUT });
   });
 

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { launchChromium } from "./chromium.mjs";
+import { launchChromium, wasmFetches } from "./chromium.mjs";
 import { start } from "../../www/serve.mjs";
 
 const WWW = join(resolve(dirname(fileURLToPath(import.meta.url)), "../.."), "www");
@@ -94,11 +94,7 @@ describe("the package without a bundler", { timeout: 5 * 60_000 }, () => {
     it(`G2D.load with backend "${backend}" fetches ${module} alone`, { timeout: TIMEOUT }, async () => {
       const context = await browser.newContext();
       const page = await context.newPage();
-      const fetched = [];
-      page.on("request", (request) => {
-        const name = new URL(request.url()).pathname.split("/").pop();
-        if (name.endsWith(".wasm")) fetched.push(name);
-      });
+      const fetched = wasmFetches(page);
       await page.goto(`${server.url}pkg/`, { timeout: TIMEOUT });
       const answer = await page.evaluate(async (backend) => {
         const { G2D } = await import("./index.js");
