@@ -27,6 +27,8 @@ pub struct G2dModel {
     /// Parameter normalisation as `[1, param_len]` tensors.
     param_mean: Tensor<2>,
     param_std: Tensor<2>,
+    /// The collection runs' means, `[runs, param_len]`, when the bundle has them.
+    param_centres: Option<Tensor<2>>,
     pub theta_orig: Vec<f32>,
     /// The deployed classifier (fixed weights + θ_orig).
     pub original: Classifier,
@@ -55,6 +57,11 @@ impl G2dModel {
             schedule: Schedule::new(&meta.schedule),
             param_mean: row(&bundle.param_norm.mean),
             param_std: row(&bundle.param_norm.std),
+            param_centres: (!bundle.param_centres.is_empty()).then(|| {
+                let runs = bundle.param_centres.len() / bundle.theta_orig.len();
+                Tensor::<1>::from_floats(bundle.param_centres.as_slice(), device)
+                    .reshape([runs, bundle.theta_orig.len()])
+            }),
             theta_orig: bundle.theta_orig.clone(),
             bundle_meta: meta.clone(),
             device: device.clone(),
@@ -82,13 +89,31 @@ impl G2dModel {
         )
     }
 
-    /// Decodes sampled latents (standardised space) to parameter vectors.
+    /// The run centre each of `count` sets will add, drawn uniformly from `rng` (nothing is
+    /// drawn, and the list is empty, when the bundle has no centres).
+    pub fn draw_centres(&self, count: usize, rng: &mut G2dRng) -> Vec<usize> {
+        match &self.param_centres {
+            Some(c) => (0..count).map(|_| rng.below(c.dims()[0])).collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Decodes sampled latents (standardised space) to parameter vectors, each plus its run
+    /// centre from [`draw_centres`](Self::draw_centres) where the bundle has centres.
     ///
     /// # Shapes
     ///   - z0 [count, latent_channels, latent_len] → θ [count, param_len]
-    pub fn decode(&self, z0: Tensor<3>) -> Tensor<2> {
+    pub fn decode(&self, z0: Tensor<3>, centres: &[usize]) -> Tensor<2> {
         let theta = self.decoder.forward(self.latent_space.to_latent(z0));
-        theta * self.param_std.clone() + self.param_mean.clone()
+        let theta = theta * self.param_std.clone() + self.param_mean.clone();
+        match &self.param_centres {
+            Some(c) => {
+                let picked: Vec<i64> = centres.iter().map(|&r| r as i64).collect();
+                let picked = Tensor::<1, Int>::from_ints(picked.as_slice(), &self.device);
+                theta + c.clone().select(0, picked)
+            }
+            None => theta,
+        }
     }
 
     /// The classifier with `theta` (still on the device) in place of θ_orig.
@@ -250,10 +275,11 @@ pub fn generate_batches(
 ) -> Result<()> {
     let len = model.theta_orig.len();
     let per_batch = (max_floats / len.max(1)).max(1);
-    let mut batch = |n: usize, rng: G2dRng| -> Result<()> {
+    let mut batch = |n: usize, mut rng: G2dRng| -> Result<()> {
+        let centres = model.draw_centres(n, &mut rng);
         let z0 = model.sample(n, sampler, rng).run();
         let thetas = model
-            .decode(z0)
+            .decode(z0, &centres)
             .into_data()
             .try_to_vec::<f32>()
             .expect("f32 parameters");

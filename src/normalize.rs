@@ -66,9 +66,39 @@ impl Normalizer {
     }
 }
 
+/// The mean of each collection run's checkpoints, for runs trained apart (`autoencoder.centre_runs`):
+/// `rows` come run by run, `per_run` at a time (the last run may hold fewer).
+pub fn run_centres(rows: &[Vec<f32>], per_run: usize) -> Vec<Vec<f32>> {
+    rows.chunks(per_run.max(1))
+        .map(|run| {
+            let n = run.len() as f64;
+            let mut mean = vec![0.0f64; run[0].len()];
+            for r in run {
+                for (m, &v) in mean.iter_mut().zip(r) {
+                    *m += v as f64 / n;
+                }
+            }
+            mean.into_iter().map(|v| v as f32).collect()
+        })
+        .collect()
+}
+
+/// `row − centre`, position by position.
+pub fn minus(row: &[f32], centre: &[f32]) -> Vec<f32> {
+    row.iter().zip(centre).map(|(v, c)| v - c).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn run_centres_average_each_run_and_the_short_last_one() {
+        let rows = vec![vec![1.0, 0.0], vec![3.0, 2.0], vec![10.0, -4.0]];
+        let centres = run_centres(&rows, 2);
+        assert_eq!(centres, vec![vec![2.0, 1.0], vec![10.0, -4.0]]);
+        assert_eq!(minus(&rows[1], &centres[0]), vec![1.0, 1.0]);
+    }
 
     #[test]
     fn normalize_then_denormalize_is_identity_and_standardises() {

@@ -55,7 +55,7 @@ fn load_without_panic(bytes: &[u8], case: &str) -> bool {
             let model = G2dModel::from_bundle(&bundle, &cpu_device()).map_err(|e| e.code())?;
             let sampler = SamplerConfig::Ddim { steps: 2, eta: 0.0 };
             let z0 = model.sample(1, &sampler, G2dRng::seeded(1)).run();
-            model.decode(z0);
+            model.decode(z0, &[]);
             Ok(())
         }
         Err(e) => {

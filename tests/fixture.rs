@@ -21,7 +21,11 @@ fn seeded_regeneration_reproduces_the_committed_parameters() {
         eta: 0.0,
     };
     let z0 = model.sample(1, &sampler, G2dRng::seeded(7)).run();
-    let params = model.decode(z0).into_data().try_to_vec::<f32>().unwrap();
+    let params = model
+        .decode(z0, &[])
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(EXPECTED);
     if std::env::var_os("G2D_UPDATE_FIXTURES").is_some() {
         let doc = serde_json::json!({"seed": 7, "sampler": sampler, "params": params});

@@ -7,13 +7,18 @@ mod common;
 
 use common::small_bundle;
 use g2d::backend::cpu_device;
+use g2d::bundle::Bundle;
 use g2d::diffusion::sampler::SamplerConfig;
 use g2d::generate::{Candidates, G2dModel, Guard};
 use g2d::rng::G2dRng;
 
 fn regenerate(model: &G2dModel, sampler: &SamplerConfig, rng: G2dRng) -> Vec<f32> {
     let z0 = model.sample(2, sampler, rng).run();
-    model.decode(z0).into_data().try_to_vec::<f32>().unwrap()
+    model
+        .decode(z0, &[])
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap()
 }
 
 #[test]
@@ -34,6 +39,55 @@ fn seeded_regeneration_repeats_and_seeds_differ() {
         let n = model.theta_orig.len();
         assert_ne!(a[..n], a[n..], "two samples of one batch differ");
     }
+}
+
+#[test]
+fn each_set_adds_the_run_centre_drawn_for_it_and_the_centres_survive_the_file() {
+    let plain = small_bundle();
+    let n = plain.theta_orig.len();
+    let mut centred = plain.clone();
+    // Three runs' means far apart: 0, +5 and −5 everywhere.
+    centred.param_centres = [0.0f32, 5.0, -5.0]
+        .iter()
+        .flat_map(|&c| vec![c; n])
+        .collect();
+    let read = Bundle::from_bytes(&centred.to_bytes()).unwrap();
+    assert_eq!(read.param_centres, centred.param_centres);
+    assert_eq!(
+        Bundle::from_bytes(&plain.to_bytes()).unwrap().param_centres,
+        Vec::<f32>::new(),
+        "a bundle without centres has no such section"
+    );
+    let device = cpu_device();
+    let (plain, centred) = (
+        G2dModel::from_bundle(&plain, &device).unwrap(),
+        G2dModel::from_bundle(&read, &device).unwrap(),
+    );
+    let sampler = SamplerConfig::Ddim { steps: 5, eta: 0.0 };
+    let mut rng = G2dRng::seeded(11);
+    let picked = centred.draw_centres(64, &mut rng);
+    assert!(picked.iter().all(|&r| r < 3));
+    assert!((0..3).all(|r| picked.contains(&r)), "every run is drawn");
+    assert!(plain.draw_centres(64, &mut rng).is_empty());
+    let z0 = plain.sample(64, &sampler, G2dRng::seeded(12)).run();
+    let decode = |m: &G2dModel, centres: &[usize]| {
+        m.decode(z0.clone(), centres)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap()
+    };
+    let (without, with) = (decode(&plain, &[]), decode(&centred, &picked));
+    for (i, &r) in picked.iter().enumerate() {
+        let shift = [0.0, 5.0, -5.0][r];
+        for (a, b) in with[i * n..(i + 1) * n].iter().zip(&without[i * n..]) {
+            assert!((a - b - shift).abs() < 1e-4, "set {i}: centre {r} added");
+        }
+    }
+    // A centre section that is not whole vectors of θ is refused, naming the section.
+    let mut bad = read.clone();
+    bad.param_centres = vec![0.0; n + 1];
+    let err = Bundle::from_bytes(&bad.to_bytes()).unwrap_err().to_string();
+    assert!(err.contains("param_centres"), "{err}");
 }
 
 #[test]
@@ -126,7 +180,11 @@ fn sampling_in_batches_bounds_memory_and_one_batch_is_the_unbatched_draw() {
     );
     assert_eq!(whole.concat(), {
         let z0 = model.sample(5, &sampler, G2dRng::seeded(3)).run();
-        model.decode(z0).into_data().try_to_vec::<f32>().unwrap()
+        model
+            .decode(z0, &[])
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap()
     });
     // Two sets a batch (and a budget below one set still samples one at a time): every set
     // finite, of the right length, all distinct, and the same again from the same seed.

@@ -13,7 +13,8 @@
 //! ```
 //!
 //! Sections: decoder and denoiser weights, the classifier's fixed (not regenerated) weights,
-//! θ_orig, the parameter and latent normalisations (all f32), and a validation slice for the
+//! θ_orig, the parameter and latent normalisations, the runs' means where the parameters are
+//! centred per collection run (`param_centres`, only then) (all f32), and a validation slice for the
 //! guard (u8 pixels and labels).
 //! Loading checks length, magic, version, checksum, metadata, every section's length against the
 //! architecture it claims, finiteness, and θ_orig's SHA-256, in that order, and fails on the first
@@ -94,18 +95,22 @@ pub struct Bundle {
     pub fixed: Vec<f32>,
     pub theta_orig: Vec<f32>,
     pub param_norm: Normalizer,
+    /// With `autoencoder.centre_runs`, the collection runs' means `[runs × param_len]`, one of
+    /// which each generated set adds; empty otherwise (and then no section is written).
+    pub param_centres: Vec<f32>,
     pub latent_norm: Normalizer,
     /// Validation images for the guard in the browser.
     pub validation: Images,
 }
 
-const F32_SECTIONS: [&str; 8] = [
+const F32_SECTIONS: [&str; 9] = [
     "decoder",
     "denoiser",
     "fixed",
     "theta_orig",
     "param_mean",
     "param_std",
+    "param_centres",
     "latent_mean",
     "latent_std",
 ];
@@ -128,17 +133,23 @@ pub fn sha256_hex(values: &[f32]) -> String {
 }
 
 impl Bundle {
-    fn f32_sections(&self) -> [(&'static str, &[f32]); 8] {
+    /// The f32 sections in file order; `param_centres` only where there are centres, so a
+    /// bundle without them is byte for byte what it was before they existed.
+    fn f32_sections(&self) -> Vec<(&'static str, &[f32])> {
         [
-            ("decoder", &self.decoder),
+            ("decoder", &self.decoder[..]),
             ("denoiser", &self.denoiser),
             ("fixed", &self.fixed),
             ("theta_orig", &self.theta_orig),
             ("param_mean", &self.param_norm.mean),
             ("param_std", &self.param_norm.std),
+            ("param_centres", &self.param_centres),
             ("latent_mean", &self.latent_norm.mean),
             ("latent_std", &self.latent_norm.std),
         ]
+        .into_iter()
+        .filter(|(name, v)| *name != "param_centres" || !v.is_empty())
+        .collect()
     }
 
     /// Validation pixels as bytes: they are k/255 exactly, so nothing is lost.
@@ -304,6 +315,10 @@ impl Bundle {
             param_norm: Normalizer {
                 mean: f32s("param_mean")?,
                 std: f32s("param_std")?,
+            },
+            param_centres: match take("param_centres") {
+                None => Vec::new(),
+                Some(_) => f32s("param_centres")?,
             },
             latent_norm: Normalizer {
                 mean: f32s("latent_mean")?,

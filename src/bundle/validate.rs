@@ -7,6 +7,9 @@ use crate::error::{ensure_finite, BundleFault, G2dError, Result};
 use crate::generate::Candidates;
 use crate::params::Manifest;
 
+/// The most run centres a bundle may hold (collection runs of one pipeline).
+pub const MAX_RUN_CENTRES: usize = 64;
+
 impl BundleMeta {
     /// Range-checks every setting before any network is built or memory reserved: the
     /// autoencoder, denoiser and schedule within their bounds
@@ -166,6 +169,16 @@ impl Bundle {
                     ),
                 ));
             }
+        }
+        let (len, centres) = (m.regenerated.len(), self.param_centres.len());
+        if centres % len.max(1) != 0 || centres / len.max(1) > MAX_RUN_CENTRES {
+            return Err(bad(
+                BundleFault::Section,
+                format!(
+                    "section param_centres holds {centres} values: expected whole vectors of θ's \
+                     {len}, at most {MAX_RUN_CENTRES} of them"
+                ),
+            ));
         }
         Ok(())
     }

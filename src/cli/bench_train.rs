@@ -24,7 +24,9 @@ use crate::normalize::Normalizer;
 use crate::pipeline::config::RunConfig;
 use crate::pipeline::run::{load_bundle, Run};
 use crate::pipeline::train_autoencoder::{train_autoencoder, TrainedAutoencoder};
-use crate::pipeline::train_diffusion::{train_diffusion, DiffusionData, FunctionData};
+use crate::pipeline::train_diffusion::{
+    standardised_theta_orig, train_diffusion, DiffusionData, FunctionData,
+};
 use crate::rng::G2dRng;
 
 /// Steps of the untimed warm-up run of each stage.
@@ -57,6 +59,7 @@ fn with_steps(config: &RunConfig, steps: usize) -> RunConfig {
 fn bundle_function_data<'a>(
     bundle: &'a Bundle,
     param_norm: &'a Normalizer,
+    centres: &'a [Vec<f32>],
     device: &Device,
 ) -> Result<FunctionData<'a>> {
     let meta = &bundle.meta;
@@ -66,6 +69,7 @@ fn bundle_function_data<'a>(
     Ok(FunctionData {
         classifier: FunctionalMlp::new(meta.classifier.arch, &classifier, &meta.regenerated)?,
         param_norm,
+        centres,
         train: &bundle.validation,
         bank: bundle.validation.clone(),
     })
@@ -76,7 +80,7 @@ fn bundle_function_data<'a>(
 fn diffusion_ms(
     config: &RunConfig,
     ae: &TrainedAutoencoder,
-    theta_orig: &[f32],
+    theta_orig: &[Vec<f32>],
     lambda: f32,
     function: Option<FunctionData>,
     run: &Run,
@@ -88,6 +92,7 @@ fn diffusion_ms(
         latent_clip: ae.info.latent_clip,
         decoder: &ae.decoder,
         theta_orig,
+        per_run: config.collect.per_run(),
         function,
     };
     train_diffusion(
@@ -111,7 +116,7 @@ pub fn bench_train(run: &Run, bundle_path: &Path, steps: usize, json: bool) -> R
     )?;
     let ae = train_autoencoder(&config, &checkpoints, &run.device)?;
     let ae_ms = ae.info.seconds * 1000.0 / steps as f64;
-    let theta_orig = ae.param_norm.normalize(&bundle.theta_orig);
+    let theta_orig = standardised_theta_orig(&bundle.theta_orig, &ae.param_norm, &ae.param_centres);
     let lambda = config.diffusion.lambda_l1;
     let mut rows = vec![("autoencoder".to_string(), ae_ms)];
     for l in [0.0, lambda] {
@@ -120,7 +125,8 @@ pub fn bench_train(run: &Run, bundle_path: &Path, steps: usize, json: bool) -> R
     }
     let d = &config.diffusion;
     if d.function_terms_at(lambda) && bundle.meta.classifier.arch == Arch::Mlp {
-        let function = bundle_function_data(&bundle, &ae.param_norm, &run.device)?;
+        let function =
+            bundle_function_data(&bundle, &ae.param_norm, &ae.param_centres, &run.device)?;
         let ms = diffusion_ms(&config, &ae, &theta_orig, lambda, Some(function), run)?;
         let terms = [
             ("task", d.task_weight),

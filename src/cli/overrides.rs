@@ -100,6 +100,10 @@ pub struct Overrides {
     /// match the target's before collecting (weight matching; the whole MLP only).
     #[arg(long, global = true)]
     pub align_runs: bool,
+    /// With --seeds runs trained apart: centre each run's checkpoints on its mean before the
+    /// autoencoder; every generated set adds one run's mean, drawn at random.
+    #[arg(long, global = true)]
+    pub centre_runs: bool,
     /// Skip the λ = 0 (p-diff) comparison model in `pipeline`.
     #[arg(long, global = true)]
     pub no_baseline: bool,
@@ -212,6 +216,9 @@ impl Overrides {
         if let (Some(v), Some(from_target)) = (&mut c.collect.vulnerability, self.seeds_from_target)
         {
             v.from_target = from_target;
+        }
+        if self.centre_runs {
+            c.autoencoder.centre_runs = true;
         }
         if self.align_runs {
             c.collect.align_runs = true;

@@ -63,7 +63,8 @@ pub struct Regularizer<'a> {
     pub lambda_l1: f32,
     pub decoder: &'a Decoder,
     pub latent_space: &'a LatentSpace,
-    /// θ_orig standardised, `[1, param_len]`.
+    /// θ_orig standardised, `[1, param_len]`; with run centres (`autoencoder.centre_runs`)
+    /// one row per latent of the batch, each relative to that latent's run.
     pub theta_orig: Tensor<2>,
     pub clip: f32,
     /// The function-space terms; `None` (or both weights 0) leaves them out.
@@ -82,7 +83,8 @@ pub struct FunctionTerms<'a> {
     /// The attack that crafts those examples from the clean images (never a random start).
     pub cross_attack: LinfAttack,
     pub classifier: &'a FunctionalMlp,
-    /// Per-position mean and standard deviation of θ over the K checkpoints, `[1, param_len]`.
+    /// Per-position mean and standard deviation of θ over the K checkpoints, `[1, param_len]`;
+    /// with run centres the mean is one row per latent of the batch, its run's mean added.
     pub param_mean: Tensor<2>,
     pub param_std: Tensor<2>,
 }

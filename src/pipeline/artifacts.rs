@@ -123,6 +123,15 @@ impl Loaded {
         Ok(self.tensor(name)?.1)
     }
 
+    /// A `[rows, len]` tensor as rows, or none where the file has no such tensor (one written
+    /// before the tensor existed).
+    pub fn rows_if_any(&self, name: &str) -> Result<Vec<Vec<f32>>> {
+        match self.tensors.contains_key(name) {
+            true => self.rows(name),
+            false => Ok(Vec::new()),
+        }
+    }
+
     /// A `[rows, len]` tensor as rows.
     pub fn rows(&self, name: &str) -> Result<Vec<Vec<f32>>> {
         let (shape, values) = self.tensor(name)?;

@@ -21,7 +21,8 @@ use super::evaluate::{evaluate, Evaluation};
 use super::sources::load_splits;
 use super::train_autoencoder::{train_autoencoder, AutoencoderInfo};
 use super::train_diffusion::{
-    train_diffusion, vulnerability_bank, DiffusionData, DiffusionInfo, FunctionData,
+    standardised_theta_orig, train_diffusion, vulnerability_bank, DiffusionData, DiffusionInfo,
+    FunctionData,
 };
 use crate::bundle::{sha256_hex, Bundle, BundleMeta};
 use crate::classifier::Classifier;
@@ -169,23 +170,32 @@ impl Run {
         let encoder = Manifest::full(&ae.encoder).flatten(&ae.encoder);
         let decoder = Manifest::full(&ae.decoder).flatten(&ae.decoder);
         let latents = ae.latents.concat();
+        let centres = ae.param_centres.concat();
+        let mut tensors = vec![
+            Named::vector("encoder", &encoder),
+            Named::vector("decoder", &decoder),
+            Named::vector("param_mean", &ae.param_norm.mean),
+            Named::vector("param_std", &ae.param_norm.std),
+            Named::vector("latent_mean", &ae.latent_norm.mean),
+            Named::vector("latent_std", &ae.latent_norm.std),
+            Named {
+                name: "latents",
+                shape: vec![ae.latents.len(), ae.info.config.latent_size()],
+                values: &latents,
+            },
+        ];
+        if !centres.is_empty() {
+            tensors.push(Named {
+                name: "param_centres",
+                shape: vec![ae.param_centres.len(), ae.info.config.param_len],
+                values: &centres,
+            });
+        }
         artifacts::save(
             &self.path("autoencoder.safetensors"),
             &ae.info,
             &target.sha256,
-            &[
-                Named::vector("encoder", &encoder),
-                Named::vector("decoder", &decoder),
-                Named::vector("param_mean", &ae.param_norm.mean),
-                Named::vector("param_std", &ae.param_norm.std),
-                Named::vector("latent_mean", &ae.latent_norm.mean),
-                Named::vector("latent_std", &ae.latent_norm.std),
-                Named {
-                    name: "latents",
-                    shape: vec![ae.latents.len(), ae.info.config.latent_size()],
-                    values: &latents,
-                },
-            ],
+            &tensors,
         )?;
         Ok(ae.info)
     }
@@ -205,14 +215,16 @@ impl Run {
             mean: ae_file.vector("latent_mean")?,
             std: ae_file.vector("latent_std")?,
         };
-        let theta_orig = param_norm.normalize(&target.vector("theta_orig")?);
+        let centres = ae_file.rows_if_any("param_centres")?;
+        let theta_orig =
+            standardised_theta_orig(&target.vector("theta_orig")?, &param_norm, &centres);
         let latents = ae_file.rows("latents")?;
         let splits = match self.config.diffusion.function_terms_at(lambda) {
             true => Some(self.splits()?),
             false => None,
         };
         let function = match &splits {
-            Some(s) => Some(self.function_data(&target, &param_norm, s)?),
+            Some(s) => Some(self.function_data(&target, &param_norm, &centres, s)?),
             None => None,
         };
         let data = DiffusionData {
@@ -222,6 +234,7 @@ impl Run {
             latent_clip: info.latent_clip,
             decoder: &decoder,
             theta_orig: &theta_orig,
+            per_run: self.config.collect.per_run(),
             function,
         };
         let trained = train_diffusion(&self.config, lambda, &data, &self.device)?;
@@ -241,6 +254,7 @@ impl Run {
         &self,
         target: &artifacts::Loaded,
         param_norm: &'a Normalizer,
+        centres: &'a [Vec<f32>],
         splits: &'a Splits,
     ) -> Result<FunctionData<'a>> {
         let info: CollectInfo = target.meta()?;
@@ -259,6 +273,7 @@ impl Run {
         Ok(FunctionData {
             classifier: FunctionalMlp::new(info.classifier.arch, &classifier, &info.regenerated)?,
             param_norm,
+            centres,
             train: &splits.train,
             bank: vulnerability_bank(
                 &original,
@@ -309,6 +324,7 @@ impl Run {
                 mean: ae_file.vector("param_mean")?,
                 std: ae_file.vector("param_std")?,
             },
+            param_centres: ae_file.rows_if_any("param_centres")?.concat(),
             latent_norm: Normalizer {
                 mean: ae_file.vector("latent_mean")?,
                 std: ae_file.vector("latent_std")?,

@@ -1,5 +1,7 @@
 //! Stage 2, train the parameter autoencoder on the K standardised checkpoints, with p-diff's
-//! noise on the input and on the latent, MSE loss. Afterwards the clean latents of the
+//! noise on the input and on the latent, MSE loss. With `autoencoder.centre_runs` each
+//! checkpoint is first taken relative to its collection run's mean (the runs' means go into the
+//! bundle; generation adds one back). Afterwards the clean latents of the
 //! checkpoints are standardised per position: that is the space the diffusion model learns.
 
 use burn::module::Module;
@@ -12,7 +14,7 @@ use super::progress::bar;
 use crate::autoencoder::{blend_noise, AutoencoderConfig, Decoder, Encoder};
 use crate::diffusion::sampler::noise;
 use crate::error::{G2dError, Result};
-use crate::normalize::Normalizer;
+use crate::normalize::{minus, run_centres, Normalizer};
 use crate::rng::G2dRng;
 
 /// What stage 2 produces.
@@ -21,6 +23,9 @@ pub struct TrainedAutoencoder {
     pub decoder: Decoder,
     pub info: AutoencoderInfo,
     pub param_norm: Normalizer,
+    /// With `centre_runs`, each run's mean `[runs][param_len]`, which the standardised vectors
+    /// are taken relative to; empty otherwise.
+    pub param_centres: Vec<Vec<f32>>,
     pub latent_norm: Normalizer,
     /// Standardised latents of the K checkpoints, `[K][latent_size]`.
     pub latents: Vec<Vec<f32>>,
@@ -86,11 +91,19 @@ pub fn train_autoencoder(
     let started = std::time::Instant::now();
     let t = &config.autoencoder;
     let ae = t.model(checkpoints[0].len());
-    let param_norm = Normalizer::fit(checkpoints);
-    let rows: Vec<Vec<f32>> = checkpoints
-        .iter()
-        .map(|c| param_norm.normalize(c))
-        .collect();
+    let per_run = config.collect.per_run();
+    let param_centres = match t.centre_runs {
+        true => run_centres(checkpoints, per_run),
+        false => Vec::new(),
+    };
+    let centred: Vec<Vec<f32>> = match t.centre_runs {
+        true => (checkpoints.iter().enumerate())
+            .map(|(i, c)| minus(c, &param_centres[i / per_run]))
+            .collect(),
+        false => checkpoints.to_vec(),
+    };
+    let param_norm = Normalizer::fit(&centred);
+    let rows: Vec<Vec<f32>> = centred.iter().map(|c| param_norm.normalize(c)).collect();
 
     let ad = device.clone().autodiff();
     ad.seed(config.seed + 1);
@@ -152,7 +165,49 @@ pub fn train_autoencoder(
         encoder,
         decoder,
         param_norm,
+        param_centres,
         latent_norm: encoded.latent_norm,
         latents: encoded.latents,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::cpu_device;
+
+    /// Two runs of three checkpoints, far apart: centred, the autoencoder sees only the spread
+    /// within each run, and the centres are the runs' means.
+    #[test]
+    fn centred_runs_standardise_the_spread_within_each_run() {
+        let mut config = RunConfig::default();
+        config.collect.checkpoints = 6;
+        config.collect.seeds = 2;
+        config.autoencoder.steps = 2;
+        config.autoencoder.batch_size = 2;
+        let run = |base: f32| -> Vec<Vec<f32>> {
+            (0..3)
+                .map(|k| {
+                    (0..64)
+                        .map(|j| base + 0.01 * (k as f32) * (j as f32).sin())
+                        .collect()
+                })
+                .collect()
+        };
+        let checkpoints = [run(1.0), run(-1.0)].concat();
+        let device = cpu_device();
+        config.autoencoder.centre_runs = true;
+        let centred = train_autoencoder(&config, &checkpoints, &device).unwrap();
+        assert_eq!(centred.param_centres.len(), 2);
+        for (centre, base) in centred.param_centres.iter().zip([1.0, -1.0]) {
+            assert!(centre.iter().all(|c| (c - base).abs() < 0.02), "{centre:?}");
+        }
+        // The within-run spread is 0.01·k·sin j: centred, the standard deviation is that
+        // spread's, not the runs' distance (1 on either side of 0).
+        assert!(centred.param_norm.std.iter().all(|&s| s < 0.02));
+        config.autoencoder.centre_runs = false;
+        let plain = train_autoencoder(&config, &checkpoints, &device).unwrap();
+        assert!(plain.param_centres.is_empty());
+        assert!(plain.param_norm.std.iter().all(|&s| s > 0.9));
+    }
 }

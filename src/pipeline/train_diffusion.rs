@@ -20,7 +20,7 @@ use crate::diffusion::schedule::Schedule;
 use crate::diffusion::LatentSpace;
 use crate::error::{G2dError, Result};
 use crate::functional::FunctionalMlp;
-use crate::normalize::Normalizer;
+use crate::normalize::{minus, Normalizer};
 use crate::rng::G2dRng;
 
 /// What stage 3 produces.
@@ -55,8 +55,12 @@ pub struct DiffusionData<'a> {
     pub latent_norm: &'a Normalizer,
     pub latent_clip: f32,
     pub decoder: &'a Decoder,
-    /// θ_orig standardised.
-    pub theta_orig: &'a [f32],
+    /// θ_orig standardised: one row, or with `autoencoder.centre_runs` one per run (relative
+    /// to that run's mean, as its latents are).
+    pub theta_orig: &'a [Vec<f32>],
+    /// Latents per run (they come run by run): with one row per run above, latent `i` belongs
+    /// to run `i / per_run`.
+    pub per_run: usize,
     /// What the function-space terms need, when their weights are not 0.
     pub function: Option<FunctionData<'a>>,
 }
@@ -67,6 +71,8 @@ pub struct DiffusionData<'a> {
 pub struct FunctionData<'a> {
     pub classifier: FunctionalMlp,
     pub param_norm: &'a Normalizer,
+    /// Each run's mean, added back after the standardisation (empty: none).
+    pub centres: &'a [Vec<f32>],
     pub train: &'a Images,
     pub bank: Images,
 }
@@ -79,8 +85,18 @@ impl FunctionData<'_> {
             cross_weight: t.cross_weight,
             cross_attack: t.cross_attack,
             classifier: &self.classifier,
-            param_mean: row(&self.param_norm.mean, device),
+            param_mean: self.param_means(device),
             param_std: row(&self.param_norm.std, device),
+        }
+    }
+
+    /// The standardisation's mean, `[1, param_len]`, or with run centres each run's mean plus
+    /// it, `[runs, param_len]` (the training loop picks a row per latent).
+    fn param_means(&self, device: &Device) -> Tensor<2> {
+        let mean = row(&self.param_norm.mean, device);
+        match self.centres.is_empty() {
+            true => mean,
+            false => rows(self.centres, device) + mean,
         }
     }
 
@@ -159,19 +175,33 @@ pub fn train_diffusion(
     // The frozen decoder joins the graph so gradients reach x̂₀, but its weights never change.
     let decoder = data.decoder.clone().to_device(&ad).no_grad();
     let latent_space = LatentSpace::new(data.latent_norm, channels, len, &ad);
-    let regularizer = Regularizer {
+    let mut regularizer = Regularizer {
         lambda_l1,
         decoder: &decoder,
         latent_space: &latent_space,
-        theta_orig: Tensor::<1>::from_floats(data.theta_orig, &ad).unsqueeze_dim::<2>(0),
+        theta_orig: rows(data.theta_orig, &ad),
         clip: data.latent_clip,
         function: data.function.as_ref().map(|f| f.terms(t, &ad)),
     };
+    // With run centres, θ_orig and the mean are per run: each step takes its latents' rows.
+    let centred = data.theta_orig.len() > 1;
+    let (theta_orig, param_means) = (
+        regularizer.theta_orig.clone(),
+        regularizer.function.as_ref().map(|f| f.param_mean.clone()),
+    );
 
     let pb = bar(t.steps as u64, &format!("train-diffusion λ={lambda_l1}"));
     let mut last = Logged::default();
     for step in 0..t.steps {
-        let z0 = latent_batch(data, t.batch_size, &mut rng, &ad);
+        let (z0, picked) = latent_batch(data, t.batch_size, &mut rng, &ad);
+        if centred {
+            let runs: Vec<i64> = picked.iter().map(|&i| (i / data.per_run) as i64).collect();
+            let runs = Tensor::<1, Int>::from_ints(runs.as_slice(), &ad);
+            regularizer.theta_orig = theta_orig.clone().select(0, runs.clone());
+            if let (Some(f), Some(means)) = (regularizer.function.as_mut(), &param_means) {
+                f.param_mean = means.clone().select(0, runs);
+            }
+        }
         let timesteps: Vec<usize> = (0..t.batch_size)
             .map(|_| rng.below(schedule.timesteps()))
             .collect();
@@ -215,17 +245,45 @@ pub fn train_diffusion(
     })
 }
 
-/// `n` training latents drawn with replacement, `[n, channels, len]`.
-fn latent_batch(data: &DiffusionData, n: usize, rng: &mut G2dRng, device: &Device) -> Tensor<3> {
+/// θ_orig standardised as the latents' vectors were: one row, or with run centres one per run,
+/// relative to that run's mean ([`DiffusionData::theta_orig`]).
+pub fn standardised_theta_orig(
+    theta_orig: &[f32],
+    param_norm: &Normalizer,
+    centres: &[Vec<f32>],
+) -> Vec<Vec<f32>> {
+    match centres.is_empty() {
+        true => vec![param_norm.normalize(theta_orig)],
+        false => (centres.iter())
+            .map(|c| param_norm.normalize(&minus(theta_orig, c)))
+            .collect(),
+    }
+}
+
+/// `n` training latents drawn with replacement, `[n, channels, len]`, and which they are.
+fn latent_batch(
+    data: &DiffusionData,
+    n: usize,
+    rng: &mut G2dRng,
+    device: &Device,
+) -> (Tensor<3>, Vec<usize>) {
     let [channels, len] = data.latent_shape;
-    let flat: Vec<f32> = (0..n)
-        .flat_map(|_| data.latents[rng.below(data.latents.len())].iter().copied())
+    let picked: Vec<usize> = (0..n).map(|_| rng.below(data.latents.len())).collect();
+    let flat: Vec<f32> = (picked.iter())
+        .flat_map(|&i| data.latents[i].iter().copied())
         .collect();
-    Tensor::<1>::from_floats(flat.as_slice(), device).reshape([n, channels, len])
+    let z0 = Tensor::<1>::from_floats(flat.as_slice(), device).reshape([n, channels, len]);
+    (z0, picked)
 }
 
 fn row(values: &[f32], device: &Device) -> Tensor<2> {
     Tensor::<1>::from_floats(values, device).unsqueeze_dim::<2>(0)
+}
+
+/// Equal-length vectors as a `[rows, len]` tensor.
+fn rows(values: &[Vec<f32>], device: &Device) -> Tensor<2> {
+    Tensor::<1>::from_floats(values.concat().as_slice(), device)
+        .reshape([values.len(), values[0].len()])
 }
 
 /// The loss terms of the last logged batch.

@@ -398,11 +398,12 @@ async fn regenerate(s: Rc<State>, options_js: JsValue) -> Result<JsValue> {
         .ok()
         .filter(|v| !v.is_undefined() && !v.is_null());
     let started = js_sys::Date::now();
-    let req = request(&s, &opts)?;
+    let mut req = request(&s, &opts)?;
     let (b, delta, sampler) = (req.candidates, req.delta, req.sampler);
+    let centres = s.model.draw_centres(b, &mut req.rng);
     let (z0, total) = sample(&s, req, &on_progress, &signal).await?;
     let n = s.model.theta_orig.len();
-    let thetas = s.model.decode(z0); // [B, n]
+    let thetas = s.model.decode(z0, &centres); // [B, n]
     let mut models = (0..b)
         .map(|i| {
             s.model

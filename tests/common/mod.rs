@@ -83,6 +83,7 @@ pub fn small_bundle_of(shape: ClassifierConfig, scope: Scope) -> Bundle {
             mean: theta_orig.clone(),
             std: vec![0.01; theta_orig.len()],
         },
+        param_centres: Vec::new(),
         latent_norm: Normalizer {
             mean: vec![0.0; ae.latent_size()],
             std: vec![1.0; ae.latent_size()],

@@ -244,7 +244,7 @@ fn one_by_one(
     save: &mut impl FnMut(&Classifier) -> Vec<f32>,
 ) -> Result<(Vec<Vec<f32>>, Classifier)> {
     let warmup = c.vulnerability.as_ref().map_or(0, |v| v.warmup_steps);
-    let per_seed = c.checkpoints.div_ceil(c.seeds);
+    let per_seed = c.per_run();
     let mut checkpoints: Vec<Vec<f32>> = Vec::with_capacity(c.checkpoints);
     let mut end = None;
     for s in (0..c.seeds).rev() {
@@ -285,7 +285,7 @@ fn jointly(
     save: &mut impl FnMut(&Classifier) -> Vec<f32>,
 ) -> Result<(Vec<Vec<f32>>, Classifier)> {
     let mut runs = vec![Vec::new(); starts.len()];
-    let steps = v.warmup_steps + c.checkpoints.div_ceil(c.seeds) * c.save_every;
+    let steps = v.warmup_steps + c.per_run() * c.save_every;
     let ends = train_jointly(starts, source, v, &splits.train, c, steps, rng, {
         |run, step, m| {
             if saves(step, v.warmup_steps, c.save_every) {

@@ -149,6 +149,12 @@ pub struct AutoencoderTraining {
     pub lr: f64,
     /// AdamW for the encoder and the decoder alike.
     pub optimizer: AdamWConfig,
+    /// With `collect.seeds` runs trained apart (`collect.align_runs`): each checkpoint is taken
+    /// relative to its run's mean before standardising, the bundle keeps the runs' means, and
+    /// each generated set adds one of them drawn at random. The autoencoder and the diffusion
+    /// model then learn the spread within a run, and the runs' distinct solutions are kept whole
+    /// (one autoencoder over the flattened vectors does not span them: `mnist-aligned`).
+    pub centre_runs: bool,
 }
 
 /// Stage 3: the latent diffusion model with the G2D regulariser.
@@ -287,6 +293,7 @@ impl Default for AutoencoderTraining {
             batch_size: 50,
             lr: 1e-3,
             optimizer: AdamWConfig::new().with_weight_decay(2e-6),
+            centre_runs: false,
         }
     }
 }
@@ -326,6 +333,12 @@ impl Default for GenerateConfig {
 }
 
 impl CollectConfig {
+    /// How many of the K checkpoints each run holds: they come run by run, this many at a time
+    /// (the last run may hold fewer).
+    pub fn per_run(&self) -> usize {
+        self.checkpoints.div_ceil(self.seeds.max(1))
+    }
+
     /// The classifier these settings build for `data`'s images and classes.
     pub fn classifier(&self, data: &crate::data::Splits) -> ClassifierConfig {
         self.network()

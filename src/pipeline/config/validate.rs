@@ -94,6 +94,12 @@ impl RunConfig {
                 "more seeds than checkpoints",
             ));
         }
+        if self.autoencoder.centre_runs && self.collect.seeds < 2 {
+            return Err(G2dError::config(
+                "autoencoder.centre_runs",
+                "centres each collection run: needs collect.seeds > 1",
+            ));
+        }
         // The network settings: the same checks a bundle's metadata gets (θ's length is not
         // known before collection, so one parameter stands in for it).
         self.autoencoder.model(1).validate("autoencoder.network")?;
@@ -231,6 +237,13 @@ mod tests {
                 }
             },
             "generate.sampler",
+        );
+        refused(
+            |c| {
+                c.autoencoder.centre_runs = true;
+                c.collect.seeds = 1;
+            },
+            "autoencoder.centre_runs",
         );
         // Nothing to align: every run starts from the target (the default), or there is one.
         refused(|c| c.collect.align_runs = true, "collect.align_runs");
