@@ -188,6 +188,46 @@ async fn regenerate_samples_the_bundles_candidates_unless_told() {
     );
 }
 
+/// A bundle whose parameters are centred per collection run: each regenerated set adds one
+/// run's mean, drawn per call, on WebGPU and the CPU alike.
+#[wasm_bindgen_test]
+async fn each_set_adds_one_run_centre_in_the_browser() {
+    let mut bundle = common::small_bundle();
+    let n = bundle.theta_orig.len();
+    // Two runs' means far from anything the decoder gives: +1000 and −1000 everywhere.
+    bundle.param_centres = [1000.0f32, -1000.0]
+        .iter()
+        .flat_map(|&c| vec![c; n])
+        .collect();
+    let bytes = bundle.to_bytes();
+    for backend in ["webgpu", "cpu"] {
+        let g = load(&bytes, backend).await.unwrap();
+        let mut signs = Vec::new();
+        for seed in 1..=8 {
+            let request = object(&[
+                ("candidates", 1.into()),
+                ("seed", seed.into()),
+                ("guardDelta", 1.0.into()),
+            ]);
+            let params = Float32Array::from(get(&regenerate(&g, request).await, "params")).to_vec();
+            let sign = if params[0] > 0.0 { 1.0 } else { -1.0 };
+            let off = params
+                .iter()
+                .map(|p| (p - sign * 1000.0).abs())
+                .fold(0.0, f32::max);
+            assert!(
+                off < 10.0,
+                "{backend}, seed {seed}: one centre for the whole set ({off})"
+            );
+            signs.push(sign);
+        }
+        assert!(
+            signs.contains(&1.0) && signs.contains(&-1.0),
+            "{backend}: both runs are drawn over 8 seeds: {signs:?}"
+        );
+    }
+}
+
 #[wasm_bindgen_test]
 async fn unseeded_regenerations_differ() {
     let g = load(BUNDLE, "cpu").await.unwrap();
