@@ -1,5 +1,5 @@
-//! Stage 4, generation and guard: random noise → reverse diffusion → decoder → new parameters,
-//! inserted into the classifier only if the guard accepts them. The same code runs in the CLI
+//! Stage 4, generation and guard: random noise → reverse diffusion → decoder → new parameters
+//! (plus one collection run's mean, drawn at random, where the bundle keeps them), inserted into the classifier only if the guard accepts them. The same code runs in the CLI
 //! and in the browser; only the readback (sync natively, async on wasm) is the caller's.
 
 use burn::prelude::*;
@@ -47,6 +47,16 @@ impl G2dModel {
         let classifier = meta.fixed.unflatten(classifier, &bundle.fixed)?;
         let original = meta.regenerated.unflatten(classifier, &bundle.theta_orig)?;
         let row = |v: &[f32]| Tensor::<1>::from_floats(v, device).unsqueeze_dim::<2>(0);
+        let len = bundle.theta_orig.len();
+        if !bundle.param_centres.len().is_multiple_of(len.max(1)) {
+            return Err(crate::error::G2dError::bundle(
+                crate::error::BundleFault::Section,
+                format!(
+                    "section param_centres holds {} values, not whole vectors of θ's {len}",
+                    bundle.param_centres.len()
+                ),
+            ));
+        }
         Ok(G2dModel {
             latent_space: LatentSpace::new(
                 &bundle.latent_norm,
@@ -108,6 +118,11 @@ impl G2dModel {
         let theta = theta * self.param_std.clone() + self.param_mean.clone();
         match &self.param_centres {
             Some(c) => {
+                assert_eq!(
+                    centres.len(),
+                    theta.dims()[0],
+                    "one drawn run centre per decoded set (G2dModel::draw_centres)"
+                );
                 let picked: Vec<i64> = centres.iter().map(|&r| r as i64).collect();
                 let picked = Tensor::<1, Int>::from_ints(picked.as_slice(), &self.device);
                 theta + c.clone().select(0, picked)
@@ -262,8 +277,9 @@ pub fn generate_host(
 
 /// Samples `count` parameter vectors in batches of at most `max_floats` values (at least one
 /// set a batch) and hands each, checked for finiteness, to `each` in order (native). One batch
-/// samples from `rng` itself, so it draws what one unbatched call would; with several, batch
-/// i samples from `G2dRng::seeded(rng.next_seed())`.
+/// draws from `rng` itself (the run centres, where the bundle has them, then the samples), so it
+/// draws what one unbatched call would; with several, batch i draws from
+/// `G2dRng::seeded(rng.next_seed())`.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn generate_batches(
     model: &G2dModel,

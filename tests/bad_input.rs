@@ -54,8 +54,10 @@ fn load_without_panic(bytes: &[u8], case: &str) -> bool {
         Ok(bundle) => {
             let model = G2dModel::from_bundle(&bundle, &cpu_device()).map_err(|e| e.code())?;
             let sampler = SamplerConfig::Ddim { steps: 2, eta: 0.0 };
-            let z0 = model.sample(1, &sampler, G2dRng::seeded(1)).run();
-            model.decode(z0, &[]);
+            let mut rng = G2dRng::seeded(1);
+            let centres = model.draw_centres(1, &mut rng);
+            let z0 = model.sample(1, &sampler, rng).run();
+            model.decode(z0, &centres);
             Ok(())
         }
         Err(e) => {
@@ -226,5 +228,57 @@ fn mutated_idx_files_never_panic() {
             Images::from_idx(parsed, l, "images")
         });
         assert!(outcome.is_ok(), "IDX case {case}: the parser panicked");
+    }
+}
+
+/// Run centres the section table lists wrongly are refused, naming the section: empty, listed
+/// twice, not whole vectors of θ, more than a bundle may hold, or not finite.
+#[test]
+fn bad_run_centre_sections_are_refused() {
+    let (meta, data) = split();
+    let n = meta["regenerated"]["tensors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            t["shape"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_u64().unwrap())
+                .product::<u64>()
+        })
+        .sum::<u64>() as usize;
+    let with_centres = |values: &[f32], twice: bool| {
+        let mut m = meta.clone();
+        let mut d = data.clone();
+        let sections = m["sections"].as_array_mut().unwrap();
+        for _ in 0..if twice { 2 } else { 1 } {
+            sections.push(
+                serde_json::json!({"name": "param_centres", "dtype": "f32", "len": values.len()}),
+            );
+            d.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+        }
+        frame(&m, &d)
+    };
+    let loads = Bundle::from_bytes(&with_centres(&vec![0.5; 2 * n], false)).unwrap();
+    assert_eq!(loads.param_centres.len(), 2 * n, "two whole centres load");
+    let mut nan = vec![0.5; n];
+    nan[3] = f32::NAN;
+    for (values, twice, names) in [
+        (vec![], false, "empty"),
+        (vec![0.5; n], true, "listed twice"),
+        (vec![0.5; n + 1], false, "whole vectors"),
+        (vec![0.5; 65 * n], false, "at most 64"),
+        (nan, false, "param_centres"),
+    ] {
+        let err = Bundle::from_bytes(&with_centres(&values, twice))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("param_centres") && err.contains(names),
+            "{names}: {err}"
+        );
+        assert!(!load_without_panic(&with_centres(&values, twice), names));
     }
 }

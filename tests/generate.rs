@@ -9,7 +9,7 @@ use common::small_bundle;
 use g2d::backend::cpu_device;
 use g2d::bundle::Bundle;
 use g2d::diffusion::sampler::SamplerConfig;
-use g2d::generate::{Candidates, G2dModel, Guard};
+use g2d::generate::{generate_host, Candidates, G2dModel, Guard};
 use g2d::rng::G2dRng;
 
 fn regenerate(model: &G2dModel, sampler: &SamplerConfig, rng: G2dRng) -> Vec<f32> {
@@ -83,6 +83,20 @@ fn each_set_adds_the_run_centre_drawn_for_it_and_the_centres_survive_the_file() 
             assert!((a - b - shift).abs() < 1e-4, "set {i}: centre {r} added");
         }
     }
+    // Sampling in batches adds them too: each set lies around one of the three centres.
+    let sets = generate_host(&centred, 12, &sampler, G2dRng::seeded(13)).unwrap();
+    let mut seen = Vec::new();
+    for (i, set) in sets.iter().enumerate() {
+        let shift = [0.0f32, 5.0, -5.0]
+            .into_iter()
+            .find(|c| set.iter().all(|v| (v - c).abs() < 1.0))
+            .unwrap_or_else(|| panic!("set {i} lies around no single centre"));
+        seen.push(shift);
+    }
+    assert!(
+        seen.iter().any(|&c| c != seen[0]),
+        "more than one run is drawn: {seen:?}"
+    );
     // A centre section that is not whole vectors of θ is refused, naming the section.
     let mut bad = read.clone();
     bad.param_centres = vec![0.0; n + 1];

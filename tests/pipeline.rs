@@ -260,6 +260,16 @@ fn centred_runs_train_end_to_end_and_the_bundle_carries_their_means() {
         3 * n,
         "K = 12 over 3 runs: 3 means"
     );
+    // Each is the mean of its run's 4 checkpoints, in the order collection saved them.
+    let checkpoints = run.load_target().unwrap().rows("checkpoints").unwrap();
+    let means = g2d::normalize::run_centres(&checkpoints, 4).concat();
+    let apart = (bundle.param_centres.iter().zip(&means))
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        apart < 1e-6,
+        "the bundle's centres are the runs' means: {apart}"
+    );
     let evaluation = run.evaluate(&run.bundle_path(lambda), &splits).unwrap();
     assert_eq!(evaluation.models.len(), 6);
     assert!(evaluation.l1_to_original.min > 0.0);

@@ -22,6 +22,8 @@
 
 mod validate;
 
+pub use validate::MAX_RUN_CENTRES;
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -345,7 +347,22 @@ enum SectionData {
 fn read_sections(meta: &BundleMeta, data: &[u8]) -> Result<Vec<(String, SectionData)>> {
     let mut at = 0usize;
     let mut out = Vec::new();
-    for s in &meta.sections {
+    for (i, s) in meta.sections.iter().enumerate() {
+        if meta.sections[..i]
+            .iter()
+            .any(|earlier| earlier.name == s.name)
+        {
+            return Err(bad(
+                BundleFault::Section,
+                format!("section {} is listed twice", s.name),
+            ));
+        }
+        if s.name == "param_centres" && s.len == 0 {
+            return Err(bad(
+                BundleFault::Section,
+                "section param_centres is empty (a bundle without run centres has none)",
+            ));
+        }
         let width = match s.dtype.as_str() {
             "f32" => 4,
             "u8" => 1,

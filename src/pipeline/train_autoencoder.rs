@@ -4,6 +4,8 @@
 //! bundle; generation adds one back). Afterwards the clean latents of the
 //! checkpoints are standardised per position: that is the space the diffusion model learns.
 
+use std::borrow::Cow;
+
 use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::prelude::*;
@@ -96,11 +98,11 @@ pub fn train_autoencoder(
         true => run_centres(checkpoints, per_run),
         false => Vec::new(),
     };
-    let centred: Vec<Vec<f32>> = match t.centre_runs {
+    let centred: Cow<[Vec<f32>]> = match t.centre_runs {
         true => (checkpoints.iter().enumerate())
             .map(|(i, c)| minus(c, &param_centres[i / per_run]))
             .collect(),
-        false => checkpoints.to_vec(),
+        false => Cow::Borrowed(checkpoints),
     };
     let param_norm = Normalizer::fit(&centred);
     let rows: Vec<Vec<f32>> = centred.iter().map(|c| param_norm.normalize(c)).collect();

@@ -149,11 +149,14 @@ pub struct AutoencoderTraining {
     pub lr: f64,
     /// AdamW for the encoder and the decoder alike.
     pub optimizer: AdamWConfig,
-    /// With `collect.seeds` runs trained apart (`collect.align_runs`): each checkpoint is taken
-    /// relative to its run's mean before standardising, the bundle keeps the runs' means, and
-    /// each generated set adds one of them drawn at random. The autoencoder and the diffusion
-    /// model then learn the spread within a run, and the runs' distinct solutions are kept whole
-    /// (one autoencoder over the flattened vectors does not span them: `mnist-aligned`).
+    /// With `collect.seeds` runs (trained from their own initialisations, aligned or not): each
+    /// checkpoint is taken relative to its run's mean before standardising, the bundle keeps the
+    /// runs' means, and each generated set adds one of them drawn at random. The autoencoder and
+    /// the diffusion model then learn the spread within a run, and the runs' distinct solutions
+    /// are kept whole (one autoencoder over the flattened vectors does not span them:
+    /// `mnist-aligned`). Training scores each x̂₀ with its own run's mean while generation draws
+    /// the mean independently of the sample: this assumes the centred spread looks alike in
+    /// every run (measured: every sampled set passes the guard).
     pub centre_runs: bool,
 }
 

@@ -2,6 +2,7 @@
 //! alike, with errors that name the setting.
 
 use super::{CollectVulnerability, RunConfig};
+use crate::bundle::MAX_RUN_CENTRES;
 use crate::error::{G2dError, Result};
 
 impl CollectVulnerability {
@@ -94,11 +95,19 @@ impl RunConfig {
                 "more seeds than checkpoints",
             ));
         }
-        if self.autoencoder.centre_runs && self.collect.seeds < 2 {
-            return Err(G2dError::config(
-                "autoencoder.centre_runs",
-                "centres each collection run: needs collect.seeds > 1",
-            ));
+        if self.autoencoder.centre_runs {
+            let (k, per_run) = (self.collect.checkpoints, self.collect.per_run());
+            let runs = k.div_ceil(per_run);
+            if self.collect.seeds < 2 || per_run < 2 || runs > MAX_RUN_CENTRES {
+                return Err(G2dError::config(
+                    "autoencoder.centre_runs",
+                    format!(
+                        "centres each collection run on its mean: needs collect.seeds > 1, at \
+                         least 2 checkpoints a run and at most {MAX_RUN_CENTRES} runs (here \
+                         {runs} runs of {per_run})"
+                    ),
+                ));
+            }
         }
         // The network settings: the same checks a bundle's metadata gets (θ's length is not
         // known before collection, so one parameter stands in for it).
@@ -245,6 +254,17 @@ mod tests {
             },
             "autoencoder.centre_runs",
         );
+        // One checkpoint a run leaves nothing to learn; more runs than a bundle may hold.
+        for (checkpoints, seeds) in [(4, 4), (200, 100)] {
+            refused(
+                move |c| {
+                    c.autoencoder.centre_runs = true;
+                    c.collect.checkpoints = checkpoints;
+                    c.collect.seeds = seeds;
+                },
+                "autoencoder.centre_runs",
+            );
+        }
         // Nothing to align: every run starts from the target (the default), or there is one.
         refused(|c| c.collect.align_runs = true, "collect.align_runs");
         refused(
