@@ -189,8 +189,9 @@ pub fn pipeline(run: &Run, json: bool) -> Result<()> {
     say(
         json,
         format!(
-            "autoencoder: reconstruction MSE {:.5} (standardised)",
-            ae.reconstruction_mse
+            "autoencoder: reconstruction MSE {:.5} (standardised{})",
+            ae.reconstruction_mse,
+            ae.centring()
         ),
     );
     let mut lambdas = vec![c.diffusion.lambda_l1];
@@ -276,10 +277,11 @@ pub fn train_ae(run: &Run, json: bool) -> Result<()> {
         print_json(&serde_json::to_value(&info).expect("json"));
     } else {
         println!(
-            "autoencoder: latent {}×{}, reconstruction MSE {:.5} (standardised), latent clip {:.2}",
+            "autoencoder: latent {}×{}, reconstruction MSE {:.5} (standardised{}), latent clip {:.2}",
             info.config.latent_channels,
             info.config.latent_len(),
             info.reconstruction_mse,
+            info.centring(),
             info.latent_clip
         );
     }

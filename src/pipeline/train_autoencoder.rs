@@ -41,7 +41,20 @@ pub struct AutoencoderInfo {
     pub reconstruction_mse: f64,
     /// Largest |value| among the standardised latents, times a 10% margin: x̂₀'s bound.
     pub latent_clip: f32,
+    /// Collection runs the checkpoints were centred on (`autoencoder.centre_runs`); 0: none.
+    #[serde(default)]
+    pub run_centres: usize,
     pub seconds: f64,
+}
+
+impl AutoencoderInfo {
+    /// " (each of N runs centred on its mean)" where the checkpoints were, else nothing.
+    pub fn centring(&self) -> String {
+        match self.run_centres {
+            0 => String::new(),
+            n => format!(", each of {n} runs centred on its mean"),
+        }
+    }
 }
 
 fn batch_tensor(rows: &[Vec<f32>], idx: &[usize], device: &Device) -> Tensor<2> {
@@ -162,6 +175,7 @@ pub fn train_autoencoder(
             final_loss: last_loss,
             reconstruction_mse: encoded.reconstruction_mse,
             latent_clip: encoded.latent_clip,
+            run_centres: param_centres.len(),
             seconds: started.elapsed().as_secs_f64(),
         },
         encoder,
@@ -201,6 +215,7 @@ mod tests {
         config.autoencoder.centre_runs = true;
         let centred = train_autoencoder(&config, &checkpoints, &device).unwrap();
         assert_eq!(centred.param_centres.len(), 2);
+        assert_eq!(centred.info.run_centres, 2);
         for (centre, base) in centred.param_centres.iter().zip([1.0, -1.0]) {
             assert!(centre.iter().all(|c| (c - base).abs() < 0.02), "{centre:?}");
         }
