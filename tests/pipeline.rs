@@ -162,6 +162,7 @@ fn threat_study_covers_every_baseline_kind(run: &Run, out: &std::path::Path) {
             robust_retrained: 0,
         },
         adversarial_training: LinfAttack::pgd(0.1, 2),
+        shuffle_rotation: false,
     };
     let study = study::study(std::slice::from_ref(run), &plan, "test".into()).unwrap();
     report::threat::write(&study, out).unwrap();
@@ -213,6 +214,30 @@ fn threat_study_covers_every_baseline_kind(run: &Run, out: &std::path::Path) {
     assert!(std::fs::read_to_string(out.join("pareto.svg"))
         .unwrap()
         .starts_with("<svg"));
+
+    // Rotation shuffled: the same served checkpoints, in another order.
+    let bundle = run.load_own_bundle(run.config.diffusion.lambda_l1).unwrap();
+    let main = g2d::generate::G2dModel::from_bundle(&bundle, &cpu_device()).unwrap();
+    let all = run.load_target().unwrap().rows("checkpoints").unwrap();
+    let sizes = PopulationSizes {
+        targets: 8,
+        eot_models: 2,
+        retrained: 1,
+        robust_retrained: 0,
+    };
+    let along = populations::checkpoints(&all, &main, &sizes, None).unwrap();
+    let shuffled = populations::checkpoints(&all, &main, &sizes, Some(5)).unwrap();
+    assert_eq!(shuffled.name, "checkpoint rotation (shuffled)");
+    assert_ne!(shuffled.thetas, along.thetas, "another order");
+    let sorted = |mut v: Vec<Vec<f32>>| {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        v
+    };
+    assert_eq!(
+        sorted(shuffled.thetas),
+        sorted(along.thetas),
+        "the same sets"
+    );
 
     // Retrained adversarially: independent models of the run's architecture, each trained with
     // the attack from its own seed.

@@ -431,6 +431,7 @@ fn measure_threats(run: &Run, args: &ThreatArgs) -> Result<study::ThreatStudy> {
             retrained: args.retrained,
             robust_retrained: args.robust_retrained,
         },
+        shuffle_rotation: args.shuffle_rotation,
         ..Default::default()
     };
     let mut runs = vec![Run::new(&run.dir, run.config.clone(), run.device.clone())?];

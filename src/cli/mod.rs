@@ -217,6 +217,10 @@ pub struct ThreatArgs {
     /// with that run's attack (each trains as long as its target: minutes).
     #[arg(long, default_value_t = ThreatPlan::default().sizes.robust_retrained)]
     pub robust_retrained: usize,
+    /// Serve checkpoint rotation's checkpoints in a seeded random order, so that T2's pairs come
+    /// from anywhere in the collection (default: trajectory order, neighbours mostly one run).
+    #[arg(long)]
+    pub shuffle_rotation: bool,
 }
 
 /// Counts of 1 or more: no images, models or repetitions leaves nothing to measure.

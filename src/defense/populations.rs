@@ -239,11 +239,13 @@ pub fn noise(
 }
 
 /// Rotation among the collected checkpoints (θ_orig left out): targets and the attacker's pool
-/// interleave along the trajectory.
+/// interleave along the trajectory. The targets are served in that order, or with
+/// `shuffle = Some(seed)` in a random order drawn from it (T2 scores each on the next).
 pub fn checkpoints(
     all: &[Vec<f32>],
     main: &G2dModel,
     sizes: &PopulationSizes,
+    shuffle: Option<u64>,
 ) -> Result<Population> {
     let others: Vec<&Vec<f32>> = all.iter().filter(|c| **c != main.theta_orig).collect();
     let want = (sizes.targets + sizes.eot_models).min(others.len());
@@ -259,8 +261,17 @@ pub fn checkpoints(
             attacker_pool.push(model);
         }
     }
+    let mut name = "checkpoint rotation".to_string();
+    if let Some(seed) = shuffle {
+        let mut order: Vec<usize> = (0..targets.len()).collect();
+        G2dRng::seeded(seed).shuffle(&mut order);
+        let mut taken: Vec<Option<(Classifier, Vec<f32>)>> =
+            targets.into_iter().zip(thetas).map(Some).collect();
+        (targets, thetas) = order.iter().map(|&i| taken[i].take().unwrap()).unzip();
+        name += " (shuffled)";
+    }
     Ok(Population {
-        name: "checkpoint rotation".into(),
+        name,
         kind: MethodKind::Checkpoints,
         lambda: None,
         targets,

@@ -30,6 +30,11 @@ pub struct ThreatPlan {
     pub sizes: PopulationSizes,
     /// The static robust baseline's training attack.
     pub adversarial_training: LinfAttack,
+    /// Serve checkpoint rotation's checkpoints in a seeded random order, so that T2's pairs
+    /// (each served model scored on the next) come from anywhere in the collection, as G2D's
+    /// independent draws do; otherwise in trajectory order, where neighbours mostly share a run.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shuffle_rotation: bool,
 }
 
 impl Default for ThreatPlan {
@@ -40,6 +45,7 @@ impl Default for ThreatPlan {
             inputs: 500,
             sizes: PopulationSizes::default(),
             adversarial_training: LinfAttack::pgd(0.1, 7),
+            shuffle_rotation: false,
         }
     }
 }
@@ -354,7 +360,8 @@ pub fn study(runs: &[Run], plan: &ThreatPlan, command: String) -> Result<ThreatS
             p.name = format!("{prefix}{}", p.name);
             measured.add(&ctx, &p, seed + 21)?;
         }
-        let mut p = populations::checkpoints(&ctx.checkpoints, &ctx.main, &plan.sizes)?;
+        let order = plan.shuffle_rotation.then_some(seed + 24);
+        let mut p = populations::checkpoints(&ctx.checkpoints, &ctx.main, &plan.sizes, order)?;
         p.name = format!("{prefix}{}", p.name);
         measured.add(&ctx, &p, seed + 22)?;
         if let Some(attack) = &run.config.collect.adversarial {
