@@ -1,6 +1,7 @@
 //! Stage 4, generation and guard: random noise → reverse diffusion → decoder → new parameters
-//! (plus one collection run's mean, drawn at random, where the bundle keeps them), inserted into the classifier only if the guard accepts them. The same code runs in the CLI
-//! and in the browser; only the readback (sync natively, async on wasm) is the caller's.
+//! (plus one collection run's mean, drawn at random, where the bundle keeps them), inserted into
+//! the classifier only if the guard accepts them. The same code runs in the CLI and in the
+//! browser; only the readback (sync natively, async on wasm) is the caller's.
 
 use burn::prelude::*;
 
@@ -47,16 +48,7 @@ impl G2dModel {
         let classifier = meta.fixed.unflatten(classifier, &bundle.fixed)?;
         let original = meta.regenerated.unflatten(classifier, &bundle.theta_orig)?;
         let row = |v: &[f32]| Tensor::<1>::from_floats(v, device).unsqueeze_dim::<2>(0);
-        let len = bundle.theta_orig.len();
-        if !bundle.param_centres.len().is_multiple_of(len.max(1)) {
-            return Err(crate::error::G2dError::bundle(
-                crate::error::BundleFault::Section,
-                format!(
-                    "section param_centres holds {} values, not whole vectors of θ's {len}",
-                    bundle.param_centres.len()
-                ),
-            ));
-        }
+        let runs = bundle.run_centre_count()?;
         Ok(G2dModel {
             latent_space: LatentSpace::new(
                 &bundle.latent_norm,
@@ -67,8 +59,7 @@ impl G2dModel {
             schedule: Schedule::new(&meta.schedule),
             param_mean: row(&bundle.param_norm.mean),
             param_std: row(&bundle.param_norm.std),
-            param_centres: (!bundle.param_centres.is_empty()).then(|| {
-                let runs = bundle.param_centres.len() / bundle.theta_orig.len();
+            param_centres: (runs > 0).then(|| {
                 Tensor::<1>::from_floats(bundle.param_centres.as_slice(), device)
                     .reshape([runs, bundle.theta_orig.len()])
             }),

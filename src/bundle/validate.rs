@@ -170,8 +170,14 @@ impl Bundle {
                 ));
             }
         }
-        let (len, centres) = (m.regenerated.len(), self.param_centres.len());
-        if centres % len.max(1) != 0 || centres / len.max(1) > MAX_RUN_CENTRES {
+        self.run_centre_count().map(|_| ())
+    }
+
+    /// How many run means `param_centres` holds (0: none), refusing a section that is not whole
+    /// vectors of θ or holds more than [`MAX_RUN_CENTRES`].
+    pub fn run_centre_count(&self) -> Result<usize> {
+        let (len, centres) = (self.theta_orig.len().max(1), self.param_centres.len());
+        if !centres.is_multiple_of(len) || centres / len > MAX_RUN_CENTRES {
             return Err(bad(
                 BundleFault::Section,
                 format!(
@@ -180,7 +186,7 @@ impl Bundle {
                 ),
             ));
         }
-        Ok(())
+        Ok(centres / len)
     }
 
     /// Values are finite and in range, and θ_orig is the one the metadata names.

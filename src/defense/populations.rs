@@ -263,11 +263,9 @@ pub fn checkpoints(
     }
     let mut name = "checkpoint rotation".to_string();
     if let Some(seed) = shuffle {
-        let mut order: Vec<usize> = (0..targets.len()).collect();
-        G2dRng::seeded(seed).shuffle(&mut order);
-        let mut taken: Vec<Option<(Classifier, Vec<f32>)>> =
-            targets.into_iter().zip(thetas).map(Some).collect();
-        (targets, thetas) = order.iter().map(|&i| taken[i].take().unwrap()).unzip();
+        let mut served: Vec<(Classifier, Vec<f32>)> = targets.into_iter().zip(thetas).collect();
+        G2dRng::seeded(seed).shuffle(&mut served);
+        (targets, thetas) = served.into_iter().unzip();
         name += " (shuffled)";
     }
     Ok(Population {

@@ -57,7 +57,8 @@ impl AutoencoderInfo {
     }
 }
 
-fn batch_tensor(rows: &[Vec<f32>], idx: &[usize], device: &Device) -> Tensor<2> {
+/// Rows `idx` of equal-length vectors as a `[idx.len(), len]` tensor.
+pub(super) fn batch_tensor(rows: &[Vec<f32>], idx: &[usize], device: &Device) -> Tensor<2> {
     let flat: Vec<f32> = idx.iter().flat_map(|&i| rows[i].iter().copied()).collect();
     Tensor::<1>::from_floats(flat.as_slice(), device).reshape([idx.len(), rows[0].len()])
 }

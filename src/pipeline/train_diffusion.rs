@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::{DiffusionTraining, RunConfig};
 use super::progress::bar;
+use super::train_autoencoder::batch_tensor;
 use crate::attacks::{craft, LinfAttack};
 use crate::autoencoder::Decoder;
 use crate::classifier::{images_tensor, labels_tensor, Classifier};
@@ -269,10 +270,7 @@ fn latent_batch(
 ) -> (Tensor<3>, Vec<usize>) {
     let [channels, len] = data.latent_shape;
     let picked: Vec<usize> = (0..n).map(|_| rng.below(data.latents.len())).collect();
-    let flat: Vec<f32> = (picked.iter())
-        .flat_map(|&i| data.latents[i].iter().copied())
-        .collect();
-    let z0 = Tensor::<1>::from_floats(flat.as_slice(), device).reshape([n, channels, len]);
+    let z0 = batch_tensor(data.latents, &picked, device).reshape([n, channels, len]);
     (z0, picked)
 }
 
