@@ -218,8 +218,9 @@ pub struct ThreatArgs {
     #[arg(long, default_value_t = ThreatPlan::default().sizes.robust_retrained)]
     pub robust_retrained: usize,
     /// Serve checkpoint rotation's checkpoints in a seeded random order, so that T2's pairs come
-    /// from anywhere in the collection (default: trajectory order, neighbours mostly one run).
-    #[arg(long)]
+    /// from anywhere in the collection, as G2D's independent draws do (the default; `false`:
+    /// trajectory order, where neighbours mostly share a run, as the arms before it measured).
+    #[arg(long, default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub shuffle_rotation: bool,
 }
 

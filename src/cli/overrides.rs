@@ -93,17 +93,19 @@ pub struct Overrides {
     #[arg(long, global = true)]
     pub seeds: Option<usize>,
     /// With --collect-vulnerability and --seeds: every run starts from the trained target
-    /// (the default; `--seeds-from-target false`: from fresh initialisations).
+    /// (the default with --init) instead of its own initialisation (the default otherwise;
+    /// `--seeds-from-target false`).
     #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
     pub seeds_from_target: Option<bool>,
     /// With --seeds and runs from fresh initialisations: permute each run's hidden units to
     /// match the target's before collecting (weight matching; the whole MLP only).
     #[arg(long, global = true)]
     pub align_runs: bool,
-    /// With --seeds runs trained apart: centre each run's checkpoints on its mean before the
-    /// autoencoder; every generated set adds one run's mean, drawn at random.
-    #[arg(long, global = true)]
-    pub centre_runs: bool,
+    /// With --seeds > 1: centre each run's checkpoints on its mean before the autoencoder;
+    /// every generated set adds one run's mean, drawn at random (the default, but not with
+    /// --init; `--centre-runs false` turns it off).
+    #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
+    pub centre_runs: Option<bool>,
     /// Skip the λ = 0 (p-diff) comparison model in `pipeline`.
     #[arg(long, global = true)]
     pub no_baseline: bool,
@@ -162,6 +164,13 @@ impl Overrides {
         }
         if let Some(v) = &self.init {
             c.collect.init = Some(v.clone());
+            // An imported model's runs descend from it, uncentred, unless the flags say
+            // otherwise: new models of its architecture trained by G2D's own recipe are not
+            // what a user who brings a model asked for.
+            if let Some(v) = &mut c.collect.vulnerability {
+                v.from_target = true;
+            }
+            c.autoencoder.centre_runs = false;
         }
         if let Some(v) = self.lambda {
             c.diffusion.lambda_l1 = v;
@@ -217,8 +226,8 @@ impl Overrides {
         {
             v.from_target = from_target;
         }
-        if self.centre_runs {
-            c.autoencoder.centre_runs = true;
+        if let Some(v) = self.centre_runs {
+            c.autoencoder.centre_runs = v;
         }
         if self.align_runs {
             c.collect.align_runs = true;
@@ -312,12 +321,12 @@ mod tests {
     fn the_vulnerability_weight_leaves_where_the_runs_start() {
         let default = config(&[]);
         let v = default.collect.vulnerability.as_ref().unwrap();
-        assert_eq!((v.weight, v.from_target), (0.3, true));
+        assert_eq!((v.weight, v.from_target), (0.3, false));
         assert_eq!(default.collect.seeds, 4);
 
         let weight = config(&["--collect-vulnerability", "1"]);
         let v = weight.collect.vulnerability.as_ref().unwrap();
-        assert_eq!((v.weight, v.from_target), (1.0, true));
+        assert_eq!((v.weight, v.from_target), (1.0, false));
 
         for (flags, from_target) in [
             (&["--seeds-from-target", "false"][..], false),
@@ -332,6 +341,28 @@ mod tests {
                 .vulnerability,
             None
         );
+    }
+
+    #[test]
+    fn runs_are_centred_unless_told_and_an_imported_models_runs_descend_from_it() {
+        let runs = |c: RunConfig| {
+            let from_target = c.collect.vulnerability.as_ref().unwrap().from_target;
+            (from_target, c.autoencoder.centre_runs)
+        };
+        assert_eq!(runs(config(&[])), (false, true));
+        assert_eq!(runs(config(&["--centre-runs", "false"])), (false, false));
+        assert_eq!(
+            runs(config(&["--init", "model.safetensors"])),
+            (true, false)
+        );
+        let flags = [
+            "--init",
+            "model.safetensors",
+            "--seeds-from-target",
+            "false",
+            "--centre-runs",
+        ];
+        assert_eq!(runs(config(&flags)), (false, true));
     }
 
     #[test]

@@ -30,9 +30,10 @@ pub struct ThreatPlan {
     pub sizes: PopulationSizes,
     /// The static robust baseline's training attack.
     pub adversarial_training: LinfAttack,
-    /// Serve checkpoint rotation's checkpoints in a seeded random order, so that T2's pairs
-    /// (each served model scored on the next) come from anywhere in the collection, as G2D's
-    /// independent draws do; otherwise in trajectory order, where neighbours mostly share a run.
+    /// Serve checkpoint rotation's checkpoints in a seeded random order (the default), so that
+    /// T2's pairs (each served model scored on the next) come from anywhere in the collection,
+    /// as G2D's independent draws do; otherwise in trajectory order, where neighbours mostly
+    /// share a run. A report written before the setting ran in trajectory order.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub shuffle_rotation: bool,
 }
@@ -45,7 +46,7 @@ impl Default for ThreatPlan {
             inputs: 500,
             sizes: PopulationSizes::default(),
             adversarial_training: LinfAttack::pgd(0.1, 7),
-            shuffle_rotation: false,
+            shuffle_rotation: true,
         }
     }
 }

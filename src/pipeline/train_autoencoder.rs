@@ -108,11 +108,11 @@ pub fn train_autoencoder(
     let t = &config.autoencoder;
     let ae = t.model(checkpoints[0].len());
     let per_run = config.collect.per_run();
-    let param_centres = match t.centre_runs {
+    let param_centres = match config.centres_runs() {
         true => run_centres(checkpoints, per_run),
         false => Vec::new(),
     };
-    let centred: Cow<[Vec<f32>]> = match t.centre_runs {
+    let centred: Cow<[Vec<f32>]> = match config.centres_runs() {
         true => (checkpoints.iter().enumerate())
             .map(|(i, c)| minus(c, &param_centres[i / per_run]))
             .collect(),

@@ -11,8 +11,9 @@
 //! - **Older files still load.** Before the burn Configs were nested, a run file held the
 //!   network fields flat in its stage (`autoencoder.channels`, `diffusion.blocks`); [`migrate`]
 //!   moves them to where they live now, so old run directories and report caches read as
-//!   they were written. A run file written before `collect.vulnerability` existed (when it was
-//!   off, before it became the default) reads with it off.
+//!   they were written. A run file written before `collect.vulnerability` or
+//!   `autoencoder.centre_runs` existed (when it was off, before it became the default) reads
+//!   with it off.
 
 use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -82,12 +83,22 @@ const WRITTEN_COLLECT: [&str; 6] = [
 ];
 
 /// Moves the flat network fields of an older run file into their nested configs, reads a run
-/// file written before `collect.vulnerability` or `diffusion.cross_weight` existed with that
-/// term off, as it ran, and the cross term's attack of two settings as the attack it was.
+/// file written before `collect.vulnerability`, `autoencoder.centre_runs` or
+/// `diffusion.cross_weight` existed with that setting off, as it ran, and the cross term's attack of two settings as the attack it was.
 pub fn migrate(file: &mut Value) {
     if let Some(Value::Object(collect)) = file.get_mut("collect") {
         if WRITTEN_COLLECT.iter().all(|k| collect.contains_key(*k)) {
             collect.entry("vulnerability").or_insert(Value::Null);
+        }
+    }
+    if let Some(Value::Object(autoencoder)) = file.get_mut("autoencoder") {
+        // Every run file g2d wrote names all three; run centres came after them, off until they
+        // became the default.
+        if ["steps", "batch_size", "lr"]
+            .iter()
+            .all(|k| autoencoder.contains_key(*k))
+        {
+            autoencoder.entry("centre_runs").or_insert(false.into());
         }
     }
     if let Some(Value::Object(diffusion)) = file.get_mut("diffusion") {
@@ -350,15 +361,24 @@ mod tests {
     fn every_collect_vulnerability_setting_reads_back_as_written() {
         let mut c = RunConfig::default();
         let v = c.collect.vulnerability.as_mut().unwrap();
-        assert!(v.from_target);
+        assert!(!v.from_target);
         v.warmup_steps = 900;
         let text = serde_json::to_string(&c).unwrap();
         assert_eq!(read(&text).unwrap(), c);
+        let mut from_target = c.clone();
+        from_target
+            .collect
+            .vulnerability
+            .as_mut()
+            .unwrap()
+            .from_target = true;
+        assert_eq!(
+            read(&serde_json::to_string(&from_target).unwrap()).unwrap(),
+            from_target
+        );
         // Fresh starts keep the key they had before `from_target` was a setting.
-        let mut fresh = c.clone();
-        fresh.collect.vulnerability.as_mut().unwrap().from_target = false;
-        assert_ne!(fresh.collect_key(), c.collect_key());
-        let written = serde_json::to_value(&fresh.collect).unwrap();
+        assert_ne!(from_target.collect_key(), c.collect_key());
+        let written = serde_json::to_value(&c.collect).unwrap();
         assert_eq!(written["vulnerability"]["from_target"], false);
         // What the threat study's away-all run (full MNIST, one run at weight 1, the collect
         // defaults then) recorded; with one run, where the runs start changes nothing.
@@ -375,7 +395,6 @@ mod tests {
     #[test]
     fn aligned_runs_read_back_and_have_their_own_key() {
         let mut c = RunConfig::default();
-        c.collect.vulnerability.as_mut().unwrap().from_target = false;
         let plain = c.collect_key();
         c.collect.align_runs = true;
         assert_eq!(read(&serde_json::to_string(&c).unwrap()).unwrap(), c);
@@ -406,5 +425,24 @@ mod tests {
         // A hand-written file that names only some collect settings gets today's default.
         let partial = read(r#"{"collect": {"checkpoints": 50}}"#).unwrap();
         assert!(partial.collect.vulnerability.is_some());
+    }
+
+    #[test]
+    fn a_run_file_written_before_run_centres_reads_with_them_off() {
+        // Written whole, as every run file g2d wrote before `centre_runs` existed.
+        let mut file = serde_json::to_value(RunConfig::default()).unwrap();
+        file["autoencoder"]
+            .as_object_mut()
+            .unwrap()
+            .remove("centre_runs");
+        let read_back: RunConfig = serde_json::from_value(file).unwrap();
+        assert!(!read_back.autoencoder.centre_runs);
+        // A hand-written file that names some autoencoder settings gets today's default.
+        assert!(
+            read(r#"{"autoencoder": {"steps": 50}}"#)
+                .unwrap()
+                .autoencoder
+                .centre_runs
+        );
     }
 }

@@ -82,14 +82,16 @@ pub struct CollectConfig {
     /// batch's loss on examples this attack crafts against the current weights, so the
     /// generator learns from robust checkpoints. By default PGD-7 at ε = 0.1: with the
     /// target trained 12,000 steps, the vulnerability term and the cross term, the
-    /// configuration the threat study's rule picks on validation data (trained-robust-0.1;
-    /// README, "Threat model"). `null`: clean training, as p-diff collects.
+    /// configuration the threat study's rule picks on validation data (trained-robust-0.1, and
+    /// with independent centred runs trained-robust-0.1-independent-centred; README, "Threat
+    /// model"). `null`: clean training, as p-diff collects.
     pub adversarial: Option<LinfAttack>,
     /// Checkpoints collected away from θ_orig's weaknesses (see [`CollectVulnerability`]). On
-    /// by default at weight 0.3 over 4 runs started from the trained target, with λ = 0.05:
-    /// joint-target-all-w0.3-lambda-0.05, the configuration the threat study selects on
-    /// validation data (README, "Threat model"). `null`: the trajectory trains on clean images
-    /// and ends on θ_orig, as p-diff's does.
+    /// by default at weight 0.3 over 4 runs, 3 of them trained from their own initialisations
+    /// and each centred on its mean before the autoencoder ([`AutoencoderTraining::centre_runs`]),
+    /// with λ = 0.05: trained-robust-0.1-independent-centred, the configuration the threat
+    /// study's rule picks on validation data (README, "Threat model"). `null`: the trajectory
+    /// trains on clean images and ends on θ_orig, as p-diff's does.
     pub vulnerability: Option<CollectVulnerability>,
     /// AdamW for the target and the checkpoints (no weight decay by default).
     pub optimizer: AdamWConfig,
@@ -113,7 +115,8 @@ pub struct CollectVulnerability {
     pub warmup_steps: usize,
     /// With several runs (`collect.seeds`): every run starts from the trained target instead
     /// of a fresh initialisation, so the runs keep θ_orig's order of hidden units and differ
-    /// only by what they learn to resist.
+    /// only by what they learn to resist (the default before run centres; the default with
+    /// `collect.init`, whose runs descend from the imported model).
     #[serde(default)]
     pub from_target: bool,
 }
@@ -149,7 +152,7 @@ pub struct AutoencoderTraining {
     pub lr: f64,
     /// AdamW for the encoder and the decoder alike.
     pub optimizer: AdamWConfig,
-    /// With `collect.seeds` runs (trained from their own initialisations, aligned or not): each
+    /// With `collect.seeds` > 1 runs (the default; one run has nothing to centre): each
     /// checkpoint is taken relative to its run's mean before standardising, the bundle keeps the
     /// runs' means, and each generated set adds one of them drawn at random. The autoencoder and
     /// the diffusion model then learn the spread within a run, and the runs' distinct solutions
@@ -243,6 +246,7 @@ impl RunConfig {
         c.collect.seeds = 1;
         c.collect.adversarial = None;
         c.collect.vulnerability = None;
+        c.autoencoder.centre_runs = false;
         c.diffusion.lambda_l1 = 3.0;
         c.diffusion.task_weight = 0.0;
         c.diffusion.cross_weight = 0.0;
@@ -277,10 +281,7 @@ impl Default for CollectConfig {
             collect_lr: 3e-4,
             seeds: 4,
             adversarial: Some(LinfAttack::pgd(0.1, 7)),
-            vulnerability: Some(CollectVulnerability {
-                from_target: true,
-                ..CollectVulnerability::new(0.3)
-            }),
+            vulnerability: Some(CollectVulnerability::new(0.3)),
             optimizer: AdamWConfig::new().with_weight_decay(0.0),
             align_runs: false,
         }
@@ -296,7 +297,7 @@ impl Default for AutoencoderTraining {
             batch_size: 50,
             lr: 1e-3,
             optimizer: AdamWConfig::new().with_weight_decay(2e-6),
-            centre_runs: false,
+            centre_runs: true,
         }
     }
 }
@@ -332,6 +333,14 @@ impl Default for GenerateConfig {
             sampler: SamplerConfig::default(),
             guard_delta: 0.01,
         }
+    }
+}
+
+impl RunConfig {
+    /// Whether the autoencoder centres each run on its mean: `autoencoder.centre_runs` with
+    /// more than one run.
+    pub fn centres_runs(&self) -> bool {
+        self.autoencoder.centre_runs && self.collect.seeds > 1
     }
 }
 

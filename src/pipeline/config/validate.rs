@@ -95,16 +95,16 @@ impl RunConfig {
                 "more seeds than checkpoints",
             ));
         }
-        if self.autoencoder.centre_runs {
+        if self.centres_runs() {
             let (k, per_run) = (self.collect.checkpoints, self.collect.per_run());
             let runs = k.div_ceil(per_run);
-            if self.collect.seeds < 2 || per_run < 2 || runs > MAX_RUN_CENTRES {
+            if per_run < 2 || runs > MAX_RUN_CENTRES {
                 return Err(G2dError::config(
                     "autoencoder.centre_runs",
                     format!(
-                        "centres each collection run on its mean: needs collect.seeds > 1, at \
-                         least 2 checkpoints a run and at most {MAX_RUN_CENTRES} runs (here \
-                         {runs} runs of {per_run})"
+                        "centres each collection run on its mean: needs at least 2 checkpoints \
+                         a run and at most {MAX_RUN_CENTRES} runs (here {runs} runs of \
+                         {per_run}; `--centre-runs false` turns it off)"
                     ),
                 ));
             }
@@ -247,13 +247,6 @@ mod tests {
             },
             "generate.sampler",
         );
-        refused(
-            |c| {
-                c.autoencoder.centre_runs = true;
-                c.collect.seeds = 1;
-            },
-            "autoencoder.centre_runs",
-        );
         // One checkpoint a run leaves nothing to learn; more runs than a bundle may hold.
         for (checkpoints, seeds) in [(4, 4), (200, 100)] {
             refused(
@@ -265,13 +258,18 @@ mod tests {
                 "autoencoder.centre_runs",
             );
         }
-        // Nothing to align: every run starts from the target (the default), or there is one.
-        refused(|c| c.collect.align_runs = true, "collect.align_runs");
+        // Nothing to align: every run starts from the target, or there is one.
+        refused(
+            |c| {
+                c.collect.align_runs = true;
+                c.collect.vulnerability.as_mut().unwrap().from_target = true;
+            },
+            "collect.align_runs",
+        );
         refused(
             |c| {
                 c.collect.align_runs = true;
                 c.collect.seeds = 1;
-                c.collect.vulnerability.as_mut().unwrap().from_target = false;
             },
             "collect.align_runs",
         );
@@ -285,8 +283,12 @@ mod tests {
         );
         let mut aligned = RunConfig::default();
         aligned.collect.align_runs = true;
-        aligned.collect.vulnerability.as_mut().unwrap().from_target = false;
         assert!(aligned.validate().is_ok());
+        // One run has nothing to centre: the default's centring is then off, not refused.
+        let mut one_run = RunConfig::default();
+        one_run.collect.seeds = 1;
+        assert!(one_run.validate().is_ok() && !one_run.centres_runs());
+        assert!(RunConfig::default().centres_runs());
         refused(|c| c.generate.guard_delta = -5.0, "generate.guard_delta");
         refused(|c| c.generate.guard_delta = 5.0, "generate.guard_delta");
         refused(|c| c.diffusion.schedule.beta_end = 2.0, "beta_end");
