@@ -164,13 +164,8 @@ impl Overrides {
         }
         if let Some(v) = &self.init {
             c.collect.init = Some(v.clone());
-            // An imported model's runs descend from it, uncentred, unless the flags say
-            // otherwise: new models of its architecture trained by G2D's own recipe are not
-            // what a user who brings a model asked for.
-            if let Some(v) = &mut c.collect.vulnerability {
-                v.from_target = true;
-            }
-            c.autoencoder.centre_runs = false;
+            // --seeds-from-target and --centre-runs, below, still say otherwise.
+            c.imported_runs(|_| false);
         }
         if let Some(v) = self.lambda {
             c.diffusion.lambda_l1 = v;

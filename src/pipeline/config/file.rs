@@ -199,7 +199,9 @@ impl Serialize for RunConfig {
 
 impl<'de> Deserialize<'de> for RunConfig {
     /// An older layout is migrated, then the file is laid over [`RunConfig::default`]. A CNN
-    /// keeps only the function-space terms the file names (they need the MLP).
+    /// keeps only the function-space terms the file names (they need the MLP), and an imported
+    /// model's runs start from it, uncentred, unless the file says otherwise
+    /// ([`RunConfig::imported_runs`]).
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let mut file = Value::deserialize(d)?;
         migrate(&mut file);
@@ -207,6 +209,9 @@ impl<'de> Deserialize<'de> for RunConfig {
             Some(Value::Object(d)) => d.keys().cloned().collect(),
             _ => Vec::new(),
         };
+        // Where an imported model's runs start, and whether they are centred, as the file says.
+        let from_target_named = file.pointer("/collect/vulnerability/from_target").is_some();
+        let centre_named = file.pointer("/autoencoder/centre_runs").is_some();
         let mut config = serde_json::to_value(RunConfig::default()).map_err(D::Error::custom)?;
         overlay(&mut config, file, "").map_err(D::Error::custom)?;
         let mut config = RunConfig::deserialize(config).map_err(D::Error::custom)?;
@@ -214,6 +219,12 @@ impl<'de> Deserialize<'de> for RunConfig {
             config
                 .diffusion
                 .default_terms_off(|field| named.iter().any(|k| k == field));
+        }
+        if config.collect.init.is_some() {
+            config.imported_runs(|field| match field {
+                "centre_runs" => centre_named,
+                _ => from_target_named,
+            });
         }
         Ok(config)
     }
@@ -425,6 +436,26 @@ mod tests {
         // A hand-written file that names only some collect settings gets today's default.
         let partial = read(r#"{"collect": {"checkpoints": 50}}"#).unwrap();
         assert!(partial.collect.vulnerability.is_some());
+    }
+
+    #[test]
+    fn an_imported_models_runs_descend_from_it_unless_the_file_says_otherwise() {
+        let runs = |text: &str| {
+            let c = read(text).unwrap();
+            (
+                c.collect.vulnerability.unwrap().from_target,
+                c.autoencoder.centre_runs,
+            )
+        };
+        assert_eq!(
+            runs(r#"{"collect": {"init": "m.safetensors"}}"#),
+            (true, false)
+        );
+        let named = r#"{"collect": {"init": "m.safetensors", "vulnerability": {"weight": 0.3,
+            "attack": {"epsilon": 0.1, "step_size": 0.025, "steps": 10, "random_start": true},
+            "warmup_steps": 500, "from_target": false}}, "autoencoder": {"centre_runs": true}}"#;
+        assert_eq!(runs(named), (false, true));
+        assert_eq!(runs("{}"), (false, true));
     }
 
     #[test]

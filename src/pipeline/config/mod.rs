@@ -337,6 +337,21 @@ impl Default for GenerateConfig {
 }
 
 impl RunConfig {
+    /// The runs of an imported model (`collect.init`): every run starts from it and none is
+    /// centred, unless `named` says the setting (`"from_target"` or `"centre_runs"`) was given.
+    /// New models of its architecture trained by G2D's own recipe, the default's other runs,
+    /// are not descendants of the model a user brought.
+    pub fn imported_runs(&mut self, named: impl Fn(&str) -> bool) {
+        if !named("from_target") {
+            if let Some(v) = &mut self.collect.vulnerability {
+                v.from_target = true;
+            }
+        }
+        if !named("centre_runs") {
+            self.autoencoder.centre_runs = false;
+        }
+    }
+
     /// Whether the autoencoder centres each run on its mean: `autoencoder.centre_runs` with
     /// more than one run.
     pub fn centres_runs(&self) -> bool {
