@@ -162,10 +162,11 @@ impl Overrides {
         if let Some(v) = &self.hidden {
             c.collect.hidden = v.clone();
         }
+        // A model imported here (not the one a run or config file already names): its runs are
+        // set once every other flag is, below.
+        let imported = (self.init.as_ref()).is_some_and(|v| c.collect.init.as_ref() != Some(v));
         if let Some(v) = &self.init {
             c.collect.init = Some(v.clone());
-            // --seeds-from-target and --centre-runs, below, still say otherwise.
-            c.imported_runs(|_| false);
         }
         if let Some(v) = self.lambda {
             c.diffusion.lambda_l1 = v;
@@ -223,6 +224,12 @@ impl Overrides {
         }
         if let Some(v) = self.centre_runs {
             c.autoencoder.centre_runs = v;
+        }
+        if imported {
+            c.imported_runs(|field| match field {
+                "from_target" => self.seeds_from_target.is_some(),
+                _ => self.centre_runs.is_some(),
+            });
         }
         if self.align_runs {
             c.collect.align_runs = true;
@@ -350,6 +357,22 @@ mod tests {
             runs(config(&["--init", "model.safetensors"])),
             (true, false)
         );
+        // Runs trained apart from an imported model are centred, as the default's are.
+        let apart = [
+            "--init",
+            "model.safetensors",
+            "--seeds-from-target",
+            "false",
+        ];
+        assert_eq!(runs(config(&apart)), (false, true));
+        // The vulnerability weight leaves where an imported model's runs start.
+        let weight = [
+            "--init",
+            "model.safetensors",
+            "--collect-vulnerability",
+            "1",
+        ];
+        assert_eq!(runs(config(&weight)), (true, false));
         let flags = [
             "--init",
             "model.safetensors",

@@ -90,6 +90,15 @@ pub fn migrate(file: &mut Value) {
         if WRITTEN_COLLECT.iter().all(|k| collect.contains_key(*k)) {
             collect.entry("vulnerability").or_insert(Value::Null);
         }
+        // Written whole, a vulnerability object left `from_target` out when it was false.
+        if let Some(Value::Object(v)) = collect.get_mut("vulnerability") {
+            if ["weight", "attack", "warmup_steps"]
+                .iter()
+                .all(|k| v.contains_key(*k))
+            {
+                v.entry("from_target").or_insert(false.into());
+            }
+        }
     }
     if let Some(Value::Object(autoencoder)) = file.get_mut("autoencoder") {
         // Every run file g2d wrote names all three; run centres came after them, off until they
@@ -456,6 +465,11 @@ mod tests {
             "warmup_steps": 500, "from_target": false}}, "autoencoder": {"centre_runs": true}}"#;
         assert_eq!(runs(named), (false, true));
         assert_eq!(runs("{}"), (false, true));
+        // A vulnerability object written whole without `from_target` (left out when false, as
+        // g2d wrote it before) keeps its runs apart, and so centred.
+        let written = named.replace(r#", "from_target": false"#, "");
+        let written = written.replace(r#", "autoencoder": {"centre_runs": true}"#, "");
+        assert_eq!(runs(&written), (false, true));
     }
 
     #[test]

@@ -337,10 +337,10 @@ impl Default for GenerateConfig {
 }
 
 impl RunConfig {
-    /// The runs of an imported model (`collect.init`): every run starts from it and none is
-    /// centred, unless `named` says the setting (`"from_target"` or `"centre_runs"`) was given.
-    /// New models of its architecture trained by G2D's own recipe, the default's other runs,
-    /// are not descendants of the model a user brought.
+    /// The runs of an imported model (`collect.init`): they start from it, and are centred only
+    /// where they train apart, unless `named` says the setting (`"from_target"` or
+    /// `"centre_runs"`) was given. New models of its architecture trained by G2D's own recipe,
+    /// the default's other runs, are not descendants of the model a user brought.
     pub fn imported_runs(&mut self, named: impl Fn(&str) -> bool) {
         if !named("from_target") {
             if let Some(v) = &mut self.collect.vulnerability {
@@ -348,7 +348,9 @@ impl RunConfig {
             }
         }
         if !named("centre_runs") {
-            self.autoencoder.centre_runs = false;
+            // Without the vulnerability term, runs after the first re-initialise regardless.
+            let from_target = (self.collect.vulnerability.as_ref()).is_some_and(|v| v.from_target);
+            self.autoencoder.centre_runs = !from_target;
         }
     }
 

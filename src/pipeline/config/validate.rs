@@ -96,15 +96,22 @@ impl RunConfig {
             ));
         }
         if self.centres_runs() {
-            let (k, per_run) = (self.collect.checkpoints, self.collect.per_run());
-            let runs = k.div_ceil(per_run);
-            if per_run < 2 || runs > MAX_RUN_CENTRES {
+            let (k, seeds, per_run) = (
+                self.collect.checkpoints,
+                self.collect.seeds,
+                self.collect.per_run(),
+            );
+            // Runs hold per_run checkpoints each, the last what is left: a run of one checkpoint
+            // would serve near copies of it, and K too small for every seed leaves runs empty.
+            let last = k.saturating_sub((seeds - 1) * per_run);
+            if last < 2 || seeds > MAX_RUN_CENTRES {
                 return Err(G2dError::config(
                     "autoencoder.centre_runs",
                     format!(
-                        "centres each collection run on its mean: needs at least 2 checkpoints \
-                         a run and at most {MAX_RUN_CENTRES} runs (here {runs} runs of \
-                         {per_run}; `--centre-runs false` turns it off)"
+                        "centres each collection run on its mean: needs every run to hold at \
+                         least 2 checkpoints and at most {MAX_RUN_CENTRES} runs (here K = {k} \
+                         over {seeds} runs of {per_run}, the last {last}; a K that is a multiple \
+                         of the runs, or `--centre-runs false`)"
                     ),
                 ));
             }
@@ -247,8 +254,9 @@ mod tests {
             },
             "generate.sampler",
         );
-        // One checkpoint a run leaves nothing to learn; more runs than a bundle may hold.
-        for (checkpoints, seeds) in [(4, 4), (200, 100)] {
+        // One checkpoint a run leaves nothing to learn (in every run, in the last, or none at
+        // all in the last); more runs than a bundle may hold.
+        for (checkpoints, seeds) in [(4, 4), (10, 4), (5, 4), (200, 100)] {
             refused(
                 move |c| {
                     c.autoencoder.centre_runs = true;
