@@ -171,7 +171,10 @@ export class Rotation {
         console.error("G2D rotation: onRotate threw", err);
       }
     }
-    this.#prepare();
+    // The next set's sampling starts in a task of its own, after the classify() this install
+    // came before has answered: starting it here would put the request to the sampler (and on
+    // this thread, the first slice of sampling) inside that call.
+    nextTask().then(() => this.#prepare());
   }
 
   async #prepare() {
