@@ -192,7 +192,12 @@ fn threat_study_covers_every_baseline_kind(run: &Run, out: &std::path::Path) {
         .iter()
         .any(|m| m["name"] == recommended && m["kind"] == "g2d"));
     for m in methods {
-        for key in ["white_box", "t1", "t2", "t3"] {
+        for key in [
+            "white_box",
+            "transfer_from_original",
+            "cross_session",
+            "eot_bundle",
+        ] {
             let r = &m[key];
             let (success, n) = (r["success"].as_f64().unwrap(), r["n"].as_u64().unwrap());
             let [lo, hi] = [
@@ -210,7 +215,9 @@ fn threat_study_covers_every_baseline_kind(run: &Run, out: &std::path::Path) {
     }
     // A static model serves one set of weights: its T2 and T3 are its white box.
     let stat = methods.iter().find(|m| m["kind"] == "static").unwrap();
-    assert_eq!(stat["t2"], stat["white_box"]);
+    assert_eq!(stat["cross_session"], stat["white_box"]);
+    let g2d = methods.iter().find(|m| m["kind"] == "g2d").unwrap();
+    assert_eq!(g2d["eot_bundle"]["ensemble"], 2, "{g2d}");
     assert!(std::fs::read_to_string(out.join("pareto.svg"))
         .unwrap()
         .starts_with("<svg"));

@@ -33,15 +33,17 @@ fn method_json(m: &MethodResult) -> Value {
         "l1_to_original": m.l1_to_original,
     });
     if let Some(r) = m.test_at(HEADLINE_EPSILON) {
+        // The names: T1 transfers from the original, T2 across sessions, T3 is the
+        // bundle holder's ensemble (EOT) of `ensemble` models.
         for (key, rate) in [
             ("white_box", &r.white_box),
-            ("t1", &r.t1),
-            ("t2", &r.t2),
-            ("t3", &r.t3),
+            ("transfer_from_original", &r.t1),
+            ("cross_session", &r.t2),
+            ("eot_bundle", &r.t3),
         ] {
             v[key] = rate_json(r.epsilon, rate);
         }
-        v["t3_eot_models"] = json!(r.eot_models);
+        v["eot_bundle"]["ensemble"] = json!(r.eot_models);
     }
     v
 }
