@@ -226,10 +226,7 @@ impl Overrides {
             c.autoencoder.centre_runs = v;
         }
         if imported {
-            c.imported_runs(|field| match field {
-                "from_target" => self.seeds_from_target.is_some(),
-                _ => self.centre_runs.is_some(),
-            });
+            c.imported_runs(self.seeds_from_target.is_some(), self.centre_runs.is_some());
         }
         if self.align_runs {
             c.collect.align_runs = true;

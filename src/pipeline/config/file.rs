@@ -71,8 +71,8 @@ const MOVED: [(&str, &str, &str); 7] = [
     ("diffusion", "time_dim", "denoiser"),
 ];
 
-/// Collect fields every run file g2d has written names: a collect object with all of them was
-/// written out whole, not typed by hand.
+/// Fields every run file g2d has written names, per object: one that has all of them was written
+/// out whole, not typed by hand, so a setting added after them that it lacks was off.
 const WRITTEN_COLLECT: [&str; 6] = [
     "scope",
     "pretrain_steps",
@@ -81,38 +81,38 @@ const WRITTEN_COLLECT: [&str; 6] = [
     "save_every",
     "collect_lr",
 ];
+const WRITTEN_VULNERABILITY: [&str; 3] = ["weight", "attack", "warmup_steps"];
+const WRITTEN_AUTOENCODER: [&str; 3] = ["steps", "batch_size", "lr"];
+const WRITTEN_DIFFUSION: [&str; 2] = ["task_weight", "vulnerability_bank"];
+
+/// Whether `object` names every one of `fields`: written out whole by g2d.
+fn written_whole(object: &Map<String, Value>, fields: &[&str]) -> bool {
+    fields.iter().all(|k| object.contains_key(*k))
+}
 
 /// Moves the flat network fields of an older run file into their nested configs, reads a run
 /// file written before `collect.vulnerability`, `autoencoder.centre_runs` or
-/// `diffusion.cross_weight` existed with that setting off, as it ran, and the cross term's attack of two settings as the attack it was.
+/// `diffusion.cross_weight` existed with that setting off, as it ran (and a vulnerability
+/// object that left `from_target` out, as g2d wrote it when false, with it false), and the
+/// cross term's attack of two settings as the attack it was.
 pub fn migrate(file: &mut Value) {
     if let Some(Value::Object(collect)) = file.get_mut("collect") {
-        if WRITTEN_COLLECT.iter().all(|k| collect.contains_key(*k)) {
+        if written_whole(collect, &WRITTEN_COLLECT) {
             collect.entry("vulnerability").or_insert(Value::Null);
         }
-        // Written whole, a vulnerability object left `from_target` out when it was false.
         if let Some(Value::Object(v)) = collect.get_mut("vulnerability") {
-            if ["weight", "attack", "warmup_steps"]
-                .iter()
-                .all(|k| v.contains_key(*k))
-            {
+            if written_whole(v, &WRITTEN_VULNERABILITY) {
                 v.entry("from_target").or_insert(false.into());
             }
         }
     }
     if let Some(Value::Object(autoencoder)) = file.get_mut("autoencoder") {
-        // Every run file g2d wrote names all three; run centres came after them, off until they
-        // became the default.
-        if ["steps", "batch_size", "lr"]
-            .iter()
-            .all(|k| autoencoder.contains_key(*k))
-        {
+        if written_whole(autoencoder, &WRITTEN_AUTOENCODER) {
             autoencoder.entry("centre_runs").or_insert(false.into());
         }
     }
     if let Some(Value::Object(diffusion)) = file.get_mut("diffusion") {
-        // Every run file g2d wrote names both; the cross term came after them.
-        if diffusion.contains_key("task_weight") && diffusion.contains_key("vulnerability_bank") {
+        if written_whole(diffusion, &WRITTEN_DIFFUSION) {
             diffusion.entry("cross_weight").or_insert(0.0.into());
         }
         migrate_cross_attack(diffusion);
@@ -230,10 +230,7 @@ impl<'de> Deserialize<'de> for RunConfig {
                 .default_terms_off(|field| named.iter().any(|k| k == field));
         }
         if config.collect.init.is_some() {
-            config.imported_runs(|field| match field {
-                "centre_runs" => centre_named,
-                _ => from_target_named,
-            });
+            config.imported_runs(from_target_named, centre_named);
         }
         Ok(config)
     }

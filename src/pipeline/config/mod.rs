@@ -252,6 +252,30 @@ impl RunConfig {
         c.diffusion.cross_weight = 0.0;
         c
     }
+
+    /// The runs of an imported model (`collect.init`): they start from it, and are centred only
+    /// where they train apart, except for what was given (`from_target_named`: where they
+    /// start; `centre_named`: whether they are centred). New models of its architecture trained
+    /// by G2D's own recipe, the default's other runs, are not descendants of the model a user
+    /// brought.
+    pub fn imported_runs(&mut self, from_target_named: bool, centre_named: bool) {
+        if !from_target_named {
+            if let Some(v) = &mut self.collect.vulnerability {
+                v.from_target = true;
+            }
+        }
+        if !centre_named {
+            // Without the vulnerability term, runs after the first re-initialise regardless.
+            let from_target = (self.collect.vulnerability.as_ref()).is_some_and(|v| v.from_target);
+            self.autoencoder.centre_runs = !from_target;
+        }
+    }
+
+    /// Whether the autoencoder centres each run on its mean: `autoencoder.centre_runs` with
+    /// more than one run.
+    pub fn centres_runs(&self) -> bool {
+        self.autoencoder.centre_runs && self.collect.seeds > 1
+    }
 }
 
 impl Default for DataConfig {
@@ -333,31 +357,6 @@ impl Default for GenerateConfig {
             sampler: SamplerConfig::default(),
             guard_delta: 0.01,
         }
-    }
-}
-
-impl RunConfig {
-    /// The runs of an imported model (`collect.init`): they start from it, and are centred only
-    /// where they train apart, unless `named` says the setting (`"from_target"` or
-    /// `"centre_runs"`) was given. New models of its architecture trained by G2D's own recipe,
-    /// the default's other runs, are not descendants of the model a user brought.
-    pub fn imported_runs(&mut self, named: impl Fn(&str) -> bool) {
-        if !named("from_target") {
-            if let Some(v) = &mut self.collect.vulnerability {
-                v.from_target = true;
-            }
-        }
-        if !named("centre_runs") {
-            // Without the vulnerability term, runs after the first re-initialise regardless.
-            let from_target = (self.collect.vulnerability.as_ref()).is_some_and(|v| v.from_target);
-            self.autoencoder.centre_runs = !from_target;
-        }
-    }
-
-    /// Whether the autoencoder centres each run on its mean: `autoencoder.centre_runs` with
-    /// more than one run.
-    pub fn centres_runs(&self) -> bool {
-        self.autoencoder.centre_runs && self.collect.seeds > 1
     }
 }
 
