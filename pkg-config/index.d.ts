@@ -211,6 +211,8 @@ export class Rotation {
 
 export interface BundleInfo {
   formatVersion: number;
+  /** How the decoder, denoiser, parameter normalisation and run means are stored (θ_orig is f32). */
+  precision: "f32" | "f16";
   arch: Arch;
   scope: Scope;
   dataset: string;

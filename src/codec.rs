@@ -37,6 +37,55 @@ pub fn f16_to_f32(h: u16) -> f32 {
     }
 }
 
+/// Single to half precision, rounding to nearest (ties to even) as IEEE 754 does; values past
+/// f16's range become infinities, NaN stays NaN.
+pub fn f32_to_f16(v: f32) -> u16 {
+    let bits = v.to_bits();
+    let sign = ((bits >> 16) & 0x8000) as u16;
+    let exponent = ((bits >> 23) & 0xff) as i32;
+    let mantissa = bits & 0x7f_ffff;
+    if exponent == 0xff {
+        return sign | 0x7c00 | if mantissa != 0 { 0x200 } else { 0 };
+    }
+    // The value's exponent in f16's bias; below 1 it is a subnormal (or rounds to zero).
+    let e = exponent - 127 + 15;
+    if e >= 0x1f {
+        return sign | 0x7c00;
+    }
+    // The f16 value as an integer count of its last place (2^(e-25) for normals, 2^-24 for
+    // subnormals), before rounding: `full` holds the 24-bit significand, `shift` the bits to drop.
+    let (full, shift, base) = if e >= 1 {
+        (mantissa | 0x80_0000, 13, ((e as u32) << 10) - 0x400)
+    } else if e >= -10 {
+        (mantissa | 0x80_0000, (14 - e) as u32, 0)
+    } else {
+        return sign; // below half the smallest subnormal: ±0
+    };
+    let kept = full >> shift;
+    let rest = full & ((1 << shift) - 1);
+    let half = 1 << (shift - 1);
+    let rounded = kept + u32::from(rest > half || (rest == half && kept & 1 == 1));
+    // A carry out of the significand moves into the exponent field, up to infinity: that is
+    // what rounding up across a power of two (or past 65504) means in IEEE 754.
+    sign | (base + rounded) as u16
+}
+
+/// `values` as little-endian half-precision bytes, two a value ([`f32_to_f16`]).
+pub fn f16_to_le_bytes(values: &[f32]) -> Vec<u8> {
+    values
+        .iter()
+        .flat_map(|&v| f32_to_f16(v).to_le_bytes())
+        .collect()
+}
+
+/// Little-endian half-precision bytes back to single precision.
+pub fn f16_from_le_bytes(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(2)
+        .map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]])))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,5 +107,45 @@ mod tests {
         assert_eq!(f16_to_f32(0x0001), 2f32.powi(-24));
         assert_eq!(f16_to_f32(0x7c00), f32::INFINITY);
         assert!(f16_to_f32(0x7e00).is_nan());
+    }
+
+    #[test]
+    fn every_half_survives_the_round_trip() {
+        for h in 0..=u16::MAX {
+            let v = f16_to_f32(h);
+            if v.is_nan() {
+                assert!(f16_to_f32(f32_to_f16(v)).is_nan());
+            } else {
+                assert_eq!(f32_to_f16(v), h, "{h:#06x} ({v})");
+            }
+        }
+    }
+
+    #[test]
+    fn single_precision_rounds_to_the_nearest_half() {
+        // 1 + 2^-11 lies halfway between 1 and the next half (1 + 2^-10): ties go to even.
+        assert_eq!(f32_to_f16(1.0 + 2f32.powi(-11)), 0x3c00);
+        assert_eq!(f32_to_f16(1.0 + 3.0 * 2f32.powi(-11)), 0x3c02);
+        assert_eq!(f32_to_f16(1.0 + 2f32.powi(-11) + 2f32.powi(-20)), 0x3c01);
+        assert_eq!(f32_to_f16(0.1), 0x2e66);
+        assert_eq!(f32_to_f16(-0.333_333_34), 0xb555);
+        // Subnormals, and values too small for one: half the smallest ties to zero (even).
+        assert_eq!(f32_to_f16(2f32.powi(-24)), 0x0001);
+        assert_eq!(f32_to_f16(3.0 * 2f32.powi(-25)), 0x0002);
+        assert_eq!(f32_to_f16(2f32.powi(-25)), 0x0000);
+        assert_eq!(f32_to_f16(1e-10), 0x0000);
+        assert_eq!(f32_to_f16(-1e-10), 0x8000);
+        // The largest half, rounding past it, and beyond.
+        assert_eq!(f32_to_f16(65504.0), 0x7bff);
+        assert_eq!(f32_to_f16(65519.0), 0x7bff);
+        assert_eq!(f32_to_f16(65520.0), 0x7c00);
+        assert_eq!(f32_to_f16(1e9), 0x7c00);
+        assert_eq!(f32_to_f16(f32::NEG_INFINITY), 0xfc00);
+        // Rounding up across a power of two carries into the exponent.
+        assert_eq!(f32_to_f16(2047.5), 0x6800); // 2048
+        assert_eq!(
+            f16_from_le_bytes(&f16_to_le_bytes(&[0.5, -2.0])),
+            [0.5, -2.0]
+        );
     }
 }

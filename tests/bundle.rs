@@ -4,7 +4,8 @@
 mod common;
 
 use common::small_bundle;
-use g2d::bundle::Bundle;
+use g2d::bundle::{Bundle, Precision};
+use g2d::codec::{f16_to_f32, f32_to_f16};
 use g2d::generate::Candidates;
 
 fn error_of(bytes: &[u8]) -> String {
@@ -167,4 +168,111 @@ fn out_of_range_metadata_is_refused_naming_the_field() {
         assert!(err.contains(field), "expected {field} named: {err}");
         assert_eq!(code_of(&bytes), "BUNDLE_METADATA", "{err}");
     }
+}
+
+/// Re-frames a bundle's metadata and data with a fresh checksum, as an editor of the file could.
+fn reframed(bytes: &[u8], edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let meta_len = u64::from_le_bytes(bytes[12..20].try_into().unwrap()) as usize;
+    let mut meta: serde_json::Value = serde_json::from_slice(&bytes[28..28 + meta_len]).unwrap();
+    edit(&mut meta);
+    let json = serde_json::to_vec(&meta).unwrap();
+    let data = &bytes[28 + meta_len..bytes.len() - 32];
+    let mut out = bytes[..12].to_vec();
+    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    out.extend_from_slice(&(data.len() as u64).to_le_bytes());
+    out.extend_from_slice(&json);
+    out.extend_from_slice(data);
+    let digest = Sha256::digest(&out);
+    out.extend_from_slice(&digest);
+    out
+}
+
+#[test]
+fn a_half_precision_bundle_holds_its_networks_in_two_bytes_a_value() {
+    let full = small_bundle();
+    let half = full.clone().at_precision(Precision::F16).unwrap();
+    // Rounded to the nearest half, and only where a half cannot hold the value.
+    for (a, b) in full.decoder.iter().zip(&half.decoder) {
+        assert_eq!(*b, f16_to_f32(f32_to_f16(*a)));
+        assert!(
+            (a - b).abs() <= a.abs() * 2f32.powi(-11) + 2f32.powi(-25),
+            "{a} → {b}"
+        );
+    }
+    assert_ne!(full.denoiser, half.denoiser);
+    assert_eq!(full.theta_orig, half.theta_orig);
+    assert_eq!(full.latent_norm, half.latent_norm);
+    assert_ne!(full.param_norm, half.param_norm);
+
+    let bytes = half.to_bytes();
+    let halves = (half.decoder.len() + half.denoiser.len() + 2 * half.param_norm.mean.len()) * 2;
+    // Two bytes saved a value; "f16" is as long as "f32" in the section table.
+    assert_eq!(full.to_bytes().len() - bytes.len(), halves);
+    let decoded = Bundle::from_bytes(&bytes).unwrap();
+    let mut expected = half.clone();
+    expected.meta.sections = decoded.meta.sections.clone(); // written by to_bytes
+    assert!(
+        decoded == expected,
+        "the decoded bundle differs from what was written"
+    );
+    assert_eq!(decoded.precision, Precision::F16);
+    assert_eq!(decoded.to_bytes(), bytes);
+    let dtypes: Vec<_> = decoded
+        .meta
+        .sections
+        .iter()
+        .map(|s| (s.name.as_str(), s.dtype.as_str()))
+        .collect();
+    assert!(dtypes.contains(&("decoder", "f16")) && dtypes.contains(&("denoiser", "f16")));
+    assert!(dtypes.contains(&("theta_orig", "f32")));
+    // Rounding again changes nothing.
+    assert!(decoded.clone().at_precision(Precision::F16).unwrap() == decoded);
+}
+
+#[test]
+fn half_precision_refuses_what_a_half_cannot_hold() {
+    let mut bundle = small_bundle();
+    bundle.decoder[2] = 1e6;
+    let err = bundle.at_precision(Precision::F16).unwrap_err();
+    assert_eq!(err.code(), "BUNDLE_VALUE");
+    assert!(
+        err.to_string()
+            .contains("section decoder: 1000000 is past f16's range"),
+        "{err}"
+    );
+}
+
+#[test]
+fn half_precision_sections_are_checked_like_the_rest() {
+    let bytes = small_bundle()
+        .at_precision(Precision::F16)
+        .unwrap()
+        .to_bytes();
+    // θ_orig may not be stored in halves: the guard and its hash need it exact.
+    let err = error_of(&reframed(&bytes, |m| {
+        let s = m["sections"].as_array_mut().unwrap();
+        let theta = s.iter_mut().find(|s| s["name"] == "theta_orig").unwrap();
+        theta["dtype"] = "f16".into();
+        theta["len"] = (theta["len"].as_u64().unwrap() * 2).into();
+    }));
+    assert!(err.contains("section theta_orig has dtype f16"), "{err}");
+    // One network in halves and the other not is refused, so a re-export cannot change it.
+    let mixed = reframed(&bytes, |m| {
+        let s = m["sections"].as_array_mut().unwrap();
+        let decoder = s.iter_mut().find(|s| s["name"] == "decoder").unwrap();
+        decoder["dtype"] = "f32".into();
+        decoder["len"] = (decoder["len"].as_u64().unwrap() / 2).into();
+    });
+    let err = error_of(&mixed);
+    assert!(err.contains("denoiser is f16 but decoder is f32"), "{err}");
+    assert_eq!(code_of(&mixed), "BUNDLE_SECTION");
+    // A non-finite half (0x7c00, +∞) is named like a non-finite f32.
+    let mut bundle = small_bundle().at_precision(Precision::F16).unwrap();
+    bundle.denoiser[1] = f32::INFINITY;
+    let err = error_of(&bundle.to_bytes());
+    assert!(
+        err.contains("section denoiser contains 1 non-finite"),
+        "{err}"
+    );
 }

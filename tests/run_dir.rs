@@ -5,8 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use g2d::backend::cpu_device;
+use g2d::bundle::Precision;
 use g2d::pipeline::config::RunConfig;
-use g2d::pipeline::run::Run;
+use g2d::pipeline::run::{load_bundle, Run};
 use g2d::pipeline::sources::DataSource;
 
 fn tiny_config() -> RunConfig {
@@ -107,6 +108,23 @@ fn later_stages_refuse_artifacts_of_an_earlier_collection() {
     run.train_diffusion(3.0).unwrap();
     let splits = run.splits().unwrap();
     let bundle = run.export(3.0, &splits).unwrap();
+    // The same bundle in half precision, elsewhere: smaller, and evaluated like the run's own.
+    let half = dir.join("half.g2d");
+    run.export_to(3.0, &splits, Precision::F16, &half).unwrap();
+    let read = load_bundle(&half).unwrap();
+    assert_eq!(read.precision, Precision::F16);
+    assert_eq!(read.theta_orig, load_bundle(&bundle).unwrap().theta_orig);
+    assert!(read.meta.candidates.is_some());
+    assert!(std::fs::metadata(&half).unwrap().len() < std::fs::metadata(&bundle).unwrap().len());
+    let (full, halved) = (
+        run.evaluate(&bundle, &splits).unwrap(),
+        run.evaluate(&half, &splits).unwrap(),
+    );
+    let (a, b) = (full.l1_to_original.mean, halved.l1_to_original.mean);
+    assert!(
+        (a - b).abs() < 0.01 * a,
+        "mean L1 to θ_orig {a} in f32, {b} in f16"
+    );
 
     // config.json now asks for another collection than target.safetensors holds.
     let mut changed = tiny_config();

@@ -10,7 +10,7 @@ use burn::module::Module;
 use burn::prelude::*;
 use g2d::attacks::input_gradient;
 use g2d::backend::cpu_device;
-use g2d::bundle::Bundle;
+use g2d::bundle::{Bundle, Precision};
 use g2d::classifier::{images_tensor, labels_tensor, Arch, Classifier, ClassifierConfig};
 use g2d::rng::G2dRng;
 use g2d::web::{shared_webgpu, WebG2d};
@@ -186,6 +186,44 @@ async fn regenerate_samples_the_bundles_candidates_unless_told() {
         get(&regenerate(&g, told).await, "candidates").as_f64(),
         Some(3.0)
     );
+}
+
+/// A bundle in half precision loads, says so, and regenerates, from the same seed, what its full
+/// precision original does up to the rounding of its weights.
+#[wasm_bindgen_test]
+async fn a_half_precision_bundle_regenerates_what_the_full_one_does() {
+    let full = common::small_bundle();
+    let half = full.clone().at_precision(Precision::F16).unwrap();
+    let theta = &full.theta_orig;
+    for backend in ["webgpu", "cpu"] {
+        let mut sets = Vec::new();
+        for (bundle, precision) in [(&full, "f32"), (&half, "f16")] {
+            let g = load(&bundle.to_bytes(), backend).await.unwrap();
+            let info: JsValue = g.info().into();
+            assert_eq!(
+                get(&info, "precision").as_string().as_deref(),
+                Some(precision)
+            );
+            let request = object(&[
+                ("candidates", 1.into()),
+                ("seed", 5.into()),
+                ("guardDelta", 1.0.into()),
+            ]);
+            sets.push(Float32Array::from(get(&regenerate(&g, request).await, "params")).to_vec());
+        }
+        let mean_abs =
+            |f: &dyn Fn(usize) -> f32| (0..theta.len()).map(f).sum::<f32>() / theta.len() as f32;
+        let moved = mean_abs(&|i| (sets[0][i] - theta[i]).abs());
+        let rounding = mean_abs(&|i| (sets[1][i] - sets[0][i]).abs());
+        // What rounding θ_orig-sized weights (the normalisation's mean) to f16 can move, beside
+        // a twentieth of what the networks themselves move the set.
+        let bound = 2f32.powi(-10) * mean_abs(&|i| theta[i].abs()) + 0.05 * moved;
+        assert!(moved > 0.0, "{backend}: the set did not move from θ_orig");
+        assert!(
+            rounding < bound,
+            "{backend}: f16 moved the set by {rounding} (bound {bound}); it moved {moved} from θ_orig"
+        );
+    }
 }
 
 /// A bundle whose parameters are centred per collection run: each regenerated set adds one

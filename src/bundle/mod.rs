@@ -8,14 +8,17 @@
 //! 12      8     metadata length M, u64 LE
 //! 20      8     section data length S, u64 LE
 //! 28      M     metadata, UTF-8 JSON (BundleMeta)
-//! 28+M    S     sections, in the order metadata lists them (f32 LE or u8)
+//! 28+M    S     sections, in the order metadata lists them (f32 LE, f16 LE or u8)
 //! 28+M+S  32    SHA-256 of every byte before it
 //! ```
 //!
 //! Sections: decoder and denoiser weights, the classifier's fixed (not regenerated) weights,
 //! θ_orig, the parameter and latent normalisations, the runs' means where the parameters are
 //! centred per collection run (`param_centres`, only then) (all f32), and a validation slice for the
-//! guard (u8 pixels and labels).
+//! guard (u8 pixels and labels). A bundle written at [`Precision::F16`] holds what only generation
+//! reads (the decoder, the denoiser, the parameter normalisation and the run centres) as IEEE half
+//! floats instead; θ_orig, which the guard and the distances are measured against, the latent
+//! normalisation and the fixed weights stay f32 either way.
 //! Loading checks length, magic, version, checksum, metadata, every section's length against the
 //! architecture it claims, finiteness, and θ_orig's SHA-256, in that order, and fails on the first
 //! problem with a message that names it.
@@ -29,7 +32,7 @@ use sha2::{Digest, Sha256};
 
 use crate::autoencoder::AutoencoderConfig;
 use crate::classifier::ClassifierConfig;
-use crate::codec::{f32_from_le_bytes, f32_to_le_bytes};
+use crate::codec::{f16_from_le_bytes, f16_to_le_bytes, f32_from_le_bytes, f32_to_le_bytes};
 use crate::data::Images;
 use crate::diffusion::denoiser::DenoiserConfig;
 use crate::diffusion::sampler::SamplerConfig;
@@ -88,9 +91,32 @@ pub struct Section {
     pub len: usize,
 }
 
+/// How a bundle stores the sections only generation reads ([`HALF_SECTIONS`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// Four bytes a value: what training produced, bit for bit.
+    #[default]
+    F32,
+    /// Two bytes a value, rounded to the nearest IEEE half ([`Bundle::at_precision`]).
+    F16,
+}
+
+/// The sections a bundle may store at [`Precision::F16`].
+pub const HALF_SECTIONS: [&str; 5] = [
+    "decoder",
+    "denoiser",
+    "param_mean",
+    "param_std",
+    "param_centres",
+];
+
 /// A decoded bundle.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Bundle {
+    /// How [`HALF_SECTIONS`] are stored; at F16 their values here are already halves.
+    pub precision: Precision,
     pub meta: BundleMeta,
     pub decoder: Vec<f32>,
     pub denoiser: Vec<f32>,
@@ -163,6 +189,43 @@ impl Bundle {
             .collect()
     }
 
+    /// The bundle stored at `precision`: at F16, [`HALF_SECTIONS`] rounded to the nearest half,
+    /// which is what the file will hold and what generation then reads. Fails, naming the
+    /// section, where a value is past f16's range (±65,504). F32 keeps the values as they are.
+    pub fn at_precision(mut self, precision: Precision) -> Result<Bundle> {
+        if precision == Precision::F16 && self.precision == Precision::F32 {
+            for (name, values) in [
+                ("decoder", &mut self.decoder),
+                ("denoiser", &mut self.denoiser),
+                ("param_mean", &mut self.param_norm.mean),
+                ("param_std", &mut self.param_norm.std),
+                ("param_centres", &mut self.param_centres),
+            ] {
+                for v in values.iter_mut() {
+                    let half = crate::codec::f16_to_f32(crate::codec::f32_to_f16(*v));
+                    if v.is_finite() && !half.is_finite() {
+                        return Err(bad(
+                            BundleFault::Value,
+                            format!("section {name}: {v} is past f16's range (±65,504)"),
+                        ));
+                    }
+                    *v = half;
+                }
+            }
+        }
+        self.precision = precision;
+        Ok(self)
+    }
+
+    /// The dtype section `name` is written in.
+    fn dtype_of(&self, name: &str) -> &'static str {
+        if HALF_SECTIONS.contains(&name) {
+            self.precision.name()
+        } else {
+            "f32"
+        }
+    }
+
     /// Encodes the bundle. The section table in the metadata is rewritten to match the data.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut meta = self.meta.clone();
@@ -171,7 +234,7 @@ impl Bundle {
             .iter()
             .map(|(name, v)| Section {
                 name: name.to_string(),
-                dtype: "f32".into(),
+                dtype: self.dtype_of(name).into(),
                 len: v.len(),
             })
             .chain([
@@ -189,8 +252,11 @@ impl Bundle {
             .collect();
         let json = serde_json::to_vec(&meta).expect("metadata serialises");
         let mut data = Vec::new();
-        for (_, values) in self.f32_sections() {
-            data.extend_from_slice(&f32_to_le_bytes(values));
+        for (name, values) in self.f32_sections() {
+            data.extend_from_slice(&match self.dtype_of(name) {
+                "f16" => f16_to_le_bytes(values),
+                _ => f32_to_le_bytes(values),
+            });
         }
         data.extend_from_slice(&self.validation_bytes());
         data.extend_from_slice(&self.validation.labels);
@@ -309,7 +375,9 @@ impl Bundle {
         };
         let labels = u8s("validation_labels")?;
         let pixels = u8s("validation_images")?;
+        let precision = meta.precision()?;
         Ok(Bundle {
+            precision,
             decoder: f32s("decoder")?,
             denoiser: f32s("denoiser")?,
             fixed: f32s("fixed")?,
@@ -335,6 +403,44 @@ impl Bundle {
             },
             meta,
         })
+    }
+}
+
+impl Precision {
+    /// The dtype's name, as the section table and the JS API's `info().precision` write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::F16 => "f16",
+        }
+    }
+}
+
+impl BundleMeta {
+    /// F16 where the half-precision sections are written so, F32 where they are not; a bundle
+    /// that mixes the two is refused, so that writing it back gives the same bytes.
+    pub fn precision(&self) -> Result<Precision> {
+        precision_of(self)
+    }
+}
+
+fn precision_of(meta: &BundleMeta) -> Result<Precision> {
+    let halves: Vec<(&str, bool)> = meta
+        .sections
+        .iter()
+        .filter(|s| HALF_SECTIONS.contains(&s.name.as_str()))
+        .map(|s| (s.name.as_str(), s.dtype == "f16"))
+        .collect();
+    match (
+        halves.iter().find(|(_, half)| *half),
+        halves.iter().find(|(_, half)| !*half),
+    ) {
+        (Some((a, _)), Some((b, _))) => Err(bad(
+            BundleFault::Section,
+            format!("section {a} is f16 but {b} is f32: a bundle stores them alike"),
+        )),
+        (Some(_), None) => Ok(Precision::F16),
+        _ => Ok(Precision::F32),
     }
 }
 
@@ -365,6 +471,7 @@ fn read_sections(meta: &BundleMeta, data: &[u8]) -> Result<Vec<(String, SectionD
         }
         let width = match s.dtype.as_str() {
             "f32" => 4,
+            "f16" => 2,
             "u8" => 1,
             other => {
                 return Err(bad(
@@ -373,12 +480,14 @@ fn read_sections(meta: &BundleMeta, data: &[u8]) -> Result<Vec<(String, SectionD
                 ))
             }
         };
-        let expected_dtype = if F32_SECTIONS.contains(&s.name.as_str()) {
-            4
+        let allowed = if HALF_SECTIONS.contains(&s.name.as_str()) {
+            &["f32", "f16"][..]
+        } else if F32_SECTIONS.contains(&s.name.as_str()) {
+            &["f32"][..]
         } else {
-            1
+            &["u8"][..]
         };
-        if width != expected_dtype {
+        if !allowed.contains(&s.dtype.as_str()) {
             return Err(bad(
                 BundleFault::Section,
                 format!("section {} has dtype {}", s.name, s.dtype),
@@ -396,10 +505,10 @@ fn read_sections(meta: &BundleMeta, data: &[u8]) -> Result<Vec<(String, SectionD
                 )
             })?;
         let raw = &data[at..end];
-        let values = if width == 4 {
-            SectionData::F32(f32_from_le_bytes(raw))
-        } else {
-            SectionData::U8(raw.to_vec())
+        let values = match width {
+            4 => SectionData::F32(f32_from_le_bytes(raw)),
+            2 => SectionData::F32(f16_from_le_bytes(raw)),
+            _ => SectionData::U8(raw.to_vec()),
         };
         out.push((s.name.clone(), values));
         at = end;

@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::{AttackArgs, QueryAttackArgs, ReportArgs, ThreatArgs};
 use crate::attacks::LinfAttack;
+use crate::bundle::Precision;
 use crate::defense::populations::PopulationSizes;
 use crate::defense::query_attack::{self, QueryAttackPlan};
 use crate::defense::study::{self, ThreatPlan};
@@ -302,9 +303,14 @@ pub fn train_diffusion(run: &Run, json: bool) -> Result<()> {
     Ok(())
 }
 
-pub fn export(run: &Run, json: bool) -> Result<()> {
-    let path = run.export(run.config.diffusion.lambda_l1, &run.splits()?)?;
-    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+pub fn export(run: &Run, precision: Precision, path: &Path, json: bool) -> Result<()> {
+    run.export_to(
+        run.config.diffusion.lambda_l1,
+        &run.splits()?,
+        precision,
+        path,
+    )?;
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     if json {
         print_json(&json!({"bundle": path, "bytes": size}));
     } else {

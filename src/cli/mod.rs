@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand};
 pub use overrides::Overrides;
 
 use crate::backend::native_device;
+use crate::bundle::Precision;
 use crate::defense::study::ThreatPlan;
 use crate::error::Result;
 use crate::params::Scope;
@@ -50,7 +51,16 @@ pub enum Command {
     /// Stage 3: train the latent diffusion model with the G2D loss (λ from --lambda).
     TrainDiffusion,
     /// Write the bundle for --lambda (browser and CLI).
-    Export,
+    Export {
+        /// How what only generation reads (decoder, denoiser, parameter normalisation, run
+        /// centres) is stored: f32 as trained, or f16, rounded to the nearest half (what
+        /// generation then reads; θ_orig stays f32).
+        #[arg(long, value_enum, default_value_t = Precision::F32)]
+        precision: Precision,
+        /// Write it here (default: RUN/g2d-lambda-Λ.g2d).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Generate parameter sets from a bundle and pass them through the guard.
     Generate {
         /// Bundle file (default: RUN/g2d-lambda-Λ.g2d).
@@ -275,7 +285,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Collect => commands::collect(&run, json),
         Command::TrainAe => commands::train_ae(&run, json),
         Command::TrainDiffusion => commands::train_diffusion(&run, json),
-        Command::Export => commands::export(&run, json),
+        Command::Export { precision, out } => {
+            commands::export(&run, *precision, &bundle_or_default(out), json)
+        }
         Command::Generate {
             bundle,
             out,

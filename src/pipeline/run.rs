@@ -24,7 +24,7 @@ use super::train_diffusion::{
     standardised_theta_orig, train_diffusion, vulnerability_bank, DiffusionData, DiffusionInfo,
     FunctionData,
 };
-use crate::bundle::{sha256_hex, Bundle, BundleMeta};
+use crate::bundle::{sha256_hex, Bundle, BundleMeta, Precision};
 use crate::classifier::Classifier;
 use crate::data::Splits;
 use crate::error::{G2dError, Result};
@@ -289,6 +289,20 @@ impl Run {
     /// Stage 3b: the bundle for one λ, with the number of candidates its guard needs per
     /// regeneration ([`Candidates::measure`]). Returns its path.
     pub fn export(&self, lambda: f32, splits: &Splits) -> Result<PathBuf> {
+        let path = self.bundle_path(lambda);
+        self.export_to(lambda, splits, Precision::F32, &path)?;
+        Ok(path)
+    }
+
+    /// [`Run::export`] at `precision`, written to `path`. At F16 the candidates are measured on
+    /// the rounded networks, which is what the file holds.
+    pub fn export_to(
+        &self,
+        lambda: f32,
+        splits: &Splits,
+        precision: Precision,
+        path: &Path,
+    ) -> Result<()> {
         let target = self.load_target()?;
         let ae_file = self.load_autoencoder(&target)?;
         let diff_file = self.load_diffusion(lambda, &ae_file)?;
@@ -296,7 +310,8 @@ impl Run {
         let ae_info: AutoencoderInfo = ae_file.meta()?;
         let diff_info: DiffusionInfo = diff_file.meta()?;
         let theta_orig = target.vector("theta_orig")?;
-        let mut bundle = Bundle {
+        let bundle = Bundle {
+            precision: Precision::F32,
             meta: BundleMeta {
                 classifier: collect_info.classifier,
                 scope: collect_info.scope,
@@ -334,11 +349,10 @@ impl Run {
                 .take(self.config.data.bundle_validation_size),
         };
         bundle.validate()?;
+        let mut bundle = bundle.at_precision(precision)?;
         let rng = G2dRng::seeded(self.config.seed + 9);
         bundle.meta.candidates = Some(Candidates::measure(&bundle, &self.device, rng)?);
-        let path = self.bundle_path(lambda);
-        artifacts::write_atomic(&path, bundle.to_bytes())?;
-        Ok(path)
+        artifacts::write_atomic(path, bundle.to_bytes())
     }
 
     /// Stage 5: generate N and evaluate a bundle against this run's data and checkpoints.

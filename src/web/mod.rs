@@ -314,6 +314,8 @@ impl WebG2d {
         let meta = &s.model.bundle_meta;
         let o = Object::new();
         set(&o, "formatVersion", FORMAT_VERSION);
+        // Checked when the bundle was loaded.
+        set(&o, "precision", meta.precision().unwrap_or_default().name());
         set(&o, "arch", meta.classifier.arch.to_string());
         set(&o, "scope", meta.scope.to_string());
         set(&o, "dataset", meta.dataset.clone());

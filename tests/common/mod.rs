@@ -8,7 +8,7 @@ pub mod torch;
 
 use g2d::autoencoder::AutoencoderConfig;
 use g2d::backend::cpu_device;
-use g2d::bundle::{sha256_hex, Bundle, BundleMeta};
+use g2d::bundle::{sha256_hex, Bundle, BundleMeta, Precision};
 use g2d::classifier::{Arch, ClassifierConfig};
 use g2d::data::Images;
 use g2d::diffusion::denoiser::DenoiserConfig;
@@ -57,6 +57,7 @@ pub fn small_bundle_of(shape: ClassifierConfig, scope: Scope) -> Bundle {
         cols: shape.image[1],
     };
     Bundle {
+        precision: Precision::F32,
         meta: BundleMeta {
             classifier: shape.clone(),
             scope,

@@ -75,7 +75,7 @@ await init(readFileSync(require.resolve("g2d-wasm/g2d_wasm_bg.wasm")));
 const g2d = await G2D.load(readFileSync(require.resolve("g2d-wasm/default.g2d")), { backend: "cpu" });
 const info = g2d.info();
 const r = await g2d.regenerate();
-console.log(JSON.stringify({ dataset: info.dataset, paramCount: info.paramCount, original: info.originalValAccuracy, installed: r.accepted, valAccuracy: r.valAccuracy }));
+console.log(JSON.stringify({ dataset: info.dataset, precision: info.precision, paramCount: info.paramCount, original: info.originalValAccuracy, installed: r.accepted, valAccuracy: r.valAccuracy }));
 `;
 
 // A bundle cut in half must be refused, not half-read.
@@ -164,6 +164,8 @@ describe("npm tarball", { skip: PKG_DIR ? false : "no built package in pkg/ or w
     const r = lastJsonLine(stdout);
     assert.equal(r.dataset, "mnist");
     assert.ok(r.paramCount > 0);
+    // Shipped in half precision (pkg-config/default.g2d, `g2d export --precision f16`).
+    assert.equal(r.precision, "f16");
     assert.ok(r.original > 0.9, `θ_orig validation accuracy ${r.original}`);
     assert.equal(r.installed, true, JSON.stringify(r));
     assert.ok(r.valAccuracy >= r.original - 0.02, JSON.stringify(r));

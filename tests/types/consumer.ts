@@ -55,6 +55,7 @@ same<Shape<W.WorkerBundleInfo>, Shape<BundleInfo & { fallbackAdapter?: boolean }
 // The keys src/web/mod.rs sets, in its order: info() …
 const infoKeys: Record<keyof BundleInfo, true> = {
   formatVersion: true,
+  precision: true,
   arch: true,
   scope: true,
   dataset: true,
