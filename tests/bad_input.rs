@@ -104,7 +104,7 @@ fn hostile(rng: &mut G2dRng, old: &Value) -> Value {
     ];
     match rng.below(6) {
         0 => Value::Null,
-        1 => Value::String(["", "x", "ddim", "f32", "u8", "mlp"][rng.below(6)].into()),
+        1 => Value::String(["", "x", "ddim", "f32", "f16", "u8", "mlp"][rng.below(7)].into()),
         2 => serde_json::json!(numbers[rng.below(numbers.len())]),
         3 => match old {
             Value::Array(items) if !items.is_empty() => {
