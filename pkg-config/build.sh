@@ -150,7 +150,11 @@ for name in g2d_wasm g2d_wasm_cpu; do
   WASM=pkg/${name}_bg.wasm
   RAW=$(wc -c < "$WASM")
   GZ=$(gzip -9 -c "$WASM" | wc -c)
-  echo "  $WASM ($PROFILE): $RAW bytes ($(mb "$RAW") MB), gzip -9: $GZ bytes ($(mb "$GZ") MB)"
+  # Brotli at its highest quality, what servers and CDNs that precompress send browsers.
+  BR=$(node -e 'const z = require("zlib"); const b = require("fs").readFileSync(process.argv[1]);
+    console.log(z.brotliCompressSync(b, { params: { [z.constants.BROTLI_PARAM_QUALITY]: 11,
+      [z.constants.BROTLI_PARAM_LGWIN]: 24, [z.constants.BROTLI_PARAM_SIZE_HINT]: b.length } }).length)' "$WASM")
+  echo "  $WASM ($PROFILE): $RAW bytes ($(mb "$RAW") MB), gzip -9: $GZ bytes ($(mb "$GZ") MB), brotli -q 11: $BR bytes ($(mb "$BR") MB)"
   echo "  before wasm-opt, by crate:"
   sed 's/^/    /' <<<"${BY_CRATE[$name]}"
 done

@@ -1,5 +1,7 @@
-//! The one f32 codec of the crate's files (bundle sections, safetensors artifacts, hashes):
-//! little-endian IEEE-754, four bytes a value; and the hex SHA-256 that names their contents.
+//! The one float codec of the crate's files (bundle sections, safetensors artifacts, hashes):
+//! little-endian IEEE-754, four bytes a value, or two for half precision (bundles written with
+//! `--precision f16`, and PyTorch's float16 tensors); and the hex SHA-256 that names their
+//! contents.
 
 /// `values` as little-endian bytes.
 pub fn f32_to_le_bytes(values: &[f32]) -> Vec<u8> {
@@ -68,6 +70,11 @@ pub fn f32_to_f16(v: f32) -> u16 {
     // A carry out of the significand moves into the exponent field, up to infinity: that is
     // what rounding up across a power of two (or past 65504) means in IEEE 754.
     sign | (base + rounded) as u16
+}
+
+/// The half nearest `v`, widened back: what an f16 section stores for it.
+pub fn round_to_f16(v: f32) -> f32 {
+    f16_to_f32(f32_to_f16(v))
 }
 
 /// `values` as little-endian half-precision bytes, two a value ([`f32_to_f16`]).

@@ -14,7 +14,7 @@
 //! | latent DDPM: schedule, denoiser, G2D loss, samplers | [`diffusion`] |
 //! | generation and guard | [`generate`] |
 //! | metrics | [`metrics`] |
-//! | the bundle file, and the f32 codec of every file | [`bundle`], [`codec`] |
+//! | the bundle file, and the float codec of every file | [`bundle`], [`codec`] |
 //! | attacks | [`attacks`] |
 //! | names of the closed sets (backend, arch, scope) | [`naming`] |
 //! | native training stages and the run directory (feature `cli`) | `pipeline` |

@@ -5,6 +5,10 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+mod common;
+
+use common::{frame, reseal, unframe};
+
 use g2d::backend::cpu_device;
 use g2d::bundle::Bundle;
 use g2d::data::{encode_idx_images, encode_idx_labels, parse_idx_images, parse_idx_labels, Images};
@@ -12,39 +16,13 @@ use g2d::diffusion::sampler::SamplerConfig;
 use g2d::generate::G2dModel;
 use g2d::rng::G2dRng;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 const BUNDLE: &[u8] = include_bytes!("fixtures/tiny.g2d");
 const HEADER_LEN: usize = 28;
 
-/// Recomputes the trailing SHA-256, as anyone can.
-fn reseal(mut bytes: Vec<u8>) -> Vec<u8> {
-    if bytes.len() >= 32 {
-        let body = bytes.len() - 32;
-        let digest = Sha256::digest(&bytes[..body]);
-        bytes[body..].copy_from_slice(&digest);
-    }
-    bytes
-}
-
 /// The fixture's metadata and section data.
 fn split() -> (Value, Vec<u8>) {
-    let meta_len = u64::from_le_bytes(BUNDLE[12..20].try_into().unwrap()) as usize;
-    let meta = serde_json::from_slice(&BUNDLE[HEADER_LEN..HEADER_LEN + meta_len]).unwrap();
-    let data = BUNDLE[HEADER_LEN + meta_len..BUNDLE.len() - 32].to_vec();
-    (meta, data)
-}
-
-/// A bundle with `meta` as its metadata, framed and sealed.
-fn frame(meta: &Value, data: &[u8]) -> Vec<u8> {
-    let json = serde_json::to_vec(meta).unwrap();
-    let mut out = BUNDLE[..12].to_vec();
-    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
-    out.extend_from_slice(&(data.len() as u64).to_le_bytes());
-    out.extend_from_slice(&json);
-    out.extend_from_slice(data);
-    out.extend_from_slice(&[0; 32]);
-    reseal(out)
+    unframe(BUNDLE)
 }
 
 /// Loads `bytes`; a bundle that loads must also build and regenerate. Returns whether it

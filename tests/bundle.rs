@@ -4,8 +4,8 @@
 mod common;
 
 use common::small_bundle;
-use g2d::bundle::{Bundle, Precision};
-use g2d::codec::{f16_to_f32, f32_to_f16};
+use g2d::bundle::{Bundle, Precision, HALF_SECTIONS};
+use g2d::codec::{f16_to_f32, f32_to_f16, round_to_f16};
 use g2d::generate::Candidates;
 
 fn error_of(bytes: &[u8]) -> String {
@@ -170,27 +170,25 @@ fn out_of_range_metadata_is_refused_naming_the_field() {
     }
 }
 
-/// Re-frames a bundle's metadata and data with a fresh checksum, as an editor of the file could.
+/// `bytes` with its metadata edited and the checksum recomputed, as an editor of the file could.
 fn reframed(bytes: &[u8], edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
-    use sha2::{Digest, Sha256};
-    let meta_len = u64::from_le_bytes(bytes[12..20].try_into().unwrap()) as usize;
-    let mut meta: serde_json::Value = serde_json::from_slice(&bytes[28..28 + meta_len]).unwrap();
+    let (mut meta, data) = common::unframe(bytes);
     edit(&mut meta);
-    let json = serde_json::to_vec(&meta).unwrap();
-    let data = &bytes[28 + meta_len..bytes.len() - 32];
-    let mut out = bytes[..12].to_vec();
-    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
-    out.extend_from_slice(&(data.len() as u64).to_le_bytes());
-    out.extend_from_slice(&json);
-    out.extend_from_slice(data);
-    let digest = Sha256::digest(&out);
-    out.extend_from_slice(&digest);
-    out
+    common::frame(&meta, &data)
 }
 
 #[test]
 fn a_half_precision_bundle_holds_its_networks_in_two_bytes_a_value() {
-    let full = small_bundle();
+    let mut full = small_bundle();
+    // Two runs' means, the largest section of a real bundle.
+    let n = full.theta_orig.len();
+    full.param_centres = full
+        .theta_orig
+        .iter()
+        .chain(&full.theta_orig)
+        .map(|v| v * 1.001)
+        .collect();
+    assert_eq!(full.param_centres.len(), 2 * n);
     let half = full.clone().at_precision(Precision::F16).unwrap();
     // Rounded to the nearest half, and only where a half cannot hold the value.
     for (a, b) in full.decoder.iter().zip(&half.decoder) {
@@ -204,9 +202,11 @@ fn a_half_precision_bundle_holds_its_networks_in_two_bytes_a_value() {
     assert_eq!(full.theta_orig, half.theta_orig);
     assert_eq!(full.latent_norm, half.latent_norm);
     assert_ne!(full.param_norm, half.param_norm);
+    assert_ne!(full.param_centres, half.param_centres);
+    assert!(half.param_centres.iter().all(|&v| v == round_to_f16(v)));
 
     let bytes = half.to_bytes();
-    let halves = (half.decoder.len() + half.denoiser.len() + 2 * half.param_norm.mean.len()) * 2;
+    let halves = (half.decoder.len() + half.denoiser.len() + 2 * n + 2 * n) * 2;
     // Two bytes saved a value; "f16" is as long as "f32" in the section table.
     assert_eq!(full.to_bytes().len() - bytes.len(), halves);
     let decoded = Bundle::from_bytes(&bytes).unwrap();
@@ -224,10 +224,15 @@ fn a_half_precision_bundle_holds_its_networks_in_two_bytes_a_value() {
         .iter()
         .map(|s| (s.name.as_str(), s.dtype.as_str()))
         .collect();
-    assert!(dtypes.contains(&("decoder", "f16")) && dtypes.contains(&("denoiser", "f16")));
+    for name in HALF_SECTIONS {
+        assert!(dtypes.contains(&(name, "f16")), "{name}: {dtypes:?}");
+    }
     assert!(dtypes.contains(&("theta_orig", "f32")));
-    // Rounding again changes nothing.
-    assert!(decoded.clone().at_precision(Precision::F16).unwrap() == decoded);
+    // Its values are halves already: rounding them again, as an f32 bundle, changes nothing.
+    let mut widened = decoded.clone();
+    widened.precision = Precision::F32;
+    let again = widened.at_precision(Precision::F16).unwrap();
+    assert!(again == decoded, "rounding halves again changed them");
 }
 
 #[test]
@@ -241,6 +246,41 @@ fn half_precision_refuses_what_a_half_cannot_hold() {
             .contains("section decoder: 1000000 is past f16's range"),
         "{err}"
     );
+    // A standard deviation below half f16's smallest step would become 0, which no bundle may
+    // hold; one just above it survives as a subnormal.
+    let mut bundle = small_bundle();
+    bundle.param_norm.std[4] = 1e-8;
+    let err = bundle.at_precision(Precision::F16).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("param_std: 0.00000001 rounds to 0 in f16"),
+        "{err}"
+    );
+    let mut bundle = small_bundle();
+    bundle.param_norm.std[4] = 1e-7;
+    let half = bundle.at_precision(Precision::F16).unwrap();
+    assert_eq!(half.param_norm.std[4], 2f32.powi(-23)); // 1.19e-7, the nearest half
+    Bundle::from_bytes(&half.to_bytes()).unwrap();
+}
+
+/// Half precision changed nothing for bundles in f32: the committed fixtures' sections, and
+/// their section table, write back byte for byte (their metadata gains the fields added since).
+#[test]
+fn full_precision_bundles_read_and_write_as_before() {
+    for bytes in [
+        &include_bytes!("fixtures/tiny.g2d")[..],
+        &include_bytes!("fixtures/colours-cnn.g2d")[..],
+    ] {
+        let bundle = Bundle::from_bytes(bytes).unwrap();
+        assert_eq!(bundle.precision, Precision::F32);
+        let (meta, data) = common::unframe(bytes);
+        let (meta_again, data_again) = common::unframe(&bundle.to_bytes());
+        assert_eq!(meta_again["sections"], meta["sections"]);
+        assert!(
+            data_again == data,
+            "a fixture's sections did not write back byte for byte"
+        );
+    }
 }
 
 #[test]

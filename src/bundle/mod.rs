@@ -32,7 +32,9 @@ use sha2::{Digest, Sha256};
 
 use crate::autoencoder::AutoencoderConfig;
 use crate::classifier::ClassifierConfig;
-use crate::codec::{f16_from_le_bytes, f16_to_le_bytes, f32_from_le_bytes, f32_to_le_bytes};
+use crate::codec::{
+    f16_from_le_bytes, f16_to_le_bytes, f32_from_le_bytes, f32_to_le_bytes, round_to_f16,
+};
 use crate::data::Images;
 use crate::diffusion::denoiser::DenoiserConfig;
 use crate::diffusion::sampler::SamplerConfig;
@@ -131,7 +133,7 @@ pub struct Bundle {
     pub validation: Images,
 }
 
-const F32_SECTIONS: [&str; 9] = [
+const FLOAT_SECTIONS: [&str; 9] = [
     "decoder",
     "denoiser",
     "fixed",
@@ -161,9 +163,10 @@ pub fn sha256_hex(values: &[f32]) -> String {
 }
 
 impl Bundle {
-    /// The f32 sections in file order; `param_centres` only where there are centres, so a
-    /// bundle without them is byte for byte what it was before they existed.
-    fn f32_sections(&self) -> Vec<(&'static str, &[f32])> {
+    /// The float sections (f32, or f16 at [`Precision::F16`]) in file order; `param_centres`
+    /// only where there are centres, so a bundle without them is byte for byte what it was
+    /// before they existed.
+    fn float_sections(&self) -> Vec<(&'static str, &[f32])> {
         [
             ("decoder", &self.decoder[..]),
             ("denoiser", &self.denoiser),
@@ -190,23 +193,27 @@ impl Bundle {
     }
 
     /// The bundle stored at `precision`: at F16, [`HALF_SECTIONS`] rounded to the nearest half,
-    /// which is what the file will hold and what generation then reads. Fails, naming the
-    /// section, where a value is past f16's range (±65,504). F32 keeps the values as they are.
+    /// which is what the file will hold and what generation then reads; F32 keeps the values
+    /// as they are (a bundle read in f16 stays rounded). Fails, naming the section, where a
+    /// value is past f16's range (±65,504) or a standard deviation would round to 0.
     pub fn at_precision(mut self, precision: Precision) -> Result<Bundle> {
         if precision == Precision::F16 && self.precision == Precision::F32 {
-            for (name, values) in [
-                ("decoder", &mut self.decoder),
-                ("denoiser", &mut self.denoiser),
-                ("param_mean", &mut self.param_norm.mean),
-                ("param_std", &mut self.param_norm.std),
-                ("param_centres", &mut self.param_centres),
-            ] {
+            for (name, values) in self.half_sections_mut() {
                 for v in values.iter_mut() {
-                    let half = crate::codec::f16_to_f32(crate::codec::f32_to_f16(*v));
+                    let half = round_to_f16(*v);
                     if v.is_finite() && !half.is_finite() {
                         return Err(bad(
                             BundleFault::Value,
                             format!("section {name}: {v} is past f16's range (±65,504)"),
+                        ));
+                    }
+                    if name == "param_std" && *v > 0.0 && half == 0.0 {
+                        return Err(bad(
+                            BundleFault::Value,
+                            format!(
+                                "section param_std: {v} rounds to 0 in f16 (below 2^-25); \
+                                 export this bundle in f32"
+                            ),
                         ));
                     }
                     *v = half;
@@ -217,10 +224,28 @@ impl Bundle {
         Ok(self)
     }
 
+    /// [`HALF_SECTIONS`]' values, in its order, to round in place.
+    fn half_sections_mut(&mut self) -> [(&'static str, &mut Vec<f32>); 5] {
+        let sections = [
+            ("decoder", &mut self.decoder),
+            ("denoiser", &mut self.denoiser),
+            ("param_mean", &mut self.param_norm.mean),
+            ("param_std", &mut self.param_norm.std),
+            ("param_centres", &mut self.param_centres),
+        ];
+        debug_assert!(sections.iter().map(|(n, _)| *n).eq(HALF_SECTIONS));
+        sections
+    }
+
+    /// Whether section `name` is written in half precision.
+    fn is_half(&self, name: &str) -> bool {
+        self.precision == Precision::F16 && HALF_SECTIONS.contains(&name)
+    }
+
     /// The dtype section `name` is written in.
     fn dtype_of(&self, name: &str) -> &'static str {
-        if HALF_SECTIONS.contains(&name) {
-            self.precision.name()
+        if self.is_half(name) {
+            "f16"
         } else {
             "f32"
         }
@@ -230,7 +255,7 @@ impl Bundle {
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut meta = self.meta.clone();
         meta.sections = self
-            .f32_sections()
+            .float_sections()
             .iter()
             .map(|(name, v)| Section {
                 name: name.to_string(),
@@ -252,10 +277,11 @@ impl Bundle {
             .collect();
         let json = serde_json::to_vec(&meta).expect("metadata serialises");
         let mut data = Vec::new();
-        for (name, values) in self.f32_sections() {
-            data.extend_from_slice(&match self.dtype_of(name) {
-                "f16" => f16_to_le_bytes(values),
-                _ => f32_to_le_bytes(values),
+        for (name, values) in self.float_sections() {
+            data.extend_from_slice(&if self.is_half(name) {
+                f16_to_le_bytes(values)
+            } else {
+                f32_to_le_bytes(values)
             });
         }
         data.extend_from_slice(&self.validation_bytes());
@@ -425,19 +451,21 @@ impl BundleMeta {
 }
 
 fn precision_of(meta: &BundleMeta) -> Result<Precision> {
-    let halves: Vec<(&str, bool)> = meta
+    let halves: Vec<&Section> = meta
         .sections
         .iter()
         .filter(|s| HALF_SECTIONS.contains(&s.name.as_str()))
-        .map(|s| (s.name.as_str(), s.dtype == "f16"))
         .collect();
     match (
-        halves.iter().find(|(_, half)| *half),
-        halves.iter().find(|(_, half)| !*half),
+        halves.iter().find(|s| s.dtype == "f16"),
+        halves.iter().find(|s| s.dtype != "f16"),
     ) {
-        (Some((a, _)), Some((b, _))) => Err(bad(
+        (Some(a), Some(b)) => Err(bad(
             BundleFault::Section,
-            format!("section {a} is f16 but {b} is f32: a bundle stores them alike"),
+            format!(
+                "section {} is f16 but {} is {}: a bundle stores them alike",
+                a.name, b.name, b.dtype
+            ),
         )),
         (Some(_), None) => Ok(Precision::F16),
         _ => Ok(Precision::F32),
@@ -482,7 +510,7 @@ fn read_sections(meta: &BundleMeta, data: &[u8]) -> Result<Vec<(String, SectionD
         };
         let allowed = if HALF_SECTIONS.contains(&s.name.as_str()) {
             &["f32", "f16"][..]
-        } else if F32_SECTIONS.contains(&s.name.as_str()) {
+        } else if FLOAT_SECTIONS.contains(&s.name.as_str()) {
             &["f32"][..]
         } else {
             &["u8"][..]

@@ -192,7 +192,7 @@ impl Bundle {
     /// Values are finite and in range, and θ_orig is the one the metadata names.
     fn validate_values(&self) -> Result<()> {
         let m = &self.meta;
-        for (name, values) in self.f32_sections() {
+        for (name, values) in self.float_sections() {
             ensure_finite(&format!("section {name}"), values)
                 .map_err(refile(BundleFault::Value))?;
         }

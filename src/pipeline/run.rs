@@ -350,12 +350,14 @@ impl Run {
         };
         bundle.validate()?;
         let mut bundle = bundle.at_precision(precision)?;
+        bundle.validate()?; // what the file will hold, rounded
         let rng = G2dRng::seeded(self.config.seed + 9);
         bundle.meta.candidates = Some(Candidates::measure(&bundle, &self.device, rng)?);
         artifacts::write_atomic(path, bundle.to_bytes())
     }
 
-    /// Stage 5: generate N and evaluate a bundle against this run's data and checkpoints.
+    /// Stage 5: generate N and evaluate a bundle against this run's data and checkpoints; the
+    /// run's own bundle's evaluation is also written to RUN/evaluation-lambda-Λ.json.
     pub fn evaluate(&self, bundle_path: &Path, splits: &Splits) -> Result<Evaluation> {
         let bundle = load_bundle(bundle_path)?;
         let model = G2dModel::from_bundle(&bundle, &self.device)?;
@@ -373,12 +375,15 @@ impl Run {
             g.guard_delta,
             G2dRng::seeded(self.config.seed + 3),
         )?;
-        let path = self.path(&format!(
-            "evaluation-lambda-{}.json",
-            lambda_tag(bundle.meta.lambda_l1)
-        ));
-        let text = serde_json::to_string_pretty(&evaluation).expect("evaluation serialises");
-        artifacts::write_atomic(&path, text)?;
+        // The run's record is of its own bundle; another (a copy in half precision, one from
+        // elsewhere) is printed, not filed under the run.
+        let lambda = bundle.meta.lambda_l1;
+        let own = std::fs::canonicalize(self.bundle_path(lambda)).ok();
+        if own.is_some() && own == std::fs::canonicalize(bundle_path).ok() {
+            let path = self.path(&format!("evaluation-lambda-{}.json", lambda_tag(lambda)));
+            let text = serde_json::to_string_pretty(&evaluation).expect("evaluation serialises");
+            artifacts::write_atomic(&path, text)?;
+        }
         Ok(evaluation)
     }
 }

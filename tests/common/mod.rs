@@ -1,5 +1,6 @@
-//! Shared test helpers: a small, valid bundle made from freshly initialised networks, and an
-//! empty scratch directory.
+//! Shared test helpers: a small, valid bundle made from freshly initialised networks, a bundle
+//! file taken apart and put back together (as an editor of the file could), and an empty
+//! scratch directory.
 
 #![allow(dead_code)]
 
@@ -152,4 +153,35 @@ pub fn strided_cnn() -> ClassifierConfig {
         layers: Some(layers),
         ..ClassifierConfig::new(Arch::Cnn).with_data([14, 11], 4)
     }
+}
+
+/// Recomputes a bundle file's trailing SHA-256, as anyone can.
+pub fn reseal(mut bytes: Vec<u8>) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    if bytes.len() >= 32 {
+        let body = bytes.len() - 32;
+        let digest = Sha256::digest(&bytes[..body]);
+        bytes[body..].copy_from_slice(&digest);
+    }
+    bytes
+}
+
+/// A well-framed bundle file's metadata (JSON) and section data.
+pub fn unframe(bytes: &[u8]) -> (serde_json::Value, Vec<u8>) {
+    let meta_len = u64::from_le_bytes(bytes[12..20].try_into().unwrap()) as usize;
+    let meta = serde_json::from_slice(&bytes[28..28 + meta_len]).unwrap();
+    (meta, bytes[28 + meta_len..bytes.len() - 32].to_vec())
+}
+
+/// A bundle file of this format version with `meta` and `data`, sealed.
+pub fn frame(meta: &serde_json::Value, data: &[u8]) -> Vec<u8> {
+    let json = serde_json::to_vec(meta).unwrap();
+    let mut out = g2d::bundle::MAGIC.to_vec();
+    out.extend_from_slice(&g2d::bundle::FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    out.extend_from_slice(&(data.len() as u64).to_le_bytes());
+    out.extend_from_slice(&json);
+    out.extend_from_slice(data);
+    out.extend_from_slice(&[0; 32]);
+    reseal(out)
 }

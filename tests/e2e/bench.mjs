@@ -212,7 +212,8 @@ async function main() {
       for (const [label, options] of CONFIGS) {
         const runs = [];
         for (let i = 0; i <= repeats; i++) {
-          const seed = i; // seed 0 is the warm-up
+          // Seed 0 is the warm-up; each round's timed runs take seeds of their own.
+          const seed = i === 0 ? 0 : round * repeats + i;
           const r = await withTimeout(
             page.evaluate(
               async ({ options, seed }) => {
@@ -249,7 +250,7 @@ async function main() {
           if (i > 0) runs.push(r);
         }
         const key = `${target}\u0000${label}`;
-        if (!measured.has(key)) measured.set(key, { target, backend, adapter: info.adapter, runs: [] });
+        if (!measured.has(key)) measured.set(key, { target, label, backend, adapter: info.adapter, runs: [] });
         measured.get(key).runs.push(...runs);
       }
       await page.evaluate(() => {
@@ -262,10 +263,11 @@ async function main() {
 
     const rows = [];
     const details = [];
-    for (const { target, backend, adapter, runs } of measured.values()) {
+    for (const { target, label, backend, adapter, runs } of measured.values()) {
       const walls = runs.map((r) => r.wall);
       rows.push({
         backend: target,
+        label,
         adapter,
         sampler: runs[0].sampler,
         steps: runs[0].steps,
@@ -308,7 +310,7 @@ async function main() {
       out.push("| sampler | steps | candidates | median ratio | min ratio |");
       out.push("|---|---:|---:|---:|---:|");
       for (const w of paired) {
-        const p = rows.find((r) => r.backend === "cpu" && r.sampler === w.sampler && r.steps === w.steps && r.candidates === w.candidates);
+        const p = rows.find((r) => r.backend === "cpu" && r.label === w.label);
         if (!p) continue;
         out.push(`| ${w.sampler} | ${w.steps} | ${w.candidates} | ${(w.median / p.median).toFixed(2)}× | ${(w.min / p.min).toFixed(2)}× |`);
       }
