@@ -4,7 +4,10 @@
 //
 //   node tests/e2e/bench-rotation.mjs [--bundle NAME.g2d] [--calls N] [--gap MS] [--every N]
 //                                     [--targets cpu,cpu-worker] [--steps S] [--candidates B]
-//   (--steps and --candidates set the rotation's sampler; default: the bundle's and B = 8)
+//                                     [--rounds R]
+//   (--steps and --candidates set the rotation's sampler; default: the bundle's and B = 8;
+//   --rounds measures every row R times in turn and pools the latencies, so that drift on a
+//   busy machine hits the rows with and without rotation alike)
 //
 // Needs www/pkg (pkg-config/build.sh --out www/pkg) and the bundle in www/.
 
@@ -26,6 +29,7 @@ function parseCli() {
       targets: { type: "string", default: "cpu,cpu-worker" },
       steps: { type: "string" },
       candidates: { type: "string" },
+      rounds: { type: "string", default: "1" },
     },
     strict: true,
   });
@@ -40,7 +44,15 @@ function parseCli() {
   const regenerate = {};
   if (values.steps !== undefined) regenerate.steps = int("steps", 1);
   if (values.candidates !== undefined) regenerate.candidates = int("candidates", 1);
-  return { bundle: values.bundle, calls: int("calls", 1), gap: int("gap", 0), every: int("every", 1), targets, regenerate };
+  return {
+    bundle: values.bundle,
+    calls: int("calls", 1),
+    gap: int("gap", 0),
+    every: int("every", 1),
+    rounds: int("rounds", 1),
+    targets,
+    regenerate,
+  };
 }
 
 // In the page: one run of `calls` paced classify() calls; latencies and distinct answers.
@@ -77,13 +89,18 @@ const quantile = (xs, q) => {
 };
 
 async function main() {
-  const { bundle, calls, gap, every, targets, regenerate } = parseCli();
+  const { bundle, calls, gap, every, rounds, targets, regenerate } = parseCli();
   const { browser, page, close } = await servedPage();
   try {
+    // One row per target and policy; each round adds its latencies and its own counts.
     const rows = [];
-    for (const target of targets) {
-      for (const rotateEvery of [0, every]) {
-        console.error(`[bench-rotation] ${target}, ${rotateEvery ? `rotation every ${rotateEvery}` : "no rotation"}`);
+    for (const target of targets) for (const rotateEvery of [0, every]) rows.push({ target, rotateEvery, runs: [] });
+    for (let round = 0; round < rounds; round++) {
+      for (const row of rows) {
+        const { target, rotateEvery } = row;
+        console.error(
+          `[bench-rotation] round ${round + 1}/${rounds}: ${target}, ${rotateEvery ? `rotation every ${rotateEvery}` : "no rotation"}`,
+        );
         const r = await page.evaluate(`(${measure.toString()})(${JSON.stringify({
           bundle: `/${bundle}`,
           worker: target === "cpu-worker",
@@ -92,23 +109,32 @@ async function main() {
           gap,
           regenerate,
         })})`);
-        rows.push({ target, rotateEvery, ...r });
+        row.runs.push(r);
       }
     }
+    const each = (row, key) => row.runs.map((r) => r[key]).join(", ");
     const out = [
-      `Chromium ${browser.version()}, bundle ${bundle}, ${calls} classify() calls of one image, one every ${gap} ms; ` +
-        `rotation's regenerate() settings: ${JSON.stringify(regenerate)}; timer: ` +
-        (rows.every((r) => r.isolated) ? "5 µs (cross-origin isolated)" : "100 µs (not cross-origin isolated)"),
+      `Chromium ${browser.version()}, bundle ${bundle}, ${calls} classify() calls of one image, one every ${gap} ms` +
+        (rounds > 1 ? `, in each of ${rounds} rounds that take the rows in turn (counts per round)` : "") +
+        `; rotation's regenerate() settings: ${JSON.stringify(regenerate)}; timer: ` +
+        (rows.every((row) => row.runs.every((r) => r.isolated)) ? "5 µs (cross-origin isolated)" : "100 µs (not cross-origin isolated)"),
       "",
       "| where | rotation | p50 ms | p95 ms | max ms | distinct answers | sets installed | batches rejected |",
       "|---|---|---:|---:|---:|---:|---:|---:|",
     ];
-    for (const r of rows) {
-      const f = (q) => quantile(r.latencies, q).toFixed(3);
+    for (const row of rows) {
+      row.latencies = row.runs.flatMap((r) => r.latencies);
+      const f = (q) => quantile(row.latencies, q).toFixed(3);
       out.push(
-        `| ${r.target} | ${r.rotateEvery ? `every ${r.rotateEvery}` : "none"} | ${f(0.5)} | ${f(0.95)} | ` +
-          `${Math.max(...r.latencies).toFixed(3)} | ${r.distinct} | ${r.rotations} | ${r.rejected} |`,
+        `| ${row.target} | ${row.rotateEvery ? `every ${row.rotateEvery}` : "none"} | ${f(0.5)} | ${f(0.95)} | ` +
+          `${Math.max(...row.latencies).toFixed(3)} | ${each(row, "distinct")} | ${each(row, "rotations")} | ${each(row, "rejected")} |`,
       );
+    }
+    // The goal: p95 with a rotation within 1.5× of p95 without.
+    out.push("", "| where | p95 with rotation / without |", "|---|---:|");
+    for (const target of targets) {
+      const [none, rotating] = [0, every].map((e) => rows.find((r) => r.target === target && r.rotateEvery === e));
+      out.push(`| ${target} | ${(quantile(rotating.latencies, 0.95) / quantile(none.latencies, 0.95)).toFixed(2)}× |`);
     }
     console.log(out.join("\n"));
   } finally {
