@@ -20,11 +20,6 @@ use serde_json::Value;
 const BUNDLE: &[u8] = include_bytes!("fixtures/tiny.g2d");
 const HEADER_LEN: usize = 28;
 
-/// The fixture's metadata and section data.
-fn split() -> (Value, Vec<u8>) {
-    unframe(BUNDLE)
-}
-
 /// Loads `bytes`; a bundle that loads must also build and regenerate. Returns whether it
 /// loaded; a panic fails the test naming the case.
 fn load_without_panic(bytes: &[u8], case: &str) -> bool {
@@ -115,7 +110,7 @@ fn hostile(rng: &mut G2dRng, old: &Value) -> Value {
 #[test]
 fn mutated_bundles_never_panic() {
     let mut rng = G2dRng::seeded(2026);
-    let (meta, data) = split();
+    let (meta, data) = unframe(BUNDLE);
     let mut paths = Vec::new();
     pointers(&meta, String::new(), &mut paths);
     let mut loaded = 0;
@@ -213,7 +208,7 @@ fn mutated_idx_files_never_panic() {
 /// twice, not whole vectors of θ, more than a bundle may hold, or not finite.
 #[test]
 fn bad_run_centre_sections_are_refused() {
-    let (meta, data) = split();
+    let (meta, data) = unframe(BUNDLE);
     let n = meta["regenerated"]["tensors"]
         .as_array()
         .unwrap()

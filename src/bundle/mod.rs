@@ -446,29 +446,25 @@ impl BundleMeta {
     /// F16 where the half-precision sections are written so, F32 where they are not; a bundle
     /// that mixes the two is refused, so that writing it back gives the same bytes.
     pub fn precision(&self) -> Result<Precision> {
-        precision_of(self)
-    }
-}
-
-fn precision_of(meta: &BundleMeta) -> Result<Precision> {
-    let halves: Vec<&Section> = meta
-        .sections
-        .iter()
-        .filter(|s| HALF_SECTIONS.contains(&s.name.as_str()))
-        .collect();
-    match (
-        halves.iter().find(|s| s.dtype == "f16"),
-        halves.iter().find(|s| s.dtype != "f16"),
-    ) {
-        (Some(a), Some(b)) => Err(bad(
-            BundleFault::Section,
-            format!(
-                "section {} is f16 but {} is {}: a bundle stores them alike",
-                a.name, b.name, b.dtype
-            ),
-        )),
-        (Some(_), None) => Ok(Precision::F16),
-        _ => Ok(Precision::F32),
+        let halves: Vec<&Section> = self
+            .sections
+            .iter()
+            .filter(|s| HALF_SECTIONS.contains(&s.name.as_str()))
+            .collect();
+        match (
+            halves.iter().find(|s| s.dtype == "f16"),
+            halves.iter().find(|s| s.dtype != "f16"),
+        ) {
+            (Some(a), Some(b)) => Err(bad(
+                BundleFault::Section,
+                format!(
+                    "section {} is f16 but {} is {}: a bundle stores them alike",
+                    a.name, b.name, b.dtype
+                ),
+            )),
+            (Some(_), None) => Ok(Precision::F16),
+            _ => Ok(Precision::F32),
+        }
     }
 }
 
